@@ -1,0 +1,61 @@
+# TI-Messenger Fachdienst — build, test, run.
+# The two commands a newcomer needs: `make run` and `make test`.
+
+SHELL       := /bin/bash
+GO          ?= go
+BUILD       := build
+WASM_ENV    := GOOS=wasip1 GOARCH=wasm
+WASM_FLAGS  := -buildmode=c-shared -trimpath -ldflags='-s -w'
+FUZZTIME    ?= 10s
+
+# Tests and benchmarks load the compiled filters from here.
+export TIM_FILTER_WASM      := $(abspath $(BUILD)/tim-filter.wasm)
+export TIM_PASSTHROUGH_WASM := $(abspath $(BUILD)/passthrough.wasm)
+
+.PHONY: all build wasm test test-go lint run bench conformance fuzz clean
+
+all: build
+
+## build: every binary into build/bin and the filters into build/*.wasm
+build: wasm
+	$(GO) build -trimpath -o $(BUILD)/bin/ ./cmd/... ./control/cmd/... ./pushgw/cmd/...
+
+## wasm: the messenger-proxy filter (and the pass-through baseline used by benchmarks)
+wasm:
+	@mkdir -p $(BUILD)
+	$(WASM_ENV) $(GO) build $(WASM_FLAGS) -o $(BUILD)/tim-filter.wasm ./wasm/cmd/tim-filter
+	$(WASM_ENV) $(GO) build $(WASM_FLAGS) -o $(BUILD)/passthrough.wasm ./wasm/cmd/passthrough
+
+## test: lint, then every test (PostgreSQL-backed storage tests included)
+test: lint wasm
+	scripts/with-postgres.sh $(GO) test -count=1 -timeout 45m ./...
+
+## lint: gofmt and go vet, for the host and for wasip1
+lint:
+	@out=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(WASM_ENV) $(GO) vet ./wasm/...
+
+## run: the whole Fachdienst locally (SQLite, stand-ins, filter hosted in wazero)
+run: wasm
+	$(GO) run ./cmd/tim-local
+
+## bench: every benchmark; figures go to build/bench/<name>.json and are printed
+bench: wasm
+	@mkdir -p $(BUILD)/bench
+	@for b in $$(ls -d bench/*/ 2>/dev/null); do \
+	  name=$$(basename $$b); echo "== bench $$name"; \
+	  $(GO) run ./bench/$$name -out $(BUILD)/bench/$$name.json || exit 1; \
+	done
+
+## conformance: the plan VM against OPA on the data-driven corpus
+conformance:
+	$(GO) run ./conformance/cmd/conformance
+
+## fuzz: a short run of every fuzz target (FUZZTIME each)
+fuzz:
+	scripts/fuzz.sh $(FUZZTIME)
+
+clean:
+	rm -rf $(BUILD)
