@@ -20,9 +20,12 @@ import (
 	"sigs.k8s.io/yaml"
 
 	// Every typed_config in envoy.yaml must resolve to a registered type, as in Envoy itself.
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/bootstrap/internal_listener/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/clusters/dynamic_forward_proxy/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/dynamic_forward_proxy/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/internal_upstream/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/raw_buffer/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 )
@@ -94,7 +97,11 @@ func summarize(t *testing.T, l *listenerv3.Listener) listenerSummary {
 	}
 	for _, vh := range hcm.GetRouteConfig().GetVirtualHosts() {
 		for _, r := range vh.GetRoutes() {
-			s.Routes[r.GetMatch().GetPrefix()] = routeTarget(r)
+			key := r.GetMatch().GetPrefix()
+			if r.GetMatch().GetConnectMatcher() != nil {
+				key = "CONNECT"
+			}
+			s.Routes[key] = routeTarget(r)
 		}
 	}
 	return s
