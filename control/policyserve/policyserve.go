@@ -1,0 +1,286 @@
+// Package policyserve holds the policy revision the control plane hands to the messenger proxies: the
+// proxy decision compiled to an OPA IR plan (control/plancompile) plus the policy data (policies/data.json
+// merged with the operator's settings: approved client ids, exemptions, own domains, TI-M variant).
+//
+// Reload recompiles from the configured sources (a directory, or the policies embedded in the binary). A
+// policy that does not compile, or data that do not parse, is refused with its error and the previous
+// revision stays in service: a typo in a Rego file must never leave the proxies without a policy. Reload
+// is triggered by SIGHUP (ReloadOnSIGHUP) and by POST /admin/v1/policy/reload (RegisterAdmin).
+package policyserve
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"maps"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/timfd/fachdienst/control/plancompile"
+	"github.com/timfd/fachdienst/policies"
+)
+
+// Compiler compiles the Rego modules of fsys for entrypoint; plancompile.Compile is the default.
+type Compiler func(ctx context.Context, fsys fs.FS, entrypoints ...string) (*plancompile.Result, error)
+
+// Operator is the provider's part of the policy data; it is merged into data.json's "config" object.
+// Empty fields leave the defaults of data.json in place.
+type Operator struct {
+	Variant           string   `yaml:"variant" json:"variant"`                         // "pro" or "basic" (TI-M ePA)
+	OwnDomains        []string `yaml:"own_domains" json:"own_domains"`                 // the provider's Matrix domains
+	ApprovedClientIDs []string `yaml:"approved_client_ids" json:"approved_client_ids"` // added to client_ids.approved
+	EnforceClientIDs  *bool    `yaml:"enforce_client_ids" json:"enforce_client_ids"`   // client_ids.enforce
+	// Exemptions are appended to data.json's, e.g. {"direction":"client","method":"GET","path":"/health"}.
+	Exemptions []map[string]any `yaml:"exemptions" json:"exemptions"`
+	// Messages override error texts by key (e.g. German texts of later gematik versions).
+	Messages map[string]string `yaml:"messages" json:"messages"`
+}
+
+// Config configures a Server.
+type Config struct {
+	// Dir holds the Rego modules and data.json; empty uses the policies embedded in the binary.
+	Dir string
+	// DataFile, when set, replaces Dir's (or the embedded) data.json.
+	DataFile   string
+	Entrypoint string // default tim/proxy/decision
+	Operator   Operator
+	// LoadOperator, when set, is called on every reload to re-read the operator settings.
+	LoadOperator func() (Operator, error)
+	Compile      Compiler
+	Logger       *slog.Logger
+	Now          func() time.Time
+}
+
+// Revision is one compiled policy with its data. It is immutable; Body is the precomputed answer of
+// GET /internal/v1/policy.
+type Revision struct {
+	Revision    string          `json:"revision"`
+	Plan        json.RawMessage `json:"plan"`
+	Data        json.RawMessage `json:"data"`
+	Entrypoints []string        `json:"-"`
+	CompiledAt  time.Time       `json:"-"`
+	Body        []byte          `json:"-"`
+}
+
+// Server holds the current revision.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	current atomic.Pointer[Revision]
+	mu      sync.Mutex // serialises reloads
+}
+
+// New compiles the policy once; it fails when that first compilation fails, as there is nothing to serve.
+func New(ctx context.Context, cfg Config) (*Server, error) {
+	if cfg.Entrypoint == "" {
+		cfg.Entrypoint = policies.ProxyDecision
+	}
+	if cfg.Compile == nil {
+		cfg.Compile = plancompile.Compile
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "policyserve")}
+	if _, err := s.Reload(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Current returns the revision in service (never nil after New succeeded).
+func (s *Server) Current() *Revision { return s.current.Load() }
+
+// Reload recompiles. On failure the previous revision stays current and the error is returned.
+func (s *Server) Reload(ctx context.Context) (*Revision, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rev, err := s.build(ctx)
+	if err != nil {
+		kept := ""
+		if cur := s.current.Load(); cur != nil {
+			kept = cur.Revision
+		}
+		s.log.Error("policy refused; previous revision kept", "event", "policy_reload_failed", "kept_revision", kept, "error", err.Error())
+		return nil, err
+	}
+	prev := s.current.Swap(rev)
+	if prev == nil || prev.Revision != rev.Revision {
+		s.log.Info("policy revision in service", "event", "policy_loaded", "revision", rev.Revision)
+	}
+	return rev, nil
+}
+
+func (s *Server) build(ctx context.Context) (*Revision, error) {
+	var fsys fs.FS = policies.FS
+	if s.cfg.Dir != "" {
+		fsys = os.DirFS(s.cfg.Dir)
+	}
+	res, err := s.cfg.Compile(ctx, fsys, s.cfg.Entrypoint)
+	if err != nil {
+		return nil, fmt.Errorf("policy: compile: %w", err)
+	}
+	if !json.Valid(res.Plan) {
+		return nil, errors.New("policy: compiler returned a plan that is not JSON")
+	}
+	var raw []byte
+	if s.cfg.DataFile != "" {
+		raw, err = os.ReadFile(s.cfg.DataFile)
+	} else {
+		raw, err = fs.ReadFile(fsys, "data.json")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("policy: data: %w", err)
+	}
+	op := s.cfg.Operator
+	if s.cfg.LoadOperator != nil {
+		if op, err = s.cfg.LoadOperator(); err != nil {
+			return nil, fmt.Errorf("policy: operator settings: %w", err)
+		}
+	}
+	data, err := MergeData(raw, op)
+	if err != nil {
+		return nil, err
+	}
+	h := sha256.New()
+	h.Write([]byte(res.Revision))
+	h.Write([]byte{0})
+	h.Write(res.Plan)
+	h.Write([]byte{0})
+	h.Write(data)
+	rev := &Revision{
+		Revision:    hex.EncodeToString(h.Sum(nil)[:8]),
+		Plan:        res.Plan,
+		Data:        data,
+		Entrypoints: res.Entrypoints,
+		CompiledAt:  s.cfg.Now(),
+	}
+	if rev.Body, err = json.Marshal(rev); err != nil {
+		return nil, err
+	}
+	return rev, nil
+}
+
+// MergeData merges the operator settings into the default data document (data.json) and returns the
+// result as compact JSON.
+func MergeData(defaults []byte, op Operator) ([]byte, error) {
+	var doc map[string]any
+	if err := json.Unmarshal(defaults, &doc); err != nil {
+		return nil, fmt.Errorf("policy: data.json: %w", err)
+	}
+	if doc == nil {
+		doc = map[string]any{}
+	}
+	cfg, err := object(doc, "config")
+	if err != nil {
+		return nil, err
+	}
+	if op.Variant != "" {
+		if op.Variant != "pro" && op.Variant != "basic" {
+			return nil, fmt.Errorf("policy: variant %q: want pro or basic", op.Variant)
+		}
+		cfg["variant"] = op.Variant
+	}
+	if len(op.OwnDomains) > 0 {
+		own, err := object(cfg, "own_domains")
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range op.OwnDomains {
+			own[d] = true
+		}
+	}
+	if len(op.ApprovedClientIDs) > 0 || op.EnforceClientIDs != nil {
+		ci, err := object(cfg, "client_ids")
+		if err != nil {
+			return nil, err
+		}
+		if op.EnforceClientIDs != nil {
+			ci["enforce"] = *op.EnforceClientIDs
+		}
+		approved, err := object(ci, "approved")
+		if err != nil {
+			return nil, err
+		}
+		for _, id := range op.ApprovedClientIDs {
+			approved[id] = true
+		}
+	}
+	if len(op.Exemptions) > 0 {
+		list, _ := cfg["exemptions"].([]any)
+		for _, e := range op.Exemptions {
+			list = append(list, maps.Clone(e))
+		}
+		cfg["exemptions"] = list
+	}
+	if len(op.Messages) > 0 {
+		msgs, err := object(cfg, "messages")
+		if err != nil {
+			return nil, err
+		}
+		for k, v := range op.Messages {
+			msgs[k] = v
+		}
+	}
+	return json.Marshal(doc)
+}
+
+// object returns m[key] as an object, creating it when absent.
+func object(m map[string]any, key string) (map[string]any, error) {
+	switch v := m[key].(type) {
+	case nil:
+		o := map[string]any{}
+		m[key] = o
+		return o, nil
+	case map[string]any:
+		return v, nil
+	default:
+		return nil, fmt.Errorf("policy: data: %q is not an object", key)
+	}
+}
+
+// ReloadOnSIGHUP reloads whenever the process receives SIGHUP, until ctx ends.
+func (s *Server) ReloadOnSIGHUP(ctx context.Context) {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGHUP)
+	go func() {
+		defer signal.Stop(ch)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-ch:
+				_, _ = s.Reload(ctx) // the outcome is logged by Reload
+			}
+		}
+	}()
+}
+
+// RegisterAdmin mounts POST /admin/v1/policy/reload on r. The caller puts it behind its admin
+// authentication. Answers: 200 {"revision": "..."} when the new policy is in service, 422 {"error": "...",
+// "revision": "<kept>"} when it was refused.
+func (s *Server) RegisterAdmin(r gin.IRouter) {
+	r.POST("/admin/v1/policy/reload", func(c *gin.Context) {
+		rev, err := s.Reload(c.Request.Context())
+		if err != nil {
+			c.JSON(http.StatusUnprocessableEntity, gin.H{"error": err.Error(), "revision": s.Current().Revision})
+			return
+		}
+		c.JSON(http.StatusOK, gin.H{"revision": rev.Revision})
+	})
+}

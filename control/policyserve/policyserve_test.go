@@ -1,0 +1,226 @@
+package policyserve_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"io/fs"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/timfd/fachdienst/control/policyserve"
+	"github.com/timfd/fachdienst/policies"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// copyPolicies writes the embedded policies into a directory the test can edit.
+func copyPolicies(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	require.NoError(t, fs.WalkDir(policies.FS, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(policies.FS, p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dir, p), b, 0o644)
+	}))
+	return dir
+}
+
+func enforce(b bool) *bool { return &b }
+
+var operator = policyserve.Operator{
+	Variant:           "basic",
+	OwnDomains:        []string{"home.example.de"},
+	ApprovedClientIDs: []string{"tim-client-1.0", "tim-web-2.1"},
+	EnforceClientIDs:  enforce(true),
+	Exemptions:        []map[string]any{{"direction": "client", "method": "GET", "path": "/health"}},
+	Messages:          map[string]string{"federation_unreachable": "Die Gegenseite ist nicht erreichbar"},
+}
+
+func TestMergeDataGolden(t *testing.T) {
+	defaults, err := fs.ReadFile(policies.FS, "data.json")
+	require.NoError(t, err)
+	got, err := policyserve.MergeData(defaults, operator)
+	require.NoError(t, err)
+	var pretty bytes.Buffer
+	require.NoError(t, json.Indent(&pretty, got, "", "  "))
+	pretty.WriteByte('\n')
+	golden := filepath.Join("testdata", "merged-data.golden.json")
+	if *update {
+		require.NoError(t, os.MkdirAll("testdata", 0o755))
+		require.NoError(t, os.WriteFile(golden, pretty.Bytes(), 0o644))
+	}
+	want, err := os.ReadFile(golden)
+	require.NoError(t, err, "run go test -update to create the golden file")
+	assert.Equal(t, string(want), pretty.String())
+}
+
+func TestMergeDataRejects(t *testing.T) {
+	cases := []struct {
+		name     string
+		defaults string
+		op       policyserve.Operator
+		want     string
+	}{
+		{"bad variant", `{"config":{}}`, policyserve.Operator{Variant: "gold"}, "variant"},
+		{"not JSON", `{`, policyserve.Operator{}, "data.json"},
+		{"config not an object", `{"config":[]}`, policyserve.Operator{}, "not an object"},
+		{"own_domains not an object", `{"config":{"own_domains":[]}}`, policyserve.Operator{OwnDomains: []string{"x.de"}}, "not an object"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := policyserve.MergeData([]byte(c.defaults), c.op)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), c.want)
+		})
+	}
+}
+
+func TestEmbeddedPolicyCompiles(t *testing.T) {
+	s, err := policyserve.New(context.Background(), policyserve.Config{Operator: operator})
+	require.NoError(t, err)
+	rev := s.Current()
+	require.NotNil(t, rev)
+	assert.Len(t, rev.Revision, 16)
+	assert.Contains(t, rev.Entrypoints, policies.ProxyDecision)
+
+	var body struct {
+		Revision string `json:"revision"`
+		Plan     struct {
+			Plans struct {
+				Plans []struct {
+					Name string `json:"name"`
+				} `json:"plans"`
+			} `json:"plans"`
+		} `json:"plan"`
+		Data struct {
+			Config struct {
+				Variant   string `json:"variant"`
+				ClientIDs struct {
+					Approved map[string]bool `json:"approved"`
+				} `json:"client_ids"`
+			} `json:"config"`
+		} `json:"data"`
+	}
+	require.NoError(t, json.Unmarshal(rev.Body, &body))
+	assert.Equal(t, rev.Revision, body.Revision)
+	require.NotEmpty(t, body.Plan.Plans.Plans)
+	assert.Equal(t, policies.ProxyDecision, body.Plan.Plans.Plans[0].Name)
+	assert.Equal(t, "basic", body.Data.Config.Variant)
+	assert.True(t, body.Data.Config.ClientIDs.Approved["tim-web-2.1"])
+}
+
+func TestReloadRefusesBrokenPolicyAndKeepsRevision(t *testing.T) {
+	dir := copyPolicies(t)
+	ctx := context.Background()
+	s, err := policyserve.New(ctx, policyserve.Config{Dir: dir})
+	require.NoError(t, err)
+	first := s.Current()
+
+	proxy := filepath.Join(dir, "proxy.rego")
+	good, err := os.ReadFile(proxy)
+	require.NoError(t, err)
+
+	cases := []struct {
+		name  string
+		write func()
+		want  string
+	}{
+		{"syntax error", func() { os.WriteFile(proxy, append(bytes.Clone(good), []byte("\nthis is not rego {")...), 0o644) }, "compile"},
+		{"entrypoint missing", func() { os.WriteFile(proxy, []byte("package tim.other\n\nx := 1\n"), 0o644) }, "compile"},
+		{"broken data.json", func() {
+			os.WriteFile(proxy, good, 0o644)
+			os.WriteFile(filepath.Join(dir, "data.json"), []byte(`{"config":`), 0o644)
+		}, "data.json"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			c.write()
+			rev, err := s.Reload(ctx)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), c.want)
+			assert.Nil(t, rev)
+			assert.Equal(t, first.Revision, s.Current().Revision, "the previous revision stays in service")
+		})
+	}
+
+	// Fixed sources with different data: a new revision.
+	require.NoError(t, os.WriteFile(proxy, good, 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "data.json"), []byte(`{"config":{"variant":"basic"}}`), 0o644))
+	rev, err := s.Reload(ctx)
+	require.NoError(t, err)
+	assert.NotEqual(t, first.Revision, rev.Revision)
+	assert.Equal(t, rev.Revision, s.Current().Revision)
+
+	// Same sources again: same revision.
+	again, err := s.Reload(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, rev.Revision, again.Revision)
+}
+
+func TestNewFailsWithoutAGoodPolicy(t *testing.T) {
+	dir := copyPolicies(t)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "proxy.rego"), []byte("package tim.proxy\nbroken {"), 0o644))
+	_, err := policyserve.New(context.Background(), policyserve.Config{Dir: dir})
+	require.Error(t, err)
+}
+
+func TestAdminReloadEndpoint(t *testing.T) {
+	gin.SetMode(gin.TestMode)
+	dir := copyPolicies(t)
+	s, err := policyserve.New(context.Background(), policyserve.Config{Dir: dir})
+	require.NoError(t, err)
+	r := gin.New()
+	s.RegisterAdmin(r)
+	srv := httptest.NewServer(r)
+	defer srv.Close()
+	kept := s.Current().Revision
+
+	post := func() (int, map[string]string) {
+		resp, err := http.Post(srv.URL+"/admin/v1/policy/reload", "application/json", nil)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		var out map[string]string
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&out))
+		return resp.StatusCode, out
+	}
+	status, out := post()
+	assert.Equal(t, http.StatusOK, status)
+	assert.Equal(t, kept, out["revision"])
+
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "invite.rego"), []byte("package tim.invite\nbroken {"), 0o644))
+	status, out = post()
+	assert.Equal(t, http.StatusUnprocessableEntity, status)
+	assert.Equal(t, kept, out["revision"])
+	assert.Contains(t, out["error"], "invite.rego")
+}
+
+func TestReloadOnSIGHUP(t *testing.T) {
+	dir := copyPolicies(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s, err := policyserve.New(ctx, policyserve.Config{Dir: dir})
+	require.NoError(t, err)
+	before := s.Current().Revision
+	s.ReloadOnSIGHUP(ctx)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "data.json"), []byte(`{"config":{"variant":"basic"}}`), 0o644))
+	require.NoError(t, syscall.Kill(os.Getpid(), syscall.SIGHUP))
+	assert.Eventually(t, func() bool { return s.Current().Revision != before }, 30*time.Second, 10*time.Millisecond)
+	assert.False(t, strings.Contains(s.Current().Revision, "sha256"))
+}

@@ -1,0 +1,338 @@
+package tim.proxy_test
+
+import data.tim.proxy
+
+# Fixtures: one own domain, two federated domains, one approved client id.
+domains := {"fed.de": {"isInsurance": false}, "kasse.de": {"isInsurance": true}}
+
+own := {"home.de": true}
+
+approved := {"tim-client-1.0": true}
+
+client(route, extra) := object.union(
+	{
+		"direction": "client", "method": "POST", "path": "/_matrix/client/v3/x", "host": "home.de",
+		"route": route, "client_id": "tim-client-1.0", "federation_list_expired": false,
+	},
+	extra,
+)
+
+fed(route, extra) := object.union(
+	{
+		"direction": "federation", "method": "PUT", "path": "/_matrix/federation/v1/send/1", "host": "home.de",
+		"route": route, "xmatrix": {"origin": "fed.de", "destination": "home.de"}, "federation_list_expired": false,
+	},
+	extra,
+)
+
+egress(extra) := object.union(
+	{
+		"direction": "egress", "method": "GET", "path": "/_matrix/federation/v1/version", "host": "fed.de",
+		"route": "federation_other", "federation_list_expired": false,
+	},
+	extra,
+)
+
+decide(req) := d if {
+	d := proxy.decision with input as req
+		with data.federation.domains as domains
+		with data.config.own_domains as own
+		with data.config.client_ids.approved as approved
+}
+
+inv(domain) := {"mxid": concat("", ["@u:", domain]), "domain": domain}
+
+allowed(d, check) if {
+	d.allow == true
+	d.status == 200
+	d.check == check
+	d.ask == null
+	d.refetch == false
+}
+
+denied(d, status, errcode, text, check, refetch) if {
+	d.allow == false
+	d.status == status
+	d.body == {"errcode": errcode, "error": text}
+	d.check == check
+	d.ask == null
+	d.refetch == refetch
+}
+
+# --- client id ---------------------------------------------------------------
+
+test_client_id_approved_allows if {
+	allowed(decide(client("client_other", {})), "default")
+}
+
+test_client_id_unknown_at_login_is_401 if {
+	d := decide(client("login", {"client_id": "evil/1.0"}))
+	denied(d, 401, "M_FORBIDDEN", "This client is not approved for the TI-Messenger", "client_id", false)
+}
+
+test_client_id_unknown_elsewhere_is_403 if {
+	d := decide(client("client_other", {"client_id": "evil/1.0"}))
+	denied(d, 403, "M_FORBIDDEN", "This client is not approved for the TI-Messenger", "client_id", false)
+}
+
+test_client_id_missing_is_denied if {
+	d := decide(object.remove(client("login", {}), {"client_id"}))
+	denied(d, 401, "M_FORBIDDEN", "This client is not approved for the TI-Messenger", "client_id", false)
+}
+
+test_client_id_not_enforced_allows if {
+	d := decide(client("login", {"client_id": "evil/1.0"})) with data.config.client_ids.enforce as false
+	allowed(d, "default")
+}
+
+test_client_id_enforce_missing_fails_closed if {
+	d := decide(client("login", {"client_id": "evil/1.0"})) with data.config.client_ids as {"approved": approved}
+	d.status == 401
+}
+
+test_client_id_exempt_route_allows if {
+	d := decide(client("versions", {"client_id": "evil/1.0"})) with data.config.client_ids.exempt_routes as {"versions": true}
+	allowed(d, "default")
+}
+
+test_client_id_not_checked_on_federation if {
+	allowed(decide(fed("federation_other", {"client_id": "evil/1.0"})), "default")
+}
+
+# --- client-server stage 1 and createRoom ------------------------------------
+
+test_invite_federated_domain_allows if {
+	allowed(decide(client("invite", {"invitees": [inv("fed.de")]})), "default")
+}
+
+test_invite_own_domain_allows if {
+	allowed(decide(client("invite", {"invitees": [inv("home.de")]})), "default")
+}
+
+test_invite_unknown_domain_denied_with_refetch if {
+	d := decide(client("invite", {"invitees": [inv("evil.de")]}))
+	denied(d, 403, "M_FORBIDDEN", "evil.de could not be invited", "federation", true)
+}
+
+test_invite_without_invitee_denied if {
+	denied(decide(client("invite", {})), 403, "M_FORBIDDEN", "The invite was refused", "federation", false)
+	denied(decide(client("invite", {"invitees": []})), 403, "M_FORBIDDEN", "The invite was refused", "federation", false)
+}
+
+test_createroom_one_invitee_allows if {
+	allowed(decide(client("createRoom", {"invitees": [inv("fed.de")]})), "default")
+}
+
+test_createroom_without_invitees_allows if {
+	allowed(decide(client("createRoom", {"invitees": []})), "default")
+	allowed(decide(client("createRoom", {})), "default")
+}
+
+test_createroom_unknown_domain_denied if {
+	d := decide(client("createRoom", {"invitees": [inv("evil.de")]}))
+	denied(d, 403, "M_FORBIDDEN", "evil.de could not be invited", "federation", true)
+}
+
+test_createroom_two_invitees_is_400 if {
+	d := decide(client("createRoom", {"invitees": [inv("fed.de"), inv("home.de")]}))
+	denied(d, 400, "M_FORBIDDEN", "An error occurred when starting communication. Please contact your administrator.", "createroom", false)
+}
+
+test_createroom_two_invitees_wins_over_federation if {
+	d := decide(client("createRoom", {"invitees": [inv("evil.de"), inv("bad.de")]}))
+	d.status == 400
+}
+
+test_invite_names_first_unfederated_in_body_order if {
+	d := decide(client("invite", {"invitees": [inv("fed.de"), inv("zzz.de"), inv("aaa.de")]}))
+	d.body.error == "zzz.de could not be invited"
+}
+
+test_invite_expired_list_denies_without_refetch if {
+	d := decide(client("invite", {"invitees": [inv("fed.de")], "federation_list_expired": true}))
+	denied(d, 403, "M_FORBIDDEN", "fed.de could not be invited", "federation", false)
+	d.reason == "federation list expired"
+}
+
+test_invite_expired_list_own_domain_allows if {
+	allowed(decide(client("invite", {"invitees": [inv("home.de")], "federation_list_expired": true})), "default")
+}
+
+test_invite_text_from_data if {
+	d := decide(client("invite", {"invitees": [inv("evil.de")]})) with data.config.messages.not_invitable as "%s konnte nicht eingeladen werden"
+	d.body.error == "evil.de konnte nicht eingeladen werden"
+}
+
+test_messages_fall_back_when_data_lacks_them if {
+	d := decide(client("invite", {"invitees": [inv("evil.de")]})) with data.config.messages as {}
+	d.body.error == "evil.de could not be invited"
+}
+
+# --- media ---------------------------------------------------------------------
+
+test_media_federated_server_allows if {
+	allowed(decide(client("media", {"media_server": "fed.de"})), "default")
+	allowed(decide(client("media", {"media_server": "home.de"})), "default")
+}
+
+test_media_unknown_server_denied if {
+	d := decide(client("media", {"media_server": "evil.de"}))
+	denied(d, 403, "M_FORBIDDEN", "The other party could not be contacted", "federation", true)
+}
+
+test_media_without_server_fails_closed if {
+	d := decide(client("media", {}))
+	d.allow == false
+	d.status == 403
+}
+
+# --- server-server inbound ------------------------------------------------------
+
+test_federation_origin_federated_allows if {
+	allowed(decide(fed("federation_other", {})), "default")
+}
+
+test_federation_origin_unknown_denied if {
+	d := decide(fed("federation_other", {"xmatrix": {"origin": "evil.de"}}))
+	denied(d, 403, "M_FORBIDDEN", "The other party could not be contacted", "federation", true)
+}
+
+test_federation_without_xmatrix_is_401 if {
+	d := decide(object.remove(fed("federation_other", {}), {"xmatrix"}))
+	denied(d, 401, "M_UNAUTHORIZED", "Missing or invalid X-Matrix authorization", "xmatrix", false)
+}
+
+test_federation_xmatrix_without_origin_is_401 if {
+	req := object.union(object.remove(fed("federation_other", {}), {"xmatrix"}), {"xmatrix": {"destination": "home.de"}})
+	d := decide(req)
+	d.status == 401
+}
+
+test_federation_expired_list_denied if {
+	d := decide(fed("federation_other", {"federation_list_expired": true}))
+	denied(d, 403, "M_FORBIDDEN", "The other party could not be contacted", "federation", false)
+}
+
+test_federation_invite_asks_control_plane if {
+	invite := {"inviter": "@a:fed.de", "invitee": "@b:home.de", "inviter_domain": "fed.de", "invitee_domain": "home.de"}
+	d := decide(fed("federation_invite", {"invite": invite}))
+	d.ask == "invite-permission"
+	d.allow == false
+	d.status == 403
+	d.body == {"errcode": "M_FORBIDDEN", "error": "The invite was refused"}
+	d.check == "invite"
+}
+
+test_federation_invite_from_unknown_origin_denied_before_asking if {
+	invite := {"inviter": "@a:evil.de", "invitee": "@b:home.de", "inviter_domain": "evil.de", "invitee_domain": "home.de"}
+	d := decide(fed("federation_invite", {"invite": invite, "xmatrix": {"origin": "evil.de"}}))
+	denied(d, 403, "M_FORBIDDEN", "The other party could not be contacted", "federation", true)
+}
+
+test_federation_invite_without_invite_facts_denied if {
+	d := decide(fed("federation_invite", {}))
+	denied(d, 403, "M_FORBIDDEN", "The invite was refused", "invite", false)
+}
+
+# --- exemptions (5.1.2.1.7) --------------------------------------------------------
+
+test_vzd_reaches_well_known_without_xmatrix if {
+	req := object.remove(fed("well_known_server", {"method": "GET", "path": "/.well-known/matrix/server"}), {"xmatrix"})
+	allowed(decide(req), "exemption")
+}
+
+test_vzd_reaches_openid_userinfo_without_xmatrix if {
+	req := object.remove(fed("openid_userinfo", {"method": "GET", "path": "/_matrix/federation/v1/openid/userinfo"}), {"xmatrix"})
+	allowed(decide(req), "exemption")
+}
+
+test_key_server_exempt_by_prefix if {
+	req := object.remove(fed("key_server", {"method": "GET", "path": "/_matrix/key/v2/server/ed25519:a"}), {"xmatrix"})
+	allowed(decide(req), "exemption")
+}
+
+test_exemption_method_must_match if {
+	req := object.remove(fed("openid_userinfo", {"method": "POST", "path": "/_matrix/federation/v1/openid/userinfo"}), {"xmatrix"})
+	decide(req).status == 401
+}
+
+test_exemption_direction_must_match if {
+	req := egress({"host": "evil.de", "path": "/.well-known/matrix/server"})
+	decide(req).status == 403
+}
+
+test_exemption_from_data_with_host if {
+	extra := [{"direction": "egress", "host": "push.internal", "path_prefix": "/_matrix/push/"}]
+	req := egress({"host": "push.internal", "method": "POST", "path": "/_matrix/push/v1/notify"})
+	d := decide(req) with data.config.exemptions as extra
+	allowed(d, "exemption")
+	other := decide(egress({"host": "evil.de", "method": "POST", "path": "/_matrix/push/v1/notify"})) with data.config.exemptions as extra
+	other.status == 403
+}
+
+test_exemption_without_path_matches_nothing if {
+	req := object.remove(fed("federation_other", {}), {"xmatrix"})
+	d := decide(req) with data.config.exemptions as [{"direction": "federation"}]
+	d.status == 401
+}
+
+test_exemption_on_client_listener_skips_client_id if {
+	extra := [{"direction": "client", "method": "GET", "path": "/health"}]
+	req := client("other", {"method": "GET", "path": "/health", "client_id": "probe"})
+	d := decide(req) with data.config.exemptions as extra
+	allowed(d, "exemption")
+}
+
+# --- egress -------------------------------------------------------------------------
+
+test_egress_destination_federated_allows if {
+	allowed(decide(egress({"host": "proxy.local", "xmatrix": {"origin": "home.de", "destination": "fed.de"}})), "default")
+}
+
+test_egress_destination_unknown_denied if {
+	d := decide(egress({"host": "fed.de", "xmatrix": {"origin": "home.de", "destination": "evil.de"}}))
+	denied(d, 403, "M_FORBIDDEN", "The other party could not be contacted", "federation", true)
+}
+
+test_egress_without_xmatrix_uses_host if {
+	allowed(decide(egress({"path": "/.well-known/matrix/server"})), "default")
+	d := decide(egress({"host": "evil.de", "path": "/_matrix/key/v2/server"}))
+	denied(d, 403, "M_FORBIDDEN", "The other party could not be contacted", "federation", true)
+}
+
+test_egress_without_host_fails_closed if {
+	d := decide(object.remove(egress({}), {"host"}))
+	d.allow == false
+	d.status == 403
+}
+
+test_egress_expired_list_denied if {
+	d := decide(egress({"federation_list_expired": true}))
+	denied(d, 403, "M_FORBIDDEN", "The other party could not be contacted", "federation", false)
+}
+
+# --- totality ---------------------------------------------------------------------------
+
+test_unknown_direction_denied if {
+	d := decide({"direction": "sideways", "method": "GET", "path": "/", "host": "x", "route": "other"})
+	denied(d, 403, "M_FORBIDDEN", "Request not permitted", "default", false)
+}
+
+test_empty_input_denied if {
+	d := decide({})
+	d.allow == false
+}
+
+test_decision_has_every_field if {
+	every req in [client("invite", {"invitees": [inv("evil.de")]}), fed("federation_other", {}), {}] {
+		d := decide(req)
+		object.keys(d) == {"allow", "status", "body", "ask", "reason", "check", "refetch"}
+	}
+}
+
+test_default_data_has_spec_exemptions if {
+	some e in data.config.exemptions
+	e.path == "/_matrix/federation/v1/openid/userinfo"
+	some f in data.config.exemptions
+	f.path == "/.well-known/matrix/server"
+}

@@ -1,0 +1,523 @@
+// Package proxyhost is a lean proxy-wasm host on wazero. It loads a compiled
+// proxy-wasm module (standard Go, wasip1, ABI 0.2.0), runs HTTP streams
+// through it and performs its HTTP callouts, ticks, shared data and metrics.
+//
+// It serves the dual-run tests of the filter, the benchmarks, and the local
+// reverse proxy of `make run` (see Server). It implements the env.proxy_* calls
+// the proxy-wasm Go SDK imports, with the semantics Envoy gives them.
+package proxyhost
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+)
+
+// Action is the value a stream callback returns: continue or pause.
+type Action uint32
+
+const (
+	ActionContinue Action = 0
+	ActionPause    Action = 1
+)
+
+// Log levels as the ABI numbers them.
+const (
+	LogTrace = iota
+	LogDebug
+	LogInfo
+	LogWarn
+	LogError
+	LogCritical
+)
+
+// Options configure a Runtime.
+type Options struct {
+	// Clock is the wall clock the guest sees (WASI clock_time_get realtime).
+	// Nil means the real clock. Tests use it to move time forward.
+	Clock func() time.Time
+	// Stdout receives the guest's stdout and stderr; nil discards them.
+	Stdout io.Writer
+	// Log receives every proxy_log line; nil keeps them only in the VM.
+	Log func(level int, msg string)
+	// CacheDir holds wazero's compilation cache; "" uses a directory under
+	// the system temp dir, "-" disables the disk cache.
+	CacheDir string
+}
+
+// Runtime is a compiled module plus what all its VMs share: shared data and
+// metrics (in Envoy both are per host, not per VM).
+type Runtime struct {
+	opts     Options
+	r        wazero.Runtime
+	compiled wazero.CompiledModule
+	vmSeq    atomic.Uint32
+
+	sharedMu sync.Mutex
+	shared   map[string]*sharedEntry
+	casSeq   uint32
+
+	metricMu    sync.Mutex
+	metricIDs   map[string]uint32
+	metricNames []string
+	metricVals  []int64
+	metricTypes []uint32
+}
+
+type sharedEntry struct {
+	data []byte
+	cas  uint32
+}
+
+var (
+	cacheOnce sync.Once
+	cache     wazero.CompilationCache
+)
+
+func compilationCache(dir string) wazero.CompilationCache {
+	if dir == "-" {
+		return nil
+	}
+	if dir != "" {
+		c, err := wazero.NewCompilationCacheWithDir(dir)
+		if err == nil {
+			return c
+		}
+	}
+	cacheOnce.Do(func() {
+		c, err := wazero.NewCompilationCacheWithDir(filepath.Join(os.TempDir(), "tim-proxyhost-wazero"))
+		if err != nil {
+			c = wazero.NewCompilationCache()
+		}
+		cache = c
+	})
+	return cache
+}
+
+// NewRuntime compiles a proxy-wasm module.
+func NewRuntime(ctx context.Context, wasm []byte, opts Options) (*Runtime, error) {
+	cfg := wazero.NewRuntimeConfig()
+	if c := compilationCache(opts.CacheDir); c != nil {
+		cfg = cfg.WithCompilationCache(c)
+	}
+	r := wazero.NewRuntimeWithConfig(ctx, cfg)
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, r); err != nil {
+		r.Close(ctx)
+		return nil, err
+	}
+	rt := &Runtime{opts: opts, r: r, shared: map[string]*sharedEntry{}, metricIDs: map[string]uint32{}}
+	if err := rt.exportABI(ctx); err != nil {
+		r.Close(ctx)
+		return nil, err
+	}
+	compiled, err := r.CompileModule(ctx, wasm)
+	if err != nil {
+		r.Close(ctx)
+		return nil, fmt.Errorf("compile module: %w", err)
+	}
+	rt.compiled = compiled
+	return rt, nil
+}
+
+// Close releases the runtime and every VM created from it.
+func (rt *Runtime) Close(ctx context.Context) error { return rt.r.Close(ctx) }
+
+// Counter returns the value of a metric by name (0, false when undefined).
+func (rt *Runtime) Counter(name string) (int64, bool) {
+	rt.metricMu.Lock()
+	defer rt.metricMu.Unlock()
+	id, ok := rt.metricIDs[name]
+	if !ok {
+		return 0, false
+	}
+	return rt.metricVals[id], true
+}
+
+// Metrics returns a copy of every metric by name.
+func (rt *Runtime) Metrics() map[string]int64 {
+	rt.metricMu.Lock()
+	defer rt.metricMu.Unlock()
+	out := make(map[string]int64, len(rt.metricNames))
+	for i, n := range rt.metricNames {
+		out[n] = rt.metricVals[i]
+	}
+	return out
+}
+
+// SharedData returns the shared value under key (nil, false when absent).
+func (rt *Runtime) SharedData(key string) ([]byte, bool) {
+	rt.sharedMu.Lock()
+	defer rt.sharedMu.Unlock()
+	e, ok := rt.shared[key]
+	if !ok {
+		return nil, false
+	}
+	return append([]byte(nil), e.data...), true
+}
+
+// Callout is an HTTP call the guest dispatched (proxy_http_call).
+type Callout struct {
+	ID        uint32
+	ContextID uint32 // the context that dispatched it (plugin or stream)
+	Cluster   string
+	Headers   [][2]string // includes :method, :path, :authority
+	Body      []byte
+	Timeout   time.Duration
+}
+
+// Header returns the first value of a callout request header.
+func (c *Callout) Header(name string) string { return lookup(c.Headers, name) }
+
+// LocalResponse is what the guest sent with proxy_send_local_response.
+type LocalResponse struct {
+	Status  int
+	Detail  string
+	Body    []byte
+	Headers [][2]string
+}
+
+// Stream is one HTTP stream (an HTTP context in the guest).
+type Stream struct {
+	ID          uint32
+	ReqHeaders  [][2]string
+	ReqBody     []byte
+	RespHeaders [][2]string
+	RespBody    []byte
+	// Local is set when the guest answered the request itself.
+	Local *LocalResponse
+	// Resumed is set when the guest resumed a paused request.
+	Resumed bool
+
+	reqBuffered []byte
+	wake        chan struct{}
+}
+
+func (s *Stream) signal() {
+	if s.wake != nil {
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// VM is one instance of the module with its plugin context; like an Envoy
+// worker thread's VM it is single-threaded: callers serialise access.
+type VM struct {
+	rt  *Runtime
+	mod api.Module
+	ctx context.Context
+
+	fnContextCreate, fnVMStart, fnConfigure, fnDone, fnTick   api.Function
+	fnReqHeaders, fnReqBody, fnRespHeaders, fnRespBody, fnLog api.Function
+	fnDelete, fnCallResponse, fnMalloc                        api.Function
+	stack                                                     [8]uint64
+
+	pluginID     uint32
+	nextID       uint32
+	pluginConfig []byte
+	vmConfig     []byte
+	streams      map[uint32]*Stream
+	cur          *Stream
+	properties   map[string][]byte
+
+	tickPeriod  time.Duration
+	nextCallout uint32
+	callouts    map[uint32]*Callout
+	callResp    *calloutResponse
+	// OnCallout, when set, is told of every dispatched callout; pending
+	// callouts are also listed by PendingCallouts.
+	OnCallout func(*Callout)
+
+	logMu sync.Mutex
+	logs  [6][]string
+}
+
+type calloutResponse struct {
+	headers [][2]string
+	body    []byte
+}
+
+type vmKey struct{}
+
+// NewVM instantiates the module and starts the VM (proxy_on_vm_start) and its
+// root context; StartPlugin then configures it.
+func (rt *Runtime) NewVM(ctx context.Context) (*VM, error) {
+	vm := &VM{rt: rt, pluginID: 1, nextID: 2, streams: map[uint32]*Stream{}, callouts: map[uint32]*Callout{}, properties: map[string][]byte{}}
+	vm.ctx = context.WithValue(ctx, vmKey{}, vm)
+	n := rt.vmSeq.Add(1)
+	mc := wazero.NewModuleConfig().
+		WithName(fmt.Sprintf("vm-%d", n)).
+		WithStartFunctions("_initialize").
+		WithSysNanotime().
+		WithSysNanosleep().
+		WithRandSource(rand.Reader)
+	if rt.opts.Clock != nil {
+		clock := rt.opts.Clock
+		mc = mc.WithWalltime(func() (int64, int32) {
+			t := clock()
+			return t.Unix(), int32(t.Nanosecond())
+		}, 1)
+	} else {
+		mc = mc.WithSysWalltime()
+	}
+	if rt.opts.Stdout != nil {
+		mc = mc.WithStdout(rt.opts.Stdout).WithStderr(rt.opts.Stdout)
+	}
+	mod, err := rt.r.InstantiateModule(vm.ctx, rt.compiled, mc)
+	if err != nil {
+		return nil, fmt.Errorf("instantiate: %w", err)
+	}
+	vm.mod = mod
+	fn := func(name string) api.Function { return mod.ExportedFunction(name) }
+	vm.fnContextCreate = fn("proxy_on_context_create")
+	vm.fnVMStart = fn("proxy_on_vm_start")
+	vm.fnConfigure = fn("proxy_on_configure")
+	vm.fnDone = fn("proxy_on_done")
+	vm.fnTick = fn("proxy_on_tick")
+	vm.fnReqHeaders = fn("proxy_on_request_headers")
+	vm.fnReqBody = fn("proxy_on_request_body")
+	vm.fnRespHeaders = fn("proxy_on_response_headers")
+	vm.fnRespBody = fn("proxy_on_response_body")
+	vm.fnLog = fn("proxy_on_log")
+	vm.fnDelete = fn("proxy_on_delete")
+	vm.fnCallResponse = fn("proxy_on_http_call_response")
+	vm.fnMalloc = fn("proxy_on_memory_allocate")
+	for name, f := range map[string]api.Function{"proxy_on_context_create": vm.fnContextCreate, "proxy_on_vm_start": vm.fnVMStart,
+		"proxy_on_configure": vm.fnConfigure, "proxy_on_request_headers": vm.fnReqHeaders, "proxy_on_memory_allocate": vm.fnMalloc} {
+		if f == nil {
+			mod.Close(ctx)
+			return nil, fmt.Errorf("module does not export %s", name)
+		}
+	}
+	if _, err := vm.call(vm.fnContextCreate, uint64(vm.pluginID), 0); err != nil {
+		return nil, err
+	}
+	ok, err := vm.call(vm.fnVMStart, uint64(vm.pluginID), uint64(len(vm.vmConfig)))
+	if err != nil {
+		return nil, err
+	}
+	if ok == 0 {
+		return nil, errors.New("proxy_on_vm_start returned false")
+	}
+	return vm, nil
+}
+
+// Close closes the module instance.
+func (vm *VM) Close() error { return vm.mod.Close(vm.ctx) }
+
+// Runtime returns the runtime the VM belongs to.
+func (vm *VM) Runtime() *Runtime { return vm.rt }
+
+func (vm *VM) call(f api.Function, args ...uint64) (uint64, error) {
+	if f == nil {
+		return 0, nil
+	}
+	st := vm.stack[:]
+	copy(st, args)
+	if err := f.CallWithStack(vm.ctx, st); err != nil {
+		return 0, err
+	}
+	return st[0], nil
+}
+
+// StartPlugin runs proxy_on_configure with the plugin configuration and
+// reports what the plugin returned.
+func (vm *VM) StartPlugin(config []byte) (bool, error) {
+	vm.pluginConfig = config
+	vm.cur = nil
+	r, err := vm.call(vm.fnConfigure, uint64(vm.pluginID), uint64(len(config)))
+	return r != 0, err
+}
+
+// SetProperty sets a property the guest can read (path segments).
+func (vm *VM) SetProperty(path []string, value []byte) {
+	vm.properties[propertyKey(path)] = value
+}
+
+// NewStream creates an HTTP context in the guest.
+func (vm *VM) NewStream() (*Stream, error) {
+	s := &Stream{ID: vm.nextID}
+	vm.nextID++
+	vm.streams[s.ID] = s
+	if _, err := vm.call(vm.fnContextCreate, uint64(s.ID), uint64(vm.pluginID)); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (vm *VM) enter(s *Stream) { vm.cur = s }
+
+// RequestHeaders delivers the request headers (lower-case names, pseudo
+// headers included) to the stream.
+func (vm *VM) RequestHeaders(s *Stream, headers [][2]string, endOfStream bool) (Action, error) {
+	s.ReqHeaders = lowerKeys(headers)
+	vm.enter(s)
+	r, err := vm.call(vm.fnReqHeaders, uint64(s.ID), uint64(len(headers)), b2u(endOfStream))
+	return Action(r), err
+}
+
+// RequestBody delivers a chunk of the request body. As in Envoy, data the
+// guest asked to buffer (by pausing) stays visible in later calls.
+func (vm *VM) RequestBody(s *Stream, chunk []byte, endOfStream bool) (Action, error) {
+	s.reqBuffered = append(s.reqBuffered, chunk...)
+	s.ReqBody = s.reqBuffered
+	vm.enter(s)
+	r, err := vm.call(vm.fnReqBody, uint64(s.ID), uint64(len(s.ReqBody)), b2u(endOfStream))
+	if Action(r) != ActionPause {
+		s.reqBuffered = nil
+	}
+	return Action(r), err
+}
+
+// ResponseHeaders delivers the upstream's response headers.
+func (vm *VM) ResponseHeaders(s *Stream, headers [][2]string, endOfStream bool) (Action, error) {
+	s.RespHeaders = lowerKeys(headers)
+	vm.enter(s)
+	r, err := vm.call(vm.fnRespHeaders, uint64(s.ID), uint64(len(headers)), b2u(endOfStream))
+	return Action(r), err
+}
+
+// ResponseBody delivers (a chunk of) the upstream's response body.
+func (vm *VM) ResponseBody(s *Stream, body []byte, endOfStream bool) (Action, error) {
+	s.RespBody = body
+	vm.enter(s)
+	r, err := vm.call(vm.fnRespBody, uint64(s.ID), uint64(len(body)), b2u(endOfStream))
+	return Action(r), err
+}
+
+// Done ends the stream (proxy_on_log, proxy_on_delete).
+func (vm *VM) Done(s *Stream) error {
+	vm.enter(s)
+	if _, err := vm.call(vm.fnLog, uint64(s.ID)); err != nil {
+		return err
+	}
+	_, err := vm.call(vm.fnDelete, uint64(s.ID))
+	delete(vm.streams, s.ID)
+	vm.cur = nil
+	return err
+}
+
+// Tick runs proxy_on_tick.
+func (vm *VM) Tick() error {
+	vm.cur = nil
+	_, err := vm.call(vm.fnTick, uint64(vm.pluginID))
+	return err
+}
+
+// TickPeriod is what the guest asked for with proxy_set_tick_period_milliseconds.
+func (vm *VM) TickPeriod() time.Duration { return vm.tickPeriod }
+
+// PendingCallouts lists the callouts not yet answered, oldest first.
+func (vm *VM) PendingCallouts() []*Callout {
+	out := make([]*Callout, 0, len(vm.callouts))
+	for _, c := range vm.callouts {
+		out = append(out, c)
+	}
+	for i := 1; i < len(out); i++ {
+		for j := i; j > 0 && out[j].ID < out[j-1].ID; j-- {
+			out[j], out[j-1] = out[j-1], out[j]
+		}
+	}
+	return out
+}
+
+// RespondCallout delivers the response of a callout (headers should include
+// ":status"). A nil headers slice reports a failed call, as Envoy does on a
+// reset or timeout: the guest sees no headers and no body.
+func (vm *VM) RespondCallout(id uint32, headers [][2]string, body []byte) error {
+	if _, ok := vm.callouts[id]; !ok {
+		return fmt.Errorf("no pending callout %d", id)
+	}
+	delete(vm.callouts, id)
+	vm.callResp = &calloutResponse{headers: lowerKeys(headers), body: body}
+	defer func() { vm.callResp = nil }()
+	vm.cur = nil
+	_, err := vm.call(vm.fnCallResponse, uint64(vm.pluginID), uint64(id), uint64(len(headers)), uint64(len(body)), 0)
+	return err
+}
+
+// Logs returns the log lines of a level collected so far.
+func (vm *VM) Logs(level int) []string {
+	vm.logMu.Lock()
+	defer vm.logMu.Unlock()
+	return append([]string(nil), vm.logs[level]...)
+}
+
+// ClearLogs forgets collected log lines.
+func (vm *VM) ClearLogs() {
+	vm.logMu.Lock()
+	defer vm.logMu.Unlock()
+	for i := range vm.logs {
+		vm.logs[i] = nil
+	}
+}
+
+// MemorySize is the guest's linear memory size in bytes.
+func (vm *VM) MemorySize() uint32 { return vm.mod.Memory().Size() }
+
+func b2u(b bool) uint64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func lowerKeys(h [][2]string) [][2]string {
+	out := make([][2]string, len(h))
+	for i, kv := range h {
+		out[i] = [2]string{toLower(kv[0]), kv[1]}
+	}
+	return out
+}
+
+func toLower(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 'A' && c <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if b[j] >= 'A' && b[j] <= 'Z' {
+					b[j] += 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
+	}
+	return s
+}
+
+func lookup(h [][2]string, name string) string {
+	name = toLower(name)
+	for _, kv := range h {
+		if kv[0] == name {
+			return kv[1]
+		}
+	}
+	return ""
+}
+
+func propertyKey(path []string) string {
+	n := 0
+	for _, p := range path {
+		n += len(p) + 1
+	}
+	b := make([]byte, 0, n)
+	for i, p := range path {
+		if i > 0 {
+			b = append(b, 0)
+		}
+		b = append(b, p...)
+	}
+	return string(b)
+}

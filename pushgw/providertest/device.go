@@ -1,0 +1,59 @@
+package providertest
+
+import (
+	"crypto/ecdh"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+
+	"github.com/timfd/fachdienst/pushgw/e2ee"
+)
+
+// DeviceKeys is a device's push encryption key pair and auth secret, as an
+// app would generate and register them in its pusher data.
+type DeviceKeys struct {
+	Private *ecdh.PrivateKey
+	Auth    []byte
+}
+
+// NewDeviceKeys generates a key pair.
+func NewDeviceKeys() DeviceKeys {
+	k, err := ecdh.P256().GenerateKey(rand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	auth := make([]byte, 16)
+	_, _ = rand.Read(auth)
+	return DeviceKeys{Private: k, Auth: auth}
+}
+
+// P256dh is the public key as registered (base64url, no padding).
+func (k DeviceKeys) P256dh() string {
+	return base64.RawURLEncoding.EncodeToString(k.Private.PublicKey().Bytes())
+}
+
+// AuthString is the auth secret as registered.
+func (k DeviceKeys) AuthString() string { return base64.RawURLEncoding.EncodeToString(k.Auth) }
+
+// Data is the pusher data for APNs and FCM devices.
+func (k DeviceKeys) Data() map[string]any {
+	return map[string]any{"p256dh": k.P256dh(), "auth": k.AuthString()}
+}
+
+// Open decrypts a base64url "enc" field or a raw body and decodes the JSON.
+func (k DeviceKeys) Open(body []byte, v any) error {
+	plain, err := e2ee.Decrypt(body, k.Private, k.Auth)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(plain, v)
+}
+
+// OpenEnc decodes and decrypts a base64url "enc" field.
+func (k DeviceKeys) OpenEnc(enc string, v any) error {
+	raw, err := base64.RawURLEncoding.DecodeString(enc)
+	if err != nil {
+		return err
+	}
+	return k.Open(raw, v)
+}

@@ -1,0 +1,5 @@
+package t.merge
+
+virtual := 1
+
+nested.rule := "r"

@@ -1,0 +1,136 @@
+package filter
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+
+	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
+)
+
+// Checks, as the policy names them in decision.check, plus "request" for
+// what Go refuses before the policy runs (body too large, not JSON).
+var checkNames = []string{"exemption", "client_id", "federation", "createroom", "invite", "xmatrix", "default", "request"}
+
+const (
+	checkExemption = iota
+	checkClientID
+	checkFederation
+	checkCreateRoom
+	checkInvite
+	checkXMatrix
+	checkDefault
+	checkRequest
+)
+
+func checkIndex(name string) int {
+	for i, n := range checkNames {
+		if n == name {
+			return i
+		}
+	}
+	return checkDefault
+}
+
+const (
+	outcomeAllowed = iota
+	outcomeDenied
+	outcomeError
+	outcomeDryRun
+)
+
+var outcomeNames = []string{"allowed", "denied", "error", "dryrun_denied"}
+
+// metrics are the filter's counters: tim_filter_<check>_<outcome> and the
+// state of list and policy.
+type metrics struct {
+	checks         [][]proxywasm.MetricCounter
+	notReady       proxywasm.MetricCounter
+	listUpdates    proxywasm.MetricCounter
+	listRejected   proxywasm.MetricCounter
+	listErrors     proxywasm.MetricCounter
+	listExpired    proxywasm.MetricCounter
+	policyUpdates  proxywasm.MetricCounter
+	policyRejected proxywasm.MetricCounter
+	policyErrors   proxywasm.MetricCounter
+}
+
+func defineMetrics() *metrics {
+	m := &metrics{checks: make([][]proxywasm.MetricCounter, len(checkNames))}
+	for i, c := range checkNames {
+		m.checks[i] = make([]proxywasm.MetricCounter, len(outcomeNames))
+		for j, o := range outcomeNames {
+			m.checks[i][j] = proxywasm.DefineCounterMetric("tim_filter_" + c + "_" + o)
+		}
+	}
+	m.notReady = proxywasm.DefineCounterMetric("tim_filter_not_ready")
+	m.listUpdates = proxywasm.DefineCounterMetric("tim_filter_fedlist_updates")
+	m.listRejected = proxywasm.DefineCounterMetric("tim_filter_fedlist_rejected")
+	m.listErrors = proxywasm.DefineCounterMetric("tim_filter_fedlist_fetch_errors")
+	m.listExpired = proxywasm.DefineCounterMetric("tim_filter_fedlist_expired")
+	m.policyUpdates = proxywasm.DefineCounterMetric("tim_filter_policy_updates")
+	m.policyRejected = proxywasm.DefineCounterMetric("tim_filter_policy_rejected")
+	m.policyErrors = proxywasm.DefineCounterMetric("tim_filter_policy_fetch_errors")
+	return m
+}
+
+func (m *metrics) count(check, outcome int) { m.checks[check][outcome].Increment(1) }
+
+// logDenial writes the decision-log line of a denial and returns its id.
+// Identifiers appear only as short SHA-256 prefixes, so that the log can
+// correlate requests without holding user IDs, client ids or server names.
+func (p *plugin) logDenial(s *stream, check, status int, reason string) string {
+	var raw [8]byte
+	_, _ = rand.Read(raw[:])
+	id := hex.EncodeToString(raw[:])
+	var sb strings.Builder
+	sb.WriteString("tim-filter: decision id=")
+	sb.WriteString(id)
+	if p.cfg.DryRun {
+		sb.WriteString(" outcome=dry-run-deny")
+	} else {
+		sb.WriteString(" outcome=deny")
+	}
+	sb.WriteString(" check=")
+	sb.WriteString(checkNames[check])
+	sb.WriteString(" status=")
+	sb.WriteString(itoa(status))
+	sb.WriteString(" direction=")
+	sb.WriteString(p.cfg.Direction)
+	sb.WriteString(" route=")
+	sb.WriteString(s.f.route.Name)
+	sb.WriteString(" reason=\"")
+	sb.WriteString(strings.ReplaceAll(reason, "\"", "'"))
+	sb.WriteString("\"")
+	field := func(name, v string) {
+		if v != "" {
+			sb.WriteString(" ")
+			sb.WriteString(name)
+			sb.WriteString("=")
+			sb.WriteString(hashID(v))
+		}
+	}
+	field("client", s.f.clientID)
+	if s.f.hasXM {
+		field("origin", s.f.xm.Origin)
+		field("destination", s.f.xm.Destination)
+	}
+	field("host", s.f.host)
+	field("inviter", s.f.inviter)
+	field("invitee", s.f.invitee)
+	for i, inv := range s.f.invitees {
+		if i == 4 {
+			break
+		}
+		field("invitee", inv)
+	}
+	proxywasm.LogWarn(sb.String())
+	return id
+}
+
+// hashID is the first 12 hex digits of the SHA-256 of an identifier.
+func hashID(v string) string {
+	h := sha256.Sum256([]byte(v))
+	return hex.EncodeToString(h[:6])
+}

@@ -1,0 +1,267 @@
+// Package filter is the messenger-proxy filter of the TI-Messenger
+// Fachdienst: a proxy-wasm HTTP filter that extracts the Matrix facts of each
+// request (package matrix), evaluates the compiled proxy policy on them
+// (package planvm) against the policy data and the verified federation list
+// (package fedlist), and applies the decision: let the request through,
+// answer it with a Matrix error, fetch a fresh federation list first, or ask
+// the control plane about an invite.
+//
+// The filter keeps its state per VM (one per Envoy worker); the verified
+// federation list and the policy are shared between VMs through proxy-wasm
+// shared data, so one fetch from the control plane serves all of them.
+package filter
+
+import (
+	"runtime"
+	"time"
+
+	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
+	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/types"
+
+	"github.com/timfd/fachdienst/wasm/fedlist"
+	"github.com/timfd/fachdienst/wasm/planvm"
+)
+
+// Entrypoint is the policy rule the filter evaluates.
+const Entrypoint = "tim/proxy/decision"
+
+// Paths of the control plane's internal API.
+const (
+	pathFederationList   = "/internal/v1/federation-list"
+	pathPolicy           = "/internal/v1/policy"
+	pathInvitePermission = "/internal/v1/invite-permission"
+)
+
+// Options adjust a VM context; the zero value is what production uses.
+type Options struct {
+	// Now is the clock; nil means time.Now. In the compiled module the clock
+	// is the host's (WASI clock_time_get), which the tests' host controls.
+	Now func() time.Time
+}
+
+// NewVMContext returns the filter's VM context for proxywasm.SetVMContext.
+func NewVMContext(opts Options) types.VMContext {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &vmContext{opts: opts}
+}
+
+type vmContext struct {
+	types.DefaultVMContext
+	opts Options
+}
+
+func (v *vmContext) NewPluginContext(contextID uint32) types.PluginContext {
+	return &plugin{id: contextID, opts: v.opts, streams: map[uint32]*stream{}}
+}
+
+// plugin is the root context: configuration, policy, federation list and
+// the control-plane fetches.
+type plugin struct {
+	types.DefaultPluginContext
+	id   uint32
+	opts Options
+	cfg  *Config
+	m    *metrics
+
+	policy *Policy
+	list   *listState
+	// data is the policy's data document with federation.domains of the
+	// current list; rebuilt when either changes, never per request.
+	data planvm.Value
+
+	listFetch   fetchState
+	policyFetch fetchState
+	lastRefetch time.Time
+	expiredLog  bool
+
+	streams map[uint32]*stream
+	// waiters are streams paused until the running list fetch ends.
+	waiters []uint32
+}
+
+// listState is a verified federation list.
+type listState struct {
+	list        *fedlist.List
+	jws         []byte
+	confirmedAt time.Time // last time the control plane served or confirmed it
+}
+
+// fetchState makes a fetch single-flight: a fetch counts as running until
+// its answer arrives or its lease runs out (the answer of a callout made on
+// behalf of a stream is lost when that stream ends first).
+type fetchState struct {
+	until time.Time
+	last  time.Time
+}
+
+func (f *fetchState) running(now time.Time) bool { return now.Before(f.until) }
+
+func (p *plugin) now() time.Time { return p.opts.Now().Round(0) }
+
+// OnPluginStart validates the configuration, installs an inline policy and
+// starts the fetches from the control plane.
+func (p *plugin) OnPluginStart(int) types.OnPluginStartStatus {
+	defer runtime.Gosched()
+	raw, err := proxywasm.GetPluginConfiguration()
+	if err != nil && len(raw) == 0 {
+		proxywasm.LogCritical("tim-filter: invalid configuration: no plugin configuration")
+		return types.OnPluginStartStatusFailed
+	}
+	cfg, err := ParseConfig(raw)
+	if err != nil {
+		proxywasm.LogCriticalf("tim-filter: invalid configuration: %v", err)
+		return types.OnPluginStartStatusFailed
+	}
+	p.cfg = cfg
+	p.m = defineMetrics()
+	if cfg.Policy != nil {
+		p.installPolicy(cfg.Policy, "configuration")
+	}
+	p.syncShared()
+	tick := cfg.RefreshInterval
+	if tick > time.Second {
+		tick = time.Second
+	}
+	if err := proxywasm.SetTickPeriodMilliSeconds(uint32(tick / time.Millisecond)); err != nil {
+		proxywasm.LogCriticalf("tim-filter: cannot set the tick period: %v", err)
+		return types.OnPluginStartStatusFailed
+	}
+	proxywasm.LogInfof("tim-filter: started (role %s, fail mode %s)", cfg.Direction, failMode(cfg))
+	p.refresh(true)
+	return types.OnPluginStartStatusOK
+}
+
+func failMode(c *Config) string {
+	if c.DryRun {
+		return DryRun
+	}
+	return FailClosed
+}
+
+// OnTick adopts what other VMs fetched, refreshes list and policy when due
+// and releases streams whose list fetch was lost.
+func (p *plugin) OnTick() {
+	defer runtime.Gosched()
+	if p.cfg == nil {
+		return
+	}
+	p.syncShared()
+	p.refresh(false)
+	now := p.now()
+	if len(p.waiters) > 0 && !p.listFetch.running(now) {
+		p.releaseWaiters()
+	}
+	p.checkExpiry(now)
+}
+
+// refresh starts the periodic fetches that are due.
+func (p *plugin) refresh(force bool) {
+	now := p.now()
+	if force || now.Sub(p.listFetch.last) >= p.cfg.RefreshInterval {
+		p.fetchList(now)
+	}
+	if force || now.Sub(p.policyFetch.last) >= p.cfg.RefreshInterval {
+		p.fetchPolicy(now)
+	}
+}
+
+func (p *plugin) NewHttpContext(contextID uint32) types.HttpContext {
+	s := &stream{id: contextID, p: p}
+	p.streams[contextID] = s
+	return s
+}
+
+// ready reports whether the filter has what it needs to decide.
+func (p *plugin) ready() bool { return p.policy != nil && p.list != nil }
+
+// expired reports whether the federation list is older than the TTL.
+func (p *plugin) expired(now time.Time) bool {
+	return p.list != nil && now.Sub(p.list.confirmedAt) > FederationListTTL
+}
+
+// checkExpiry logs the incident once when the list expires.
+func (p *plugin) checkExpiry(now time.Time) {
+	exp := p.expired(now)
+	if exp && !p.expiredLog {
+		proxywasm.LogCriticalf("tim-filter: incident: federation list version %d not confirmed since %s (older than %s); federation is blocked",
+			p.list.list.Version, p.list.confirmedAt.UTC().Format(time.RFC3339), FederationListTTL)
+		p.m.listExpired.Increment(1)
+	}
+	p.expiredLog = exp
+}
+
+// rebuildData combines the policy data with federation.domains.
+func (p *plugin) rebuildData() {
+	if p.policy == nil {
+		return
+	}
+	b := planvm.NewObjectBuilder(p.policy.Data.Len() + 1)
+	p.policy.Data.Iterate(func(k, v planvm.Value) bool {
+		if s, ok := k.AsString(); ok && s == "federation" {
+			return true
+		}
+		b.SetValue(k, v)
+		return true
+	})
+	domains := planvm.NewObject()
+	if p.list != nil {
+		domains = domainsValue(p.list.list)
+	}
+	b.Set("federation", planvm.NewObject(planvm.KV{Key: "domains", Value: domains}))
+	p.data = b.Value()
+}
+
+var (
+	entryInsurance = planvm.NewObject(planvm.KV{Key: "isInsurance", Value: planvm.Bool(true)})
+	entryOther     = planvm.NewObject(planvm.KV{Key: "isInsurance", Value: planvm.Bool(false)})
+)
+
+// domainsValue turns the list into the object data.federation.domains, so
+// that the policy looks a domain up by key.
+func domainsValue(l *fedlist.List) planvm.Value {
+	b := planvm.NewObjectBuilder(len(l.Domains))
+	for d, e := range l.Domains {
+		if e.IsInsurance {
+			b.Set(d, entryInsurance)
+		} else {
+			b.Set(d, entryOther)
+		}
+	}
+	return b.Value()
+}
+
+func (p *plugin) installPolicy(pol *Policy, from string) {
+	p.policy = pol
+	p.rebuildData()
+	p.m.policyUpdates.Increment(1)
+	proxywasm.LogInfof("tim-filter: policy revision %q installed from %s", pol.Revision, from)
+}
+
+func (p *plugin) installList(l *fedlist.List, jws []byte, confirmed time.Time, from string) {
+	p.list = &listState{list: l, jws: jws, confirmedAt: confirmed}
+	p.rebuildData()
+	p.m.listUpdates.Increment(1)
+	proxywasm.LogInfof("tim-filter: federation list version %d (%d domains) installed from %s", l.Version, len(l.Domains), from)
+	p.checkExpiry(p.now())
+}
+
+// releaseWaiters evaluates every stream that waited for a list fetch once
+// more; a second miss is final.
+func (p *plugin) releaseWaiters() {
+	ws := p.waiters
+	p.waiters = nil
+	for _, id := range ws {
+		s, ok := p.streams[id]
+		if !ok || s.state != stateWaitList {
+			continue
+		}
+		if err := proxywasm.SetEffectiveContext(id); err != nil {
+			continue
+		}
+		s.async = true
+		s.decide(true)
+	}
+	_ = proxywasm.SetEffectiveContext(p.id)
+}

@@ -1,0 +1,443 @@
+package filter
+
+import (
+	"encoding/json"
+	"errors"
+	"net/url"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
+	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/types"
+
+	"github.com/timfd/fachdienst/wasm/matrix"
+	"github.com/timfd/fachdienst/wasm/planvm"
+)
+
+type streamState uint8
+
+const (
+	stateHeaders     streamState = iota
+	stateWaitBody                // paused until the whole body is there
+	stateWaitList                // paused until a list fetch ends
+	stateWaitCallout             // paused until the control plane answers
+	stateDone                    // decided
+)
+
+// stream is one HTTP request.
+type stream struct {
+	types.DefaultHttpContext
+	id    uint32
+	p     *plugin
+	state streamState
+	// async is true while the stream is not inside one of its own request
+	// callbacks: an outcome must then be applied by resuming or answering
+	// explicitly instead of through the callback's return value.
+	async bool
+	f     facts
+	dec   decision
+}
+
+// facts are what Go learns from the request; see docs/policy-contract.md.
+type facts struct {
+	method, path, host, hostPort string
+	route                        matrix.Route
+	clientID                     string
+	xm                           matrix.XMatrix
+	hasXM                        bool
+	invitees                     []string
+	inviter, invitee             string
+	hasInvite                    bool
+}
+
+// decision is the policy's answer.
+type decision struct {
+	allow   bool
+	status  int
+	body    planvm.Value
+	ask     string
+	reason  string
+	check   int
+	refetch bool
+}
+
+func (s *stream) OnHttpStreamDone() {
+	delete(s.p.streams, s.id)
+}
+
+func (s *stream) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
+	defer runtime.Gosched()
+	p := s.p
+	if p.cfg == nil {
+		return types.ActionContinue
+	}
+	hs, err := proxywasm.GetHttpRequestHeaders()
+	if err != nil {
+		return s.reject(500, "M_UNKNOWN", "The request could not be read", "headers unreadable")
+	}
+	var authz []string
+	var ua, timUA, tiUA, rawPath string
+	for _, h := range hs {
+		switch h[0] {
+		case ":method":
+			s.f.method = strings.ToUpper(h[1])
+		case ":path":
+			rawPath = h[1]
+		case ":authority", "host":
+			if s.f.hostPort == "" {
+				s.f.hostPort = strings.ToLower(h[1])
+			}
+		case "authorization":
+			authz = append(authz, h[1])
+		case "user-agent":
+			ua = h[1]
+		case "x-tim-user-agent":
+			timUA = h[1]
+		case "ti-user-agent":
+			tiUA = h[1]
+		}
+	}
+	s.f.host = stripPort(s.f.hostPort)
+	if i := strings.IndexByte(rawPath, '?'); i >= 0 {
+		rawPath = rawPath[:i]
+	}
+	s.f.path = rawPath
+	if strings.IndexByte(rawPath, '%') >= 0 {
+		if s.f.path, err = url.PathUnescape(rawPath); err != nil {
+			return s.reject(400, "M_UNRECOGNIZED", "Invalid percent-encoding in the request path", "bad path encoding")
+		}
+	}
+	s.f.route = matrix.Classify(s.f.method, s.f.path)
+	if id, ok := matrix.ClientID(ua, timUA, tiUA); ok {
+		s.f.clientID = id
+	}
+	if xm, err := matrix.ParseXMatrix(authz); err == nil {
+		s.f.xm, s.f.hasXM = xm, true
+	}
+	if !p.ready() {
+		return s.notReady()
+	}
+	if s.f.route.NeedsBody {
+		if endOfStream {
+			return s.withBody(nil)
+		}
+		s.state = stateWaitBody
+		return types.ActionPause
+	}
+	return s.decide(false)
+}
+
+func (s *stream) OnHttpRequestBody(size int, endOfStream bool) types.Action {
+	defer runtime.Gosched()
+	switch s.state {
+	case stateWaitBody:
+	case stateWaitList, stateWaitCallout:
+		// Hold the body while the decision is pending; bounded like any body.
+		if size > s.p.cfg.MaxBodyBytes {
+			return s.reject(413, "M_TOO_LARGE", "Request body too large", "body over the cap")
+		}
+		return types.ActionPause
+	default:
+		return types.ActionContinue
+	}
+	if size > s.p.cfg.MaxBodyBytes {
+		return s.reject(413, "M_TOO_LARGE", "Request body too large", "body over the cap")
+	}
+	if !endOfStream {
+		return types.ActionPause
+	}
+	var body []byte
+	if size > 0 {
+		b, err := proxywasm.GetHttpRequestBody(0, size)
+		if err != nil {
+			return s.reject(500, "M_UNKNOWN", "The request could not be read", "body unreadable")
+		}
+		body = b
+	}
+	return s.withBody(body)
+}
+
+// withBody reads the facts of the body and decides.
+func (s *stream) withBody(body []byte) types.Action {
+	var err error
+	switch s.f.route.Name {
+	case matrix.RouteFederationInvite:
+		s.f.inviter, s.f.invitee, err = matrix.FederationInvite(s.f.route, body)
+		s.f.hasInvite = err == nil
+	default:
+		s.f.invitees, err = matrix.Invitees(s.f.route, body)
+	}
+	switch {
+	case errors.Is(err, matrix.ErrNotJSON):
+		return s.reject(400, "M_NOT_JSON", "Content not JSON.", "body is not JSON")
+	case err != nil:
+		return s.reject(400, "M_INVALID_PARAM", "Invalid user ID or field in the request body", "invalid body field")
+	}
+	s.state = stateHeaders
+	return s.decide(false)
+}
+
+// decide evaluates the policy and applies the decision. refetched is true
+// on the second evaluation after a list fetch.
+func (s *stream) decide(refetched bool) types.Action {
+	p := s.p
+	now := p.now()
+	expired := p.expired(now)
+	if expired {
+		p.checkExpiry(now)
+	}
+	in := s.input(expired)
+	res, ok, err := p.policy.Program.Eval(Entrypoint, in, p.data, planvm.WithNow(now))
+	if err != nil || !ok {
+		p.m.count(checkDefault, outcomeError)
+		why := "policy undefined"
+		if err != nil {
+			why = "policy error: " + err.Error()
+		}
+		return s.failClosed(checkDefault, 500, "M_UNKNOWN", "The request could not be checked", why)
+	}
+	d, ok := parseDecision(res)
+	if !ok {
+		p.m.count(checkDefault, outcomeError)
+		return s.failClosed(checkDefault, 500, "M_UNKNOWN", "The request could not be checked", "malformed decision")
+	}
+	s.dec = d
+	switch {
+	case d.allow:
+		p.m.count(d.check, outcomeAllowed)
+		return s.pass()
+	case d.ask == "invite-permission":
+		return s.askInvite()
+	case d.ask != "":
+		p.m.count(d.check, outcomeError)
+		return s.failClosed(d.check, d.status, "", "", "unknown ask "+d.ask)
+	case d.refetch && !refetched && !expired:
+		if p.triggerRefetch(now) {
+			p.waiters = append(p.waiters, s.id)
+			s.state = stateWaitList
+			return s.wait()
+		}
+	}
+	return s.deny(d.check, d.status, d.body, d.reason)
+}
+
+// triggerRefetch starts (or joins) a list fetch for a missing domain, at most
+// once per refetch interval. It reports whether the caller may wait for it.
+func (p *plugin) triggerRefetch(now time.Time) bool {
+	if p.listFetch.running(now) {
+		return true
+	}
+	if !p.lastRefetch.IsZero() && now.Sub(p.lastRefetch) < p.cfg.RefetchMinInterval {
+		return false
+	}
+	p.lastRefetch = now
+	return p.fetchList(now)
+}
+
+// askInvite asks the control plane whether the invite may pass (stages 2
+// and 3); the stream waits for the answer.
+func (s *stream) askInvite() types.Action {
+	p := s.p
+	if !s.f.hasInvite {
+		p.m.count(checkInvite, outcomeError)
+		return s.failClosed(checkInvite, s.dec.status, "", "", "invite-permission without invite facts")
+	}
+	body, _ := json.Marshal(struct {
+		Inviter string `json:"inviter"`
+		Invitee string `json:"invitee"`
+	}{s.f.inviter, s.f.invitee})
+	h := p.calloutHeaders("POST", pathInvitePermission)
+	h = append(h, [2]string{"content-type", "application/json"})
+	if _, err := proxywasm.DispatchHttpCall(p.cfg.Cluster, h, body, nil, p.timeoutMS(), s.onInviteResponse); err != nil {
+		p.m.count(checkInvite, outcomeError)
+		return s.failClosed(checkInvite, s.dec.status, "", "", "invite-permission call failed: "+err.Error())
+	}
+	s.state = stateWaitCallout
+	return s.wait()
+}
+
+func (s *stream) onInviteResponse(_, bodySize, _ int) {
+	defer runtime.Gosched()
+	if s.state != stateWaitCallout {
+		return
+	}
+	s.async = true
+	p := s.p
+	status := responseStatus()
+	var ans struct {
+		Allow *bool `json:"allow"`
+	}
+	if status == 200 {
+		if b, err := responseBody(bodySize); err != nil || json.Unmarshal(b, &ans) != nil {
+			ans.Allow = nil
+		}
+	}
+	switch {
+	case ans.Allow == nil:
+		p.m.count(checkInvite, outcomeError)
+		why := "control plane did not answer"
+		if status != 0 {
+			why = "control plane answered " + itoa(status)
+		}
+		s.failClosed(checkInvite, s.dec.status, "", "", "invite-permission: "+why)
+	case *ans.Allow:
+		p.m.count(checkInvite, outcomeAllowed)
+		s.pass()
+	default:
+		s.deny(checkInvite, s.dec.status, s.dec.body, "invite refused by the control plane")
+	}
+}
+
+// wait pauses the stream until an asynchronous answer applies an outcome.
+func (s *stream) wait() types.Action {
+	return types.ActionPause
+}
+
+// pass lets the request through.
+func (s *stream) pass() types.Action {
+	wasPaused := s.async
+	s.state = stateDone
+	if wasPaused {
+		if err := proxywasm.ResumeHttpRequest(); err != nil {
+			proxywasm.LogErrorf("tim-filter: cannot resume a request: %v", err)
+		}
+	}
+	return types.ActionContinue
+}
+
+// deny answers with the policy's status and body, or only logs in dry-run.
+func (s *stream) deny(check, status int, body planvm.Value, reason string) types.Action {
+	p := s.p
+	b, err := planvm.ToJSON(body)
+	if err != nil || body.Kind() != planvm.KindObject || status < 400 || status > 599 {
+		p.m.count(check, outcomeError)
+		return s.failClosed(check, 500, "M_UNKNOWN", "The request could not be checked", "malformed deny decision")
+	}
+	return s.answer(check, status, b, reason)
+}
+
+// reject answers a request Go refuses before the policy runs.
+func (s *stream) reject(status int, errcode, msg, reason string) types.Action {
+	return s.answer(checkRequest, status, errorBody(errcode, msg), reason)
+}
+
+// notReady answers while there is no valid policy or list (fail closed).
+func (s *stream) notReady() types.Action {
+	s.p.m.notReady.Increment(1)
+	return s.answer(checkDefault, 503, errorBody("M_UNAVAILABLE", "The messenger proxy has no valid policy or federation list yet"), "not ready")
+}
+
+// failClosed denies because a check could not decide. With status 0 or an
+// empty errcode it uses the decision's own refusal when there is one.
+func (s *stream) failClosed(check, status int, errcode, msg, reason string) types.Action {
+	if errcode == "" {
+		if s.dec.body.Kind() == planvm.KindObject && status >= 400 && status <= 599 {
+			if b, err := planvm.ToJSON(s.dec.body); err == nil {
+				return s.answer(check, status, b, reason)
+			}
+		}
+		status, errcode, msg = 403, "M_FORBIDDEN", "The request could not be checked"
+	}
+	return s.answer(check, status, errorBody(errcode, msg), reason)
+}
+
+// answer sends the local response (or, in dry-run, logs and passes).
+func (s *stream) answer(check, status int, body []byte, reason string) types.Action {
+	p := s.p
+	id := p.logDenial(s, check, status, reason)
+	if p.cfg.DryRun {
+		p.m.count(check, outcomeDryRun)
+		return s.pass()
+	}
+	p.m.count(check, outcomeDenied)
+	s.state = stateDone
+	err := proxywasm.SendHttpResponse(uint32(status), [][2]string{
+		{"content-type", "application/json"},
+		{"x-tim-decision-id", id},
+	}, body, -1)
+	if err != nil {
+		proxywasm.LogErrorf("tim-filter: cannot send the local response: %v", err)
+	}
+	return types.ActionPause
+}
+
+func errorBody(errcode, msg string) []byte {
+	b, _ := json.Marshal(struct {
+		Errcode string `json:"errcode"`
+		Error   string `json:"error"`
+	}{errcode, msg})
+	return b
+}
+
+func parseDecision(v planvm.Value) (decision, bool) {
+	var d decision
+	if v.Kind() != planvm.KindObject {
+		return d, false
+	}
+	a, ok := v.Get("allow")
+	if !ok {
+		return d, false
+	}
+	if d.allow, ok = a.AsBool(); !ok {
+		return d, false
+	}
+	if st, ok := v.Get("status"); ok {
+		n, _ := st.AsInt()
+		d.status = int(n)
+	}
+	d.body, _ = v.Get("body")
+	if ask, ok := v.Get("ask"); ok {
+		d.ask, _ = ask.AsString()
+	}
+	if r, ok := v.Get("reason"); ok {
+		d.reason, _ = r.AsString()
+	}
+	d.check = checkDefault
+	if c, ok := v.Get("check"); ok {
+		if name, ok := c.AsString(); ok {
+			d.check = checkIndex(name)
+		}
+	}
+	if r, ok := v.Get("refetch"); ok {
+		d.refetch, _ = r.AsBool()
+	}
+	return d, true
+}
+
+// stripPort removes the port of a host[:port] (IPv6 literals keep their
+// brackets).
+func stripPort(hp string) string {
+	if strings.HasPrefix(hp, "[") {
+		if i := strings.IndexByte(hp, ']'); i >= 0 {
+			return hp[:i+1]
+		}
+		return hp
+	}
+	if i := strings.LastIndexByte(hp, ':'); i >= 0 {
+		return hp[:i]
+	}
+	return hp
+}
+
+func itoa(n int) string {
+	if n == 0 {
+		return "0"
+	}
+	var b [20]byte
+	i := len(b)
+	neg := n < 0
+	if neg {
+		n = -n
+	}
+	for n > 0 {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+	}
+	if neg {
+		i--
+		b[i] = '-'
+	}
+	return string(b[i:])
+}

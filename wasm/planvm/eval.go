@@ -1,0 +1,535 @@
+package planvm
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Evaluation errors. Any error means the caller must deny.
+var (
+	ErrStepLimit       = errors.New("planvm: step limit exceeded")
+	ErrDepthLimit      = errors.New("planvm: call depth limit exceeded")
+	ErrConflict        = errors.New("planvm: conflicting values (complete rule or object key produced more than one value)")
+	ErrUnknownEntry    = errors.New("planvm: unknown entrypoint")
+	ErrMultipleResults = errors.New("planvm: entrypoint produced more than one result")
+)
+
+// signals returned by exec besides break depths.
+const (
+	fellThrough = -1
+	retSignal   = 1 << 30
+)
+
+// vm is the per-evaluation state; it is pooled per Program.
+type vm struct {
+	prog    *Program
+	steps   int
+	limit   int
+	depth   int
+	stack   []Value
+	sp      int
+	hiwater int
+	results []Value
+	retVal  Value
+	args    []Value // builtin argument scratch
+	now     int64
+	hasNow  bool
+	err     error
+}
+
+// Eval evaluates entrypoint entry with input and data. An undefined input
+// (the zero Value) is allowed. defined is false when the entrypoint produced
+// no result.
+func (p *Program) Eval(entry string, input, data Value, opts ...EvalOption) (result Value, defined bool, err error) {
+	pl := p.byName[entry]
+	if pl == nil {
+		return Value{}, false, fmt.Errorf("%w %q", ErrUnknownEntry, entry)
+	}
+	cfg := evalConfig{stepLimit: DefaultStepLimit}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	m := p.pool.Get().(*vm)
+	m.prog, m.limit, m.steps, m.depth, m.err = p, cfg.stepLimit, 0, 0, nil
+	m.hasNow, m.now = cfg.hasNow, 0
+	if cfg.hasNow {
+		m.now = cfg.now.UnixNano()
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			result, defined, err = Value{}, false, fmt.Errorf("planvm: internal error: %v", r)
+		}
+		m.release()
+		p.pool.Put(m)
+	}()
+
+	fr := m.alloc(pl.nlocals)
+	fr[0], fr[1] = input, data
+	for _, b := range pl.blocks {
+		if brk := m.exec(fr, b); brk == retSignal {
+			break
+		}
+	}
+	if m.err != nil {
+		return Value{}, false, m.err
+	}
+	switch len(m.results) {
+	case 0:
+		return Value{}, false, nil
+	case 1:
+	default:
+		return Value{}, false, ErrMultipleResults
+	}
+	rs := m.results[0]
+	if r, ok := rs.Get("result"); ok {
+		return r, true, nil
+	}
+	// Plans of queries without a "result" wrapper: return the value itself.
+	return rs, true, nil
+}
+
+func (m *vm) release() {
+	clear(m.stack[:m.hiwater])
+	m.sp, m.hiwater = 0, 0
+	clear(m.results)
+	m.results = m.results[:0]
+	clear(m.args)
+	m.retVal = Value{}
+	m.prog = nil
+}
+
+// alloc takes a zeroed frame of n slots from the stack. Frames handed out
+// earlier stay valid when the stack grows, because a new array is started
+// instead of moving the old one.
+func (m *vm) alloc(n int) []Value {
+	if m.sp+n > len(m.stack) {
+		m.stack = make([]Value, max(2*len(m.stack), m.sp+n+64))
+		m.hiwater = 0
+	}
+	f := m.stack[m.sp : m.sp+n : m.sp+n]
+	clear(f)
+	m.sp += n
+	m.hiwater = max(m.hiwater, m.sp)
+	return f
+}
+
+func (m *vm) read(fr []Value, o *operand) Value {
+	if o.local >= 0 {
+		return fr[o.local]
+	}
+	return o.val
+}
+
+// exec runs one block. It returns fellThrough when the block ran to its
+// end, 0 when a statement was undefined or a "break 0" left the block, n > 0
+// when a break leaves n further enclosing blocks, and retSignal on return.
+// Evaluation errors are stored in m.err and end execution with retSignal.
+func (m *vm) exec(fr []Value, code []instr) int {
+	for i := range code {
+		in := &code[i]
+		m.steps++
+		if m.steps > m.limit {
+			return m.fail(ErrStepLimit)
+		}
+		switch in.op {
+		case opNop:
+		case opArrayAppend:
+			arr := fr[in.a]
+			if arr.k != KindArray {
+				return m.fail(errors.New("planvm: append to non-array"))
+			}
+			v := m.read(fr, &in.x)
+			if !v.IsDefined() {
+				return 0
+			}
+			arr.c.elems = append(arr.c.elems, v)
+		case opAssignInt:
+			fr[in.a] = in.val
+		case opAssignVarOnce:
+			v := m.read(fr, &in.x)
+			if t := fr[in.a]; t.IsDefined() && !Equal(t, v) {
+				return m.fail(ErrConflict)
+			}
+			fr[in.a] = v
+		case opAssignVar:
+			fr[in.a] = m.read(fr, &in.x)
+		case opBlock:
+			for _, b := range in.blocks {
+				if brk := m.exec(fr, b); brk > 0 {
+					if brk == retSignal {
+						return brk
+					}
+					return brk - 1
+				}
+			}
+		case opBreak:
+			return int(in.a)
+		case opCallDynamic:
+			fn := m.lookupDynamic(fr, in.dpath)
+			if fn == nil {
+				return 0
+			}
+			args := make([]Value, len(in.largs))
+			for j, l := range in.largs {
+				args[j] = fr[l]
+			}
+			v := m.call(fn, args, nil, nil)
+			if m.err != nil {
+				return retSignal
+			}
+			if !v.IsDefined() {
+				// The planner expects a found-but-undefined function to
+				// leave the whole lookup structure (three blocks up).
+				return 3
+			}
+			fr[in.a] = v
+		case opCallFunc:
+			v := m.call(in.fn, nil, fr, in.args)
+			if m.err != nil {
+				return retSignal
+			}
+			if !v.IsDefined() {
+				return 0
+			}
+			fr[in.a] = v
+		case opCallBuiltin:
+			base := len(m.args)
+			for j := range in.args {
+				v := m.read(fr, &in.args[j])
+				if !v.IsDefined() {
+					m.args = m.args[:base]
+					return 0
+				}
+				m.args = append(m.args, v)
+			}
+			v, ok := in.bi.fn(m, m.args[base:])
+			clear(m.args[base:])
+			m.args = m.args[:base]
+			if m.err != nil {
+				return retSignal
+			}
+			if !ok || !v.IsDefined() {
+				return 0
+			}
+			fr[in.a] = v
+		case opDot:
+			src := m.read(fr, &in.x)
+			v, ok := src.Lookup(m.read(fr, &in.y))
+			if !ok {
+				return 0
+			}
+			fr[in.a] = v
+		case opEqual:
+			a, b := m.read(fr, &in.x), m.read(fr, &in.y)
+			if !a.IsDefined() || !b.IsDefined() || !Equal(a, b) {
+				return 0
+			}
+		case opNotEqual:
+			a, b := m.read(fr, &in.x), m.read(fr, &in.y)
+			if !a.IsDefined() || !b.IsDefined() || Equal(a, b) {
+				return 0
+			}
+		case opIsArray:
+			if m.read(fr, &in.x).k != KindArray {
+				return 0
+			}
+		case opIsObject:
+			if m.read(fr, &in.x).k != KindObject {
+				return 0
+			}
+		case opIsSet:
+			if m.read(fr, &in.x).k != KindSet {
+				return 0
+			}
+		case opIsDefined:
+			if !fr[in.a].IsDefined() {
+				return 0
+			}
+		case opIsUndefined:
+			if fr[in.a].IsDefined() {
+				return 0
+			}
+		case opLen:
+			v := m.read(fr, &in.x)
+			fr[in.a] = Int(int64(v.Len()))
+		case opMakeArray:
+			fr[in.a] = arrayOf(make([]Value, 0, in.b))
+		case opMakeNull:
+			fr[in.a] = Null()
+		case opMakeNumber:
+			fr[in.a] = in.val
+		case opMakeObject:
+			fr[in.a] = emptyObject(0)
+		case opMakeSet:
+			fr[in.a] = emptySet(0)
+		case opNot:
+			brk := m.exec(fr, in.block)
+			switch {
+			case brk == retSignal:
+				return brk
+			case brk == fellThrough:
+				return 0 // the negated block was satisfied
+			case brk > 0:
+				return brk - 1
+			}
+		case opObjectInsertOnce:
+			obj := fr[in.a]
+			if obj.k != KindObject {
+				return m.fail(errors.New("planvm: insert into non-object"))
+			}
+			k, v := m.read(fr, &in.x), m.read(fr, &in.y)
+			if !k.IsDefined() || !v.IsDefined() {
+				return 0
+			}
+			if j := obj.c.find(k); j >= 0 {
+				if !Equal(obj.c.vals[j], v) {
+					return m.fail(ErrConflict)
+				}
+				continue
+			}
+			obj.c.append(k, v, true)
+		case opObjectInsert:
+			obj := fr[in.a]
+			if obj.k != KindObject {
+				return m.fail(errors.New("planvm: insert into non-object"))
+			}
+			k, v := m.read(fr, &in.x), m.read(fr, &in.y)
+			if !k.IsDefined() || !v.IsDefined() {
+				return 0
+			}
+			obj.c.objInsert(k, v)
+		case opObjectMerge:
+			fr[in.a] = merge(fr[in.b], fr[in.c])
+		case opResetLocal:
+			fr[in.a] = Value{}
+		case opResultSetAdd:
+			v := fr[in.a]
+			if !v.IsDefined() {
+				return 0
+			}
+			dup := false
+			for _, r := range m.results {
+				if Equal(r, v) {
+					dup = true
+					break
+				}
+			}
+			if !dup {
+				m.results = append(m.results, v)
+			}
+		case opReturnLocal:
+			m.retVal = fr[in.a]
+			return retSignal
+		case opScan:
+			if brk := m.scan(fr, in); brk != fellThrough {
+				return brk
+			}
+		case opSetAdd:
+			set := fr[in.a]
+			if set.k != KindSet {
+				return m.fail(errors.New("planvm: add to non-set"))
+			}
+			v := m.read(fr, &in.x)
+			if !v.IsDefined() {
+				return 0
+			}
+			set.c.setAdd(v)
+		case opWith:
+			saved := fr[in.a]
+			v := m.read(fr, &in.x)
+			if len(in.path) == 0 {
+				fr[in.a] = v
+			} else {
+				fr[in.a] = upsert(saved, in.path, v)
+			}
+			brk := m.exec(fr, in.block)
+			fr[in.a] = saved
+			switch {
+			case brk == retSignal:
+				return brk
+			case brk == 0:
+				return 0
+			case brk > 0:
+				return brk - 1
+			}
+		default:
+			return m.fail(fmt.Errorf("planvm: bad opcode %d", in.op))
+		}
+	}
+	return fellThrough
+}
+
+func (m *vm) fail(err error) int {
+	if m.err == nil {
+		m.err = err
+	}
+	return retSignal
+}
+
+// scan iterates over arrays, objects and sets in OPA's order.
+func (m *vm) scan(fr []Value, in *instr) int {
+	src := fr[in.a]
+	body := func(k, v Value) int {
+		fr[in.b], fr[in.c] = k, v
+		brk := m.exec(fr, in.block)
+		switch {
+		case brk == retSignal:
+			return brk
+		case brk <= 0:
+			return fellThrough // next element
+		case brk == 1:
+			return 0 // leaves the scan; continue after it
+		default:
+			return brk - 1 // becomes brk-2 relative to the enclosing block, +1 for the marker
+		}
+	}
+	var res int = fellThrough
+	switch src.k {
+	case KindArray:
+		for i := 0; i < len(src.c.elems); i++ {
+			if r := body(Int(int64(i)), src.c.elems[i]); r != fellThrough {
+				res = r
+				break
+			}
+		}
+	case KindObject:
+		for _, j := range src.c.sortedOrder() {
+			if r := body(src.c.elems[j], src.c.vals[j]); r != fellThrough {
+				res = r
+				break
+			}
+		}
+	case KindSet:
+		for _, j := range src.c.sortedOrder() {
+			e := src.c.elems[j]
+			if r := body(e, e); r != fellThrough {
+				res = r
+				break
+			}
+		}
+	}
+	switch {
+	case res == fellThrough, res == 0:
+		return fellThrough
+	case res == retSignal:
+		return res
+	default:
+		return res - 1
+	}
+}
+
+// call runs a plan function. Arguments come either from args or from the
+// caller's frame and operands (avoiding a copy).
+func (m *vm) call(fn *function, args []Value, cfr []Value, ops []operand) Value {
+	if m.depth >= DefaultMaxDepth {
+		m.fail(ErrDepthLimit)
+		return Value{}
+	}
+	m.depth++
+	sp := m.sp
+	fr := m.alloc(fn.nlocals)
+	if args != nil {
+		for j, p := range fn.params {
+			if j < len(args) {
+				fr[p] = args[j]
+			}
+		}
+	} else {
+		for j, p := range fn.params {
+			fr[p] = m.read(cfr, &ops[j])
+		}
+	}
+	var res Value
+	returned := false
+	for _, b := range fn.blocks {
+		if brk := m.exec(fr, b); brk == retSignal {
+			returned = true
+			break
+		}
+	}
+	if m.err == nil {
+		if returned {
+			res = m.retVal
+			m.retVal = Value{}
+		} else {
+			res = fr[fn.ret]
+		}
+	}
+	clear(fr)
+	m.sp = sp
+	m.depth--
+	return res
+}
+
+func (m *vm) lookupDynamic(fr []Value, path []operand) *function {
+	n := m.prog.dynamic
+	for j := range path {
+		seg := m.read(fr, &path[j])
+		if seg.k != KindString || n.children == nil {
+			return nil
+		}
+		if n = n.children[seg.s]; n == nil {
+			return nil
+		}
+	}
+	return n.fn
+}
+
+// merge combines two objects recursively like OPA's runtime: a wins over b
+// where they disagree on a non-object value.
+func merge(a, b Value) Value {
+	if !a.IsDefined() {
+		return b
+	}
+	if !b.IsDefined() || a.k != KindObject || b.k != KindObject {
+		return a
+	}
+	out := emptyObject(len(a.c.elems) + len(b.c.elems))
+	for i, k := range a.c.elems {
+		av := a.c.vals[i]
+		if j := b.c.find(k); j >= 0 {
+			out.c.append(k, merge(av, b.c.vals[j]), true)
+		} else {
+			out.c.append(k, av, true)
+		}
+	}
+	for i, k := range b.c.elems {
+		if a.c.find(k) < 0 {
+			out.c.append(k, b.c.vals[i], true)
+		}
+	}
+	return out
+}
+
+// upsert returns a copy of doc with value placed at path, creating
+// intermediate objects; doc itself is left untouched.
+func upsert(doc Value, path []Value, value Value) Value {
+	if len(path) == 0 {
+		return value
+	}
+	out := emptyObject(0)
+	if doc.k == KindObject {
+		out = shallowCopyObject(doc)
+	}
+	child, _ := out.Lookup(path[0])
+	out.c.objInsert(path[0], upsert(child, path[1:], value))
+	return out
+}
+
+func shallowCopyObject(v Value) Value {
+	out := emptyObject(len(v.c.elems))
+	for i, k := range v.c.elems {
+		out.c.append(k, v.c.vals[i], true)
+	}
+	return out
+}
+
+// nowNS returns the evaluation's fixed clock.
+func (m *vm) nowNS() int64 {
+	if !m.hasNow {
+		m.now = time.Now().UnixNano()
+		m.hasNow = true
+	}
+	return m.now
+}

@@ -1,0 +1,580 @@
+package planvm
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+)
+
+// Program is a loaded, precompiled plan. It is safe for concurrent use.
+type Program struct {
+	plans    []*plan
+	byName   map[string]*plan
+	funcs    map[string]*function
+	dynamic  *dynNode // functions by data path, for CallDynamicStmt
+	pool     sync.Pool
+	maxSlots int
+}
+
+type plan struct {
+	name    string
+	blocks  [][]instr
+	nlocals int
+}
+
+type function struct {
+	name    string
+	params  []int32
+	ret     int32
+	blocks  [][]instr
+	nlocals int
+}
+
+type dynNode struct {
+	fn       *function
+	children map[string]*dynNode
+}
+
+type opcode uint8
+
+const (
+	opNop opcode = iota
+	opArrayAppend
+	opAssignInt
+	opAssignVarOnce
+	opAssignVar
+	opBlock
+	opBreak
+	opCallDynamic
+	opCallFunc
+	opCallBuiltin
+	opDot
+	opEqual
+	opIsArray
+	opIsObject
+	opIsSet
+	opIsDefined
+	opIsUndefined
+	opLen
+	opMakeArray
+	opMakeNull
+	opMakeNumber // MakeNumberInt and MakeNumberRef: constant in val
+	opMakeObject
+	opMakeSet
+	opNotEqual
+	opNot
+	opObjectInsertOnce
+	opObjectInsert
+	opObjectMerge
+	opResetLocal
+	opResultSetAdd
+	opReturnLocal
+	opScan
+	opSetAdd
+	opWith
+)
+
+// operand is a local slot or a constant.
+type operand struct {
+	local int32 // -1 for constants
+	val   Value
+}
+
+// instr is one precompiled statement. Fields are used per opcode.
+type instr struct {
+	op      opcode
+	a, b, c int32 // locals (target/source/key/value) or break index
+	x, y    operand
+	val     Value
+	block   []instr
+	blocks  [][]instr
+	fn      *function
+	bi      *builtin
+	args    []operand
+	largs   []int32
+	path    []Value // With path (strings)
+	dpath   []operand
+}
+
+// raw JSON shapes of the plan.
+
+type rawPolicy struct {
+	Static struct {
+		Strings      []struct{ Value string } `json:"strings"`
+		BuiltinFuncs []struct {
+			Name string `json:"name"`
+		} `json:"builtin_funcs"`
+	} `json:"static"`
+	Plans struct {
+		Plans []struct {
+			Name   string     `json:"name"`
+			Blocks []rawBlock `json:"blocks"`
+		} `json:"plans"`
+	} `json:"plans"`
+	Funcs struct {
+		Funcs []struct {
+			Name   string     `json:"name"`
+			Params []int32    `json:"params"`
+			Return int32      `json:"return"`
+			Blocks []rawBlock `json:"blocks"`
+			Path   []string   `json:"path"`
+		} `json:"funcs"`
+	} `json:"funcs"`
+}
+
+type rawBlock struct {
+	Stmts []struct {
+		Type string          `json:"type"`
+		Stmt json.RawMessage `json:"stmt"`
+	} `json:"stmts"`
+}
+
+type rawOperand struct {
+	Type  string          `json:"type"`
+	Value json.RawMessage `json:"value"`
+}
+
+type rawStmt struct {
+	Source   json.RawMessage `json:"source"`
+	Target   *int32          `json:"target"`
+	Key      json.RawMessage `json:"key"`
+	Value    json.RawMessage `json:"value"`
+	A        json.RawMessage `json:"a"`
+	B        json.RawMessage `json:"b"`
+	Array    int32           `json:"array"`
+	Object   int32           `json:"object"`
+	Set      int32           `json:"set"`
+	Local    int32           `json:"local"`
+	Index    *int            `json:"index"`
+	IndexOld *int            `json:"Index"`
+	Func     string          `json:"func"`
+	Args     json.RawMessage `json:"args"`
+	Result   int32           `json:"result"`
+	Path     json.RawMessage `json:"path"`
+	Block    *rawBlock       `json:"block"`
+	Blocks   []rawBlock      `json:"blocks"`
+	Capacity int32           `json:"capacity"`
+}
+
+// maxLocal bounds local indexes so a hostile plan cannot demand huge frames.
+const maxLocal = 1 << 16
+
+type loader struct {
+	strings []Value
+	funcs   map[string]*function
+	maxLoc  int32
+}
+
+// Load parses a plan (JSON from OPA's planner) and precompiles it. It fails
+// on unknown statements and on calls of builtins the VM does not implement,
+// naming them.
+func Load(b []byte) (*Program, error) {
+	var raw rawPolicy
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return nil, fmt.Errorf("planvm: parse plan: %w", err)
+	}
+	var missing []string
+	for _, bf := range raw.Static.BuiltinFuncs {
+		if _, ok := builtins[bf.Name]; !ok {
+			missing = append(missing, bf.Name)
+		}
+	}
+	if len(missing) > 0 {
+		sort.Strings(missing)
+		return nil, fmt.Errorf("planvm: unsupported builtins: %s", strings.Join(missing, ", "))
+	}
+	ld := &loader{funcs: map[string]*function{}}
+	for _, s := range raw.Static.Strings {
+		ld.strings = append(ld.strings, String(s.Value))
+	}
+	prog := &Program{byName: map[string]*plan{}, funcs: ld.funcs, dynamic: &dynNode{}}
+	// Declare functions first so calls can resolve to pointers.
+	for _, f := range raw.Funcs.Funcs {
+		fn := &function{name: f.Name, params: f.Params, ret: f.Return}
+		ld.funcs[f.Name] = fn
+		if len(f.Path) > 0 {
+			n := prog.dynamic
+			for _, seg := range f.Path {
+				if n.children == nil {
+					n.children = map[string]*dynNode{}
+				}
+				c := n.children[seg]
+				if c == nil {
+					c = &dynNode{}
+					n.children[seg] = c
+				}
+				n = c
+			}
+			n.fn = fn
+		}
+	}
+	for _, f := range raw.Funcs.Funcs {
+		fn := ld.funcs[f.Name]
+		ld.maxLoc = f.Return
+		for _, p := range f.Params {
+			ld.maxLoc = max(ld.maxLoc, p)
+		}
+		blocks, err := ld.blocks(f.Blocks)
+		if err != nil {
+			return nil, fmt.Errorf("planvm: func %s: %w", f.Name, err)
+		}
+		if ld.maxLoc >= maxLocal || ld.maxLoc < 0 {
+			return nil, fmt.Errorf("planvm: func %s: local index out of range", f.Name)
+		}
+		fn.blocks, fn.nlocals = blocks, int(ld.maxLoc)+1
+		prog.maxSlots = max(prog.maxSlots, fn.nlocals)
+	}
+	for _, p := range raw.Plans.Plans {
+		ld.maxLoc = 1
+		blocks, err := ld.blocks(p.Blocks)
+		if err != nil {
+			return nil, fmt.Errorf("planvm: plan %s: %w", p.Name, err)
+		}
+		if ld.maxLoc >= maxLocal || ld.maxLoc < 0 {
+			return nil, fmt.Errorf("planvm: plan %s: local index out of range", p.Name)
+		}
+		pl := &plan{name: p.Name, blocks: blocks, nlocals: int(ld.maxLoc) + 1}
+		prog.plans = append(prog.plans, pl)
+		prog.byName[p.Name] = pl
+		prog.maxSlots = max(prog.maxSlots, pl.nlocals)
+	}
+	prog.pool.New = func() any { return &vm{} }
+	return prog, nil
+}
+
+func (ld *loader) blocks(rbs []rawBlock) ([][]instr, error) {
+	out := make([][]instr, len(rbs))
+	for i := range rbs {
+		b, err := ld.block(&rbs[i])
+		if err != nil {
+			return nil, err
+		}
+		out[i] = b
+	}
+	return out, nil
+}
+
+func (ld *loader) local(l int32) int32 {
+	ld.maxLoc = max(ld.maxLoc, l)
+	return l
+}
+
+func (ld *loader) str(i int) (Value, error) {
+	if i < 0 || i >= len(ld.strings) {
+		return Value{}, fmt.Errorf("string index %d out of range", i)
+	}
+	return ld.strings[i], nil
+}
+
+func (ld *loader) operand(raw json.RawMessage) (operand, error) {
+	var ro rawOperand
+	if err := json.Unmarshal(raw, &ro); err != nil {
+		return operand{}, fmt.Errorf("operand: %w", err)
+	}
+	switch ro.Type {
+	case "local":
+		var l int32
+		if err := json.Unmarshal(ro.Value, &l); err != nil {
+			return operand{}, err
+		}
+		if l < 0 {
+			return operand{}, fmt.Errorf("negative local")
+		}
+		return operand{local: ld.local(l)}, nil
+	case "string_index":
+		var i int
+		if err := json.Unmarshal(ro.Value, &i); err != nil {
+			return operand{}, err
+		}
+		v, err := ld.str(i)
+		return operand{local: -1, val: v}, err
+	case "bool":
+		var b bool
+		if err := json.Unmarshal(ro.Value, &b); err != nil {
+			return operand{}, err
+		}
+		return operand{local: -1, val: Bool(b)}, nil
+	}
+	return operand{}, fmt.Errorf("unknown operand type %q", ro.Type)
+}
+
+func (ld *loader) block(rb *rawBlock) ([]instr, error) {
+	out := make([]instr, 0, len(rb.Stmts))
+	for _, rs := range rb.Stmts {
+		var s rawStmt
+		if len(rs.Stmt) > 0 {
+			if err := json.Unmarshal(rs.Stmt, &s); err != nil {
+				return nil, fmt.Errorf("%s: %w", rs.Type, err)
+			}
+		}
+		in, err := ld.stmt(rs.Type, &s)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", rs.Type, err)
+		}
+		out = append(out, in)
+	}
+	return out, nil
+}
+
+func (ld *loader) target(s *rawStmt) (int32, error) {
+	if s.Target == nil || *s.Target < 0 {
+		return 0, fmt.Errorf("missing target")
+	}
+	return ld.local(*s.Target), nil
+}
+
+func (ld *loader) stmt(typ string, s *rawStmt) (instr, error) {
+	var in instr
+	var err error
+	switch typ {
+	case "NopStmt":
+		in.op = opNop
+	case "ArrayAppendStmt":
+		in.op = opArrayAppend
+		in.a = ld.local(s.Array)
+		in.x, err = ld.operand(s.Value)
+	case "AssignIntStmt":
+		in.op = opAssignInt
+		var n int64
+		if err = json.Unmarshal(s.Value, &n); err == nil {
+			in.val = Int(n)
+		}
+		in.a, err = ld.target(s)
+	case "AssignVarOnceStmt", "AssignVarStmt":
+		in.op = opAssignVar
+		if typ == "AssignVarOnceStmt" {
+			in.op = opAssignVarOnce
+		}
+		if in.x, err = ld.operand(s.Source); err == nil {
+			in.a, err = ld.target(s)
+		}
+	case "BlockStmt":
+		in.op = opBlock
+		in.blocks, err = ld.blocks(s.Blocks)
+	case "BreakStmt":
+		in.op = opBreak
+		if s.Index != nil {
+			in.a = int32(*s.Index)
+		}
+		if in.a < 0 {
+			err = fmt.Errorf("negative break index")
+		}
+	case "CallDynamicStmt":
+		in.op = opCallDynamic
+		in.a = ld.local(s.Result)
+		if err = json.Unmarshal(s.Args, &in.largs); err != nil {
+			break
+		}
+		for _, l := range in.largs {
+			ld.local(l)
+		}
+		var ops []json.RawMessage
+		if err = json.Unmarshal(s.Path, &ops); err != nil {
+			break
+		}
+		for _, o := range ops {
+			var op operand
+			if op, err = ld.operand(o); err != nil {
+				break
+			}
+			in.dpath = append(in.dpath, op)
+		}
+	case "CallStmt":
+		in.a = ld.local(s.Result)
+		var ops []json.RawMessage
+		if len(s.Args) > 0 {
+			if err = json.Unmarshal(s.Args, &ops); err != nil {
+				break
+			}
+		}
+		for _, o := range ops {
+			var op operand
+			if op, err = ld.operand(o); err != nil {
+				return in, err
+			}
+			in.args = append(in.args, op)
+		}
+		if fn, ok := ld.funcs[s.Func]; ok {
+			in.op, in.fn = opCallFunc, fn
+			if len(in.args) != len(fn.params) {
+				err = fmt.Errorf("call of %s with %d args, want %d", s.Func, len(in.args), len(fn.params))
+			}
+		} else if bi, ok := builtins[s.Func]; ok {
+			in.op, in.bi = opCallBuiltin, bi
+			if bi.arity >= 0 && len(in.args) != bi.arity {
+				err = fmt.Errorf("call of %s with %d args, want %d", s.Func, len(in.args), bi.arity)
+			}
+		} else {
+			err = fmt.Errorf("unsupported builtin or unknown function %q", s.Func)
+		}
+	case "DotStmt":
+		in.op = opDot
+		if in.x, err = ld.operand(s.Source); err == nil {
+			if in.y, err = ld.operand(s.Key); err == nil {
+				in.a, err = ld.target(s)
+			}
+		}
+	case "EqualStmt", "NotEqualStmt":
+		in.op = opEqual
+		if typ == "NotEqualStmt" {
+			in.op = opNotEqual
+		}
+		if in.x, err = ld.operand(s.A); err == nil {
+			in.y, err = ld.operand(s.B)
+		}
+	case "IsArrayStmt", "IsObjectStmt", "IsSetStmt":
+		in.op = map[string]opcode{"IsArrayStmt": opIsArray, "IsObjectStmt": opIsObject, "IsSetStmt": opIsSet}[typ]
+		in.x, err = ld.operand(s.Source)
+	case "IsDefinedStmt", "IsUndefinedStmt":
+		in.op = opIsDefined
+		if typ == "IsUndefinedStmt" {
+			in.op = opIsUndefined
+		}
+		var l int32
+		if err = json.Unmarshal(s.Source, &l); err == nil {
+			in.a = ld.local(l)
+		}
+	case "LenStmt":
+		in.op = opLen
+		if in.x, err = ld.operand(s.Source); err == nil {
+			in.a, err = ld.target(s)
+		}
+	case "MakeArrayStmt":
+		in.op = opMakeArray
+		in.b = min(max(s.Capacity, 0), 1024)
+		in.a, err = ld.target(s)
+	case "MakeNullStmt":
+		in.op = opMakeNull
+		in.a, err = ld.target(s)
+	case "MakeNumberIntStmt":
+		in.op = opMakeNumber
+		var n int64
+		if err = json.Unmarshal(s.Value, &n); err == nil {
+			in.val = Int(n)
+			in.a, err = ld.target(s)
+		}
+	case "MakeNumberRefStmt":
+		in.op = opMakeNumber
+		idx := s.Index
+		if idx == nil {
+			idx = s.IndexOld
+		}
+		if idx == nil {
+			err = fmt.Errorf("missing index")
+			break
+		}
+		var sv Value
+		if sv, err = ld.str(*idx); err != nil {
+			break
+		}
+		n, ok := Number(sv.s)
+		if !ok {
+			err = fmt.Errorf("invalid number %q", sv.s)
+			break
+		}
+		in.val = n
+		in.a, err = ld.target(s)
+	case "MakeObjectStmt":
+		in.op = opMakeObject
+		in.a, err = ld.target(s)
+	case "MakeSetStmt":
+		in.op = opMakeSet
+		in.a, err = ld.target(s)
+	case "NotStmt":
+		in.op = opNot
+		if s.Block == nil {
+			err = fmt.Errorf("missing block")
+			break
+		}
+		in.block, err = ld.block(s.Block)
+	case "ObjectInsertOnceStmt", "ObjectInsertStmt":
+		in.op = opObjectInsert
+		if typ == "ObjectInsertOnceStmt" {
+			in.op = opObjectInsertOnce
+		}
+		in.a = ld.local(s.Object)
+		if in.x, err = ld.operand(s.Key); err == nil {
+			in.y, err = ld.operand(s.Value)
+		}
+	case "ObjectMergeStmt":
+		in.op = opObjectMerge
+		var a, b int32
+		if err = json.Unmarshal(s.A, &a); err != nil {
+			break
+		}
+		if err = json.Unmarshal(s.B, &b); err != nil {
+			break
+		}
+		in.b, in.c = ld.local(a), ld.local(b)
+		in.a, err = ld.target(s)
+	case "ResetLocalStmt":
+		in.op = opResetLocal
+		in.a, err = ld.target(s)
+	case "ResultSetAddStmt":
+		in.op = opResultSetAdd
+		var l int32
+		if err = json.Unmarshal(s.Value, &l); err == nil {
+			in.a = ld.local(l)
+		}
+	case "ReturnLocalStmt":
+		in.op = opReturnLocal
+		var l int32
+		if err = json.Unmarshal(s.Source, &l); err == nil {
+			in.a = ld.local(l)
+		}
+	case "ScanStmt":
+		in.op = opScan
+		var src, key, val int32
+		if err = json.Unmarshal(s.Source, &src); err != nil {
+			break
+		}
+		if err = json.Unmarshal(s.Key, &key); err != nil {
+			break
+		}
+		if err = json.Unmarshal(s.Value, &val); err != nil {
+			break
+		}
+		in.a, in.b, in.c = ld.local(src), ld.local(key), ld.local(val)
+		if s.Block == nil {
+			err = fmt.Errorf("missing block")
+			break
+		}
+		in.block, err = ld.block(s.Block)
+	case "SetAddStmt":
+		in.op = opSetAdd
+		in.a = ld.local(s.Set)
+		in.x, err = ld.operand(s.Value)
+	case "WithStmt":
+		in.op = opWith
+		in.a = ld.local(s.Local)
+		var path []int
+		if len(s.Path) > 0 && string(s.Path) != "null" {
+			if err = json.Unmarshal(s.Path, &path); err != nil {
+				break
+			}
+		}
+		for _, i := range path {
+			var v Value
+			if v, err = ld.str(i); err != nil {
+				return in, err
+			}
+			in.path = append(in.path, v)
+		}
+		if in.x, err = ld.operand(s.Value); err != nil {
+			break
+		}
+		if s.Block == nil {
+			err = fmt.Errorf("missing block")
+			break
+		}
+		in.block, err = ld.block(s.Block)
+	default:
+		err = fmt.Errorf("unknown statement type")
+	}
+	if err == nil && ld.maxLoc >= maxLocal {
+		err = fmt.Errorf("local index out of range")
+	}
+	return in, err
+}
