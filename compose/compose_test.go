@@ -14,10 +14,13 @@ import (
 	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/stretchr/testify/require"
+
+	controlconfig "github.com/timfd/fachdienst/control/config"
+	pushgwconfig "github.com/timfd/fachdienst/pushgw/config"
 )
 
 // testEnv stands in for compose/.env: the file refuses to load without the secrets (":?" interpolation).
-var testEnv = []string{"POSTGRES_PASSWORD=pw", "TIM_INTERNAL_SECRET=secret", "VZD_CLIENT_SECRET=vzd"}
+var testEnv = []string{"POSTGRES_PASSWORD=pw", "TIM_INTERNAL_SECRET=secret", "VZD_CLIENT_SECRET=vzd", "SYNAPSE_ADMIN_TOKEN=adm"}
 
 func loadProject(t *testing.T, env []string) (*types.Project, error) {
 	t.Helper()
@@ -41,7 +44,7 @@ func TestComposeLoadsAndDefinesTheStack(t *testing.T) {
 	for _, name := range []string{"synapse", "tim-control", "tim-pushgw", "postgres"} {
 		require.Empty(t, p.Services[name].Ports, "%s must only be reachable through the messenger proxy", name)
 	}
-	dsn := p.Services["tim-control"].Environment["TIM_CONTROL_STORAGE_DSN"]
+	dsn := p.Services["tim-control"].Environment["TIM_CONTROL_STORAGE_POSTGRES_DSN"]
 	require.NotNil(t, dsn)
 	require.Contains(t, *dsn, "@postgres:5432/")
 }
@@ -96,4 +99,28 @@ func stagesOf(t *testing.T, dockerfile string) []string {
 	}
 	require.True(t, slices.Contains(stages, "build"))
 	return stages
+}
+
+// The configuration files compose mounts must be accepted by the binaries that read them, with the
+// environment compose hands those binaries.
+func TestComposeConfigsLoad(t *testing.T) {
+	p, err := loadProject(t, testEnv)
+	require.NoError(t, err)
+
+	control := p.Services["tim-control"]
+	var environ []string
+	for k, v := range control.Environment {
+		if v != nil {
+			environ = append(environ, k+"="+*v)
+		}
+	}
+	cfg, err := controlconfig.Load("config/control.yaml", environ)
+	require.NoError(t, err)
+	require.Equal(t, "postgres://tim:pw@postgres:5432/tim?sslmode=disable", cfg.Storage.PostgresDSN)
+	require.Equal(t, []string{"secret"}, cfg.Internal.SharedSecrets)
+
+	raw, err := os.ReadFile("config/pushgw.yaml")
+	require.NoError(t, err)
+	_, err = pushgwconfig.Parse(raw)
+	require.NoError(t, err)
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
-	"sort"
 	"strings"
 
 	"github.com/timfd/fachdienst/control/plancompile"
@@ -91,25 +90,4 @@ func StatsOf(plan []byte) (PlanStats, error) {
 	}
 	walk(doc)
 	return st, nil
-}
-
-// Builtins returns the builtin functions a plan declares
-// (static.builtin_funcs), sorted.
-func Builtins(plan []byte) ([]string, error) {
-	var p struct {
-		Static struct {
-			BuiltinFuncs []struct {
-				Name string `json:"name"`
-			} `json:"builtin_funcs"`
-		} `json:"static"`
-	}
-	if err := json.Unmarshal(plan, &p); err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, f := range p.Static.BuiltinFuncs {
-		out = append(out, f.Name)
-	}
-	sort.Strings(out)
-	return out, nil
 }

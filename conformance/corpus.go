@@ -67,7 +67,10 @@ type yamlCase struct {
 	Entrypoint string            `yaml:"entrypoint"`
 	Data       yaml.Node         `yaml:"data"`
 	Input      yaml.Node         `yaml:"input"`
-	Want       struct {
+	// InputJSON gives the input as JSON text, for documents YAML cannot
+	// express (duplicate keys, lone surrogates).
+	InputJSON string `yaml:"input_json"`
+	Want      struct {
 		Defined *bool     `yaml:"defined"`
 		Result  yaml.Node `yaml:"result"`
 		Error   bool      `yaml:"error"`
@@ -167,6 +170,15 @@ func (yc yamlCase) toCase(file string, base []byte) (Case, error) {
 	}
 	if c.Input, err = nodeJSON(&yc.Input, nil); err != nil {
 		return c, fmt.Errorf("input: %w", err)
+	}
+	if yc.InputJSON != "" {
+		if c.Input != nil {
+			return c, errors.New("both input and input_json given")
+		}
+		if !json.Valid([]byte(yc.InputJSON)) {
+			return c, fmt.Errorf("input_json is not valid JSON")
+		}
+		c.Input = []byte(yc.InputJSON)
 	}
 	if yc.Want.Defined == nil && !yc.Want.Error {
 		return c, errors.New("want.defined missing")

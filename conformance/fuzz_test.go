@@ -37,7 +37,8 @@ type fuzzPools struct {
 }
 
 // fuzzData is the data document of the fuzz target: the default policy data
-// with federated, own and approved values the pools draw from.
+// with federated, own and approved values the pools draw from. The last fuzz
+// byte picks one of fuzzVariants merged over it.
 const fuzzData = `{
   "federation": {"domains": {"fed.example.de": {"isInsurance": false}, "kasse.example.de": {"isInsurance": true}, "bücher.example.de": {"isInsurance": false}}},
   "config": {
@@ -46,13 +47,25 @@ const fuzzData = `{
   }
 }`
 
+var fuzzVariants = []string{
+	`{}`,
+	`{"config": {"client_ids": {"enforce": false}}}`,
+	`{"config": {"exemptions": [{"direction": "client", "path_prefix": "/_matrix/client/versions"}], "messages": {"not_invitable": "%s konnte nicht eingeladen werden: %d"}}}`,
+	`{"config": {"own_domains": {}, "messages": {}}, "federation": {"domains": {}}}`,
+}
+
 type fuzzEnv struct {
-	pools fuzzPools
-	seeds [][]byte
-	table int // tim.proxy table cases with an object input
-	opa   *OPAQuery
-	vm    *VMProgram
-	data  planvm.Value
+	pools    fuzzPools
+	seeds    [][]byte
+	table    int // tim.proxy table cases with an object input
+	vm       *VMProgram
+	variants []fuzzVariant
+}
+
+// fuzzVariant is one data document, prepared for both evaluators.
+type fuzzVariant struct {
+	opa  *OPAQuery
+	data planvm.Value
 }
 
 var (
@@ -89,17 +102,25 @@ func newFuzzEnv() (*fuzzEnv, error) {
 		return nil, err
 	}
 	env := &fuzzEnv{}
-	if env.opa, err = PrepareOPA(ctx, mods, policies.ProxyDecision, data); err != nil {
-		return nil, err
+	for _, v := range fuzzVariants {
+		d, err := MergeJSON(data, []byte(v))
+		if err != nil {
+			return nil, err
+		}
+		var fv fuzzVariant
+		if fv.opa, err = PrepareOPA(ctx, mods, policies.ProxyDecision, d); err != nil {
+			return nil, err
+		}
+		if fv.data, err = planvm.ParseJSON(d); err != nil {
+			return nil, err
+		}
+		env.variants = append(env.variants, fv)
 	}
 	plan, err := CompilePlan(ctx, mods, policies.ProxyDecision)
 	if err != nil {
 		return nil, err
 	}
 	if env.vm, err = LoadVM(plan); err != nil {
-		return nil, err
-	}
-	if env.data, err = planvm.ParseJSON(data); err != nil {
 		return nil, err
 	}
 
@@ -197,8 +218,9 @@ func indexOf(pool []any, v any) (byte, bool) {
 
 func pick(pool []any, b byte) any { return pool[int(b)%len(pool)] }
 
-// decode builds an input from fuzz bytes; missing bytes count as 0.
-func (p fuzzPools) decode(b []byte) map[string]any {
+// decode builds an input from fuzz bytes and picks the data variant from
+// the byte after the fields; missing bytes count as 0.
+func (p fuzzPools) decode(b []byte) (map[string]any, int) {
 	next := func() byte {
 		if len(b) == 0 {
 			return 0
@@ -239,7 +261,7 @@ func (p fuzzPools) decode(b []byte) map[string]any {
 			}
 		}
 	}
-	return in
+	return in, int(next()) % len(fuzzVariants)
 }
 
 // encode is the inverse of decode for inputs whose values are in the pools.
@@ -298,33 +320,38 @@ func (p fuzzPools) encode(in map[string]any) ([]byte, bool) {
 			out = append(out, i)
 		}
 	}
-	return out, true
+	return append(out, 0), true // default data
 }
 
 func (e *fuzzEnv) check(t *testing.T, b []byte) {
-	in := e.pools.decode(b)
+	in, variant := e.pools.decode(b)
 	raw, err := json.Marshal(in)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := e.opa.Eval(context.Background(), raw)
+	dv := e.variants[variant]
+	want := dv.opa.Eval(context.Background(), raw)
 	vin, err := planvm.ParseJSON(raw)
 	if err != nil {
 		t.Fatalf("planvm cannot parse %s: %v", raw, err)
 	}
-	got := e.vm.Eval(policies.ProxyDecision, vin, e.data)
+	got := e.vm.Eval(policies.ProxyDecision, vin, dv.data)
 	if d := Diff(want, got); d != "" {
-		t.Fatalf("input %s: %s", raw, d)
+		t.Fatalf("input %s, data variant %d: %s", raw, variant, d)
 	}
 	if !want.Defined {
-		t.Fatalf("input %s: the decision is undefined (OPA %s)", raw, want)
+		t.Fatalf("input %s, data variant %d: the decision is undefined (OPA %s)", raw, variant, want)
 	}
 }
 
 func FuzzProxyDecision(f *testing.F) {
 	env := setupFuzz(f)
 	for _, s := range env.seeds {
-		f.Add(s)
+		for v := range fuzzVariants {
+			seed := append([]byte(nil), s...)
+			seed[len(seed)-1] = byte(v)
+			f.Add(seed)
+		}
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		env.check(t, b)
@@ -339,7 +366,7 @@ func TestFuzzSeedsAreTableCases(t *testing.T) {
 		t.Fatalf("%d seeds for %d tim.proxy table cases", len(env.seeds), env.table)
 	}
 	for _, s := range env.seeds {
-		in := env.pools.decode(s)
+		in, _ := env.pools.decode(s)
 		back, ok := env.pools.encode(in)
 		if !ok || string(back) != string(s) {
 			t.Errorf("seed %v decodes to %v, which encodes to %v", s, in, back)

@@ -90,6 +90,8 @@ cases:
 		"both sources":   "cases: [{name: a, policies: true, modules: {a.rego: x}, entrypoint: x/r, want: {defined: false}}]",
 		"result missing": "cases: [{name: a, modules: {a.rego: x}, entrypoint: x/r, want: {defined: true}}]",
 		"hex number":     "cases: [{name: a, modules: {a.rego: x}, entrypoint: x/r, input: 0x1F, want: {defined: false}}]",
+		"two inputs":     "cases: [{name: a, modules: {a.rego: x}, entrypoint: x/r, input: 1, input_json: '1', want: {defined: false}}]",
+		"bad input_json": "cases: [{name: a, modules: {a.rego: x}, entrypoint: x/r, input_json: '{', want: {defined: false}}]",
 		"duplicate name": "cases: [{name: a, modules: {a.rego: x}, entrypoint: x/r, want: {defined: false}}, {name: a, modules: {a.rego: x}, entrypoint: x/r, want: {defined: false}}]",
 	} {
 		if _, err := LoadCorpus(fstest.MapFS{"b.yaml": {Data: []byte(bad)}}, nil); err == nil {

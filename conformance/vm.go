@@ -63,6 +63,3 @@ func (v *VMProgram) Eval(entry string, input, data planvm.Value) Outcome {
 	}
 	return Outcome{Result: b, Defined: true}
 }
-
-// Program returns the underlying VM program, for benchmarks.
-func (v *VMProgram) Program() *planvm.Program { return v.p }

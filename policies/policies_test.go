@@ -37,6 +37,13 @@ func TestRego(t *testing.T) {
 		}
 		modules[e.Name()] = m
 	}
+	// Strict mode refuses unused variables, imports and arguments, and
+	// deprecated builtins: the policies are kept to that standard.
+	strict := ast.NewCompiler().WithStrict(true)
+	strict.Compile(modules)
+	if strict.Failed() {
+		t.Fatalf("strict compile: %v", strict.Errors)
+	}
 	raw, err := fs.ReadFile(FS, "data.json")
 	if err != nil {
 		t.Fatal(err)

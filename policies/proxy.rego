@@ -84,9 +84,13 @@ exempt if {
 	exemption_fields(e)
 }
 
+# A prefix never matches a path with dot segments: "/_matrix/key/v2/server/../../federation/..."
+# must not borrow the key server's exemption if anything behind the filter
+# resolves them.
 exempt if {
 	some e in data.config.exemptions
 	startswith(input.path, e.path_prefix)
+	not contains(input.path, "/.")
 	exemption_fields(e)
 }
 
@@ -119,9 +123,13 @@ client_id_status := 401 if {
 federated(d) if data.config.own_domains[d]
 
 federated(d) if {
-	not input.federation_list_expired
+	list_current
 	data.federation.domains[d]
 }
+
+# Only an explicit false counts as current: a filter that does not say how
+# old its list is gets the expired behaviour.
+list_current if input.federation_list_expired == false
 
 # The first invitee (body order) whose domain is not federated; undefined when
 # all are, which lets the decision fall through to the next check.
@@ -132,17 +140,17 @@ first_unfederated_invitee := bad[0] if {
 
 # A missing domain makes the filter fetch a fresh list and evaluate once more;
 # an expired list cannot be helped by that.
-refetch := false if {
-	input.federation_list_expired
-} else := true
+refetch := true if {
+	list_current
+} else := false
 
 not_invitable(domain) := denied("federation", 403, "M_FORBIDDEN", sprintf(msg("not_invitable"), [domain]), expired_or("invitee not in federation"), refetch)
 
 unreachable(why) := denied("federation", 403, "M_FORBIDDEN", msg("federation_unreachable"), expired_or(why), refetch)
 
-expired_or(why) := "federation list expired" if {
-	input.federation_list_expired
-} else := why
+expired_or(why) := why if {
+	list_current
+} else := "federation list expired"
 
 # Outbound requests name their peer in X-Matrix destination; requests without
 # one (/.well-known/matrix/server, key fetches) go to the Host they address.

@@ -154,6 +154,12 @@ test_invite_expired_list_denies_without_refetch if {
 	d.reason == "federation list expired"
 }
 
+test_missing_expiry_flag_counts_as_expired if {
+	d := decide(object.remove(client("invite", {"invitees": [inv("fed.de")]}), {"federation_list_expired"}))
+	denied(d, 403, "M_FORBIDDEN", "fed.de could not be invited", "federation", false)
+	d.reason == "federation list expired"
+}
+
 test_invite_expired_list_own_domain_allows if {
 	allowed(decide(client("invite", {"invitees": [inv("home.de")], "federation_list_expired": true})), "default")
 }
@@ -246,9 +252,24 @@ test_vzd_reaches_openid_userinfo_without_xmatrix if {
 	allowed(decide(req), "exemption")
 }
 
+test_vzd_reaches_well_known_on_client_listener_without_client_id if {
+	req := object.remove(client("well_known_server", {"method": "GET", "path": "/.well-known/matrix/server"}), {"client_id"})
+	allowed(decide(req), "exemption")
+}
+
+test_vzd_reaches_openid_userinfo_on_client_listener if {
+	req := object.remove(client("openid_userinfo", {"method": "GET", "path": "/_matrix/federation/v1/openid/userinfo"}), {"client_id"})
+	allowed(decide(req), "exemption")
+}
+
 test_key_server_exempt_by_prefix if {
 	req := object.remove(fed("key_server", {"method": "GET", "path": "/_matrix/key/v2/server/ed25519:a"}), {"xmatrix"})
 	allowed(decide(req), "exemption")
+}
+
+test_prefix_exemption_refuses_dot_segments if {
+	req := object.remove(fed("key_server", {"method": "GET", "path": "/_matrix/key/v2/server/../../federation/v1/send/1"}), {"xmatrix"})
+	decide(req).status == 401
 }
 
 test_exemption_method_must_match if {
@@ -331,8 +352,9 @@ test_decision_has_every_field if {
 }
 
 test_default_data_has_spec_exemptions if {
-	some e in data.config.exemptions
-	e.path == "/_matrix/federation/v1/openid/userinfo"
-	some f in data.config.exemptions
-	f.path == "/.well-known/matrix/server"
+	count([e | some e in data.config.exemptions; e.path == "/_matrix/federation/v1/openid/userinfo"]) == 2
+	count([e | some e in data.config.exemptions; e.path == "/.well-known/matrix/server"]) == 2
+	every e in data.config.exemptions {
+		e.direction != "egress"
+	}
 }

@@ -472,6 +472,13 @@ func (rt *Runtime) exportABI(ctx context.Context) error {
 		f := f
 		b = b.NewFunctionBuilder().
 			WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, mod api.Module, st []uint64) {
+				// i32 arguments arrive in 64-bit slots whose upper half is
+				// unspecified.
+				for i, t := range f.params {
+					if t == i32 {
+						st[i] = uint64(uint32(st[i]))
+					}
+				}
 				st[0] = f.fn(ctx, mod, st)
 			}), f.params, []api.ValueType{i32}).
 			Export(f.name)

@@ -91,14 +91,18 @@ type Invite struct {
 }
 
 // VZD is the VZD-FHIR-Directory (I_VZD_TIM_Provider_Services) with its OAuth2 client credentials.
+// BaseURL alone suffices when the VZD serves token, authenticate and services endpoints on one host.
 type VZD struct {
 	BaseURL         string        `yaml:"base_url" json:"base_url"`
 	TokenURL        string        `yaml:"token_url" json:"token_url"`
 	AuthenticateURL string        `yaml:"authenticate_url" json:"authenticate_url"`
+	ServicesURL     string        `yaml:"services_url" json:"services_url"`
 	ClientID        string        `yaml:"client_id" json:"client_id"`
 	ClientSecret    string        `yaml:"client_secret" json:"client_secret"`
 	Timeout         time.Duration `yaml:"timeout" json:"timeout"`
 	SigAlg          string        `yaml:"sig_alg" json:"sig_alg"`
+	// RootCAFile, when set, holds the PEM CAs trusted for TLS to the VZD instead of the system roots.
+	RootCAFile string `yaml:"root_ca_file" json:"root_ca_file"`
 }
 
 // Federation configures how the federation list is kept.

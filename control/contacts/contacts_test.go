@@ -58,12 +58,13 @@ type env struct {
 	oid *contacts.OpenID
 }
 
-func setup(t *testing.T) *env {
+func setup(t *testing.T) *env { return setupWith(t, storetest.SQLite(t)) }
+
+func setupWith(t *testing.T, st *store.Store) *env {
 	gin.SetMode(gin.TestMode)
 	hs := &homeserver{tokens: map[string]string{"tok-alice": alice, "tok-bob": bob, "tok-evil": "not-an-mxid"}}
 	hsrv := httptest.NewServer(hs)
 	t.Cleanup(hsrv.Close)
-	st := storetest.SQLite(t)
 	oid := contacts.NewOpenID(hsrv.URL, hsrv.Client(), 100, time.Minute)
 	r := gin.New()
 	contacts.New(contacts.Options{Store: st, Verifier: oid, MaxPerOwner: 3, MaxBodyBytes: 1024, Provider: "Example", Now: func() time.Time { return now }}).Register(r)
@@ -117,9 +118,21 @@ func contactJSON(mxid, name string, start int64, end any) string {
 }
 
 func TestEndpoints(t *testing.T) {
-	for _, v := range contacts.Versions {
+	storetest.Each(t, testEndpoints)
+}
+
+func testEndpoints(t *testing.T, st *store.Store) {
+	for i, v := range contacts.Versions {
 		t.Run(v.BasePath, func(t *testing.T) {
-			e := setup(t)
+			e := setupWith(t, st)
+			if i > 0 { // both versions share the backend: start from an empty table
+				for _, owner := range []string{alice, bob} {
+					list, _ := st.ListContacts(context.Background(), owner, 100)
+					for _, c := range list {
+						st.DeleteContact(context.Background(), owner, c.Contact)
+					}
+				}
+			}
 			base := v.BasePath
 			start, end := now.Unix()-60, now.Unix()+3600
 			steps := []struct {

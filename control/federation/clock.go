@@ -10,27 +10,58 @@ import (
 // hours and days pass instantly.
 type Clock interface {
 	Now() time.Time
-	// After delivers the time on the returned channel once d has passed (like time.After).
-	After(d time.Duration) <-chan time.Time
+	// NewTimer delivers the time on C() once d has passed, unless stopped first (like time.NewTimer).
+	NewTimer(d time.Duration) Timer
+}
+
+// Timer is a pending wake-up of a Clock.
+type Timer interface {
+	C() <-chan time.Time
+	// Stop cancels the timer; it reports whether it was still pending.
+	Stop() bool
 }
 
 // RealClock is the wall clock.
 type RealClock struct{}
 
-func (RealClock) Now() time.Time                         { return time.Now() }
-func (RealClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+func (RealClock) Now() time.Time                 { return time.Now() }
+func (RealClock) NewTimer(d time.Duration) Timer { return realTimer{time.NewTimer(d)} }
+
+type realTimer struct{ t *time.Timer }
+
+func (r realTimer) C() <-chan time.Time { return r.t.C }
+func (r realTimer) Stop() bool          { return r.t.Stop() }
 
 // ManualClock is a Clock that moves only when Advance is called.
 type ManualClock struct {
 	mu      sync.Mutex
 	now     time.Time
-	waiters []waiter
+	waiters []*waiter
 	changed chan struct{} // closed and replaced whenever a waiter is added
 }
 
 type waiter struct {
 	at time.Time
 	ch chan time.Time
+}
+
+type manualTimer struct {
+	c *ManualClock
+	w *waiter
+}
+
+func (t manualTimer) C() <-chan time.Time { return t.w.ch }
+
+func (t manualTimer) Stop() bool {
+	t.c.mu.Lock()
+	defer t.c.mu.Unlock()
+	for i, w := range t.c.waiters {
+		if w == t.w {
+			t.c.waiters = append(t.c.waiters[:i], t.c.waiters[i+1:]...)
+			return true
+		}
+	}
+	return false
 }
 
 // NewManualClock starts at t.
@@ -44,18 +75,18 @@ func (c *ManualClock) Now() time.Time {
 	return c.now
 }
 
-func (c *ManualClock) After(d time.Duration) <-chan time.Time {
+func (c *ManualClock) NewTimer(d time.Duration) Timer {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	ch := make(chan time.Time, 1)
+	w := &waiter{at: c.now.Add(d), ch: make(chan time.Time, 1)}
 	if d <= 0 {
-		ch <- c.now
-		return ch
+		w.ch <- c.now
+		return manualTimer{c, w}
 	}
-	c.waiters = append(c.waiters, waiter{at: c.now.Add(d), ch: ch})
+	c.waiters = append(c.waiters, w)
 	close(c.changed)
 	c.changed = make(chan struct{})
-	return ch
+	return manualTimer{c, w}
 }
 
 // Advance moves the clock forward by d and fires every timer that became due, earliest first.
@@ -75,7 +106,7 @@ func (c *ManualClock) Advance(d time.Duration) {
 	c.waiters = kept
 }
 
-// WaitForTimers blocks until at least n timers are pending, so that a test advances the clock only after
+// WaitForTimers blocks until at least n timers are pending (started, not fired, not stopped), so that a test advances the clock only after
 // the code under test has gone to sleep. It gives up after timeout (real time) and reports false.
 func (c *ManualClock) WaitForTimers(n int, timeout time.Duration) bool {
 	deadline := time.After(timeout)
@@ -92,4 +123,17 @@ func (c *ManualClock) WaitForTimers(n int, timeout time.Duration) bool {
 			return false
 		}
 	}
+}
+
+// Next returns the earliest pending timer's deadline.
+func (c *ManualClock) Next() (time.Time, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var next time.Time
+	for _, w := range c.waiters {
+		if next.IsZero() || w.at.Before(next) {
+			next = w.at
+		}
+	}
+	return next, !next.IsZero()
 }

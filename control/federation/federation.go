@@ -279,7 +279,9 @@ func (m *Manager) update(ctx context.Context) error {
 		}
 	}
 	m.snap.Store(next)
-	if err := m.store.Save(ctx, next.JWS, next.Version, next.UpdatedAt); err != nil {
+	sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
+	defer scancel()
+	if err := m.store.Save(sctx, next.JWS, next.Version, next.UpdatedAt); err != nil {
 		// The list is good and served from memory; only the restart case is affected.
 		m.metrics.storeErrors.Inc()
 		m.log.Error("federation list could not be persisted", "error", err.Error())
@@ -328,28 +330,31 @@ func (m *Manager) Load(ctx context.Context) error {
 	return nil
 }
 
-// Run loads the stored list and then polls until ctx ends. It returns ctx.Err().
+// Run loads the stored list (unless Load already did) and then polls until ctx ends. It returns ctx.Err().
 func (m *Manager) Run(ctx context.Context) error {
-	if err := m.Load(ctx); err != nil {
-		m.log.Error("federation list restore failed", "error", err.Error())
-	}
-	wait := time.Duration(0)
-	if s := m.snap.Load(); s != nil {
-		if age := m.clock.Now().Sub(s.UpdatedAt); age < m.cfg.PollInterval {
-			wait = m.cfg.PollInterval - age
+	if m.snap.Load() == nil {
+		if err := m.Load(ctx); err != nil {
+			m.log.Error("federation list restore failed", "error", err.Error())
 		}
+	}
+	due := m.clock.Now() // the next VZD call; at once unless a restored list is younger than PollInterval
+	if s := m.snap.Load(); s != nil {
+		due = s.UpdatedAt.Add(m.cfg.PollInterval)
 	}
 	checking := false // inside a series of HealthStateCheck_VZD retries
 	for {
+		timer := m.clock.NewTimer(due.Sub(m.clock.Now()))
 		select {
 		case <-ctx.Done():
+			timer.Stop()
 			return ctx.Err()
-		case <-m.clock.After(wait):
+		case <-timer.C():
 		case <-m.kick:
+			timer.Stop()
+			// A proxy-triggered refresh failed: start the checks now instead of at the next poll.
 			if !checking {
 				checking = true
-				wait = m.cfg.CheckInterval
-				continue
+				due = m.clock.Now().Add(m.cfg.CheckInterval)
 			}
 			continue
 		}
@@ -359,13 +364,13 @@ func (m *Manager) Run(ctx context.Context) error {
 		}
 		if err == nil {
 			checking = false
-			wait = m.cfg.PollInterval
+			due = m.clock.Now().Add(m.cfg.PollInterval)
 			continue
 		}
 		if !checking {
 			// First failure: start the health checks.
 			checking = true
-			wait = m.cfg.CheckInterval
+			due = m.clock.Now().Add(m.cfg.CheckInterval)
 			continue
 		}
 		m.mu.Lock()
@@ -375,14 +380,14 @@ func (m *Manager) Run(ctx context.Context) error {
 		checks, incident := m.checks, m.incident
 		m.mu.Unlock()
 		if checks < m.cfg.MaxChecks {
-			wait = m.cfg.CheckInterval
+			due = m.clock.Now().Add(m.cfg.CheckInterval)
 			continue
 		}
 		if !incident {
 			m.raiseIncident(err)
 		}
 		// The incident stands until an update succeeds; polling continues at the normal interval.
-		wait = m.cfg.PollInterval
+		due = m.clock.Now().Add(m.cfg.PollInterval)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -90,8 +91,12 @@ type syncBuffer struct {
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 func newEnv(t *testing.T, cfg federation.Config) *env {
 	t.Helper()
@@ -352,3 +357,62 @@ func TestSlowVZDIsUnhealthy(t *testing.T) {
 	assert.False(t, e.m.Health().Healthy)
 }
 
+func TestFailedProxyRefreshStartsChecksEarly(t *testing.T) {
+	e := newEnv(t, federation.Config{RefreshAge: 10 * time.Minute})
+	e.run(t, e.m)
+	e.vzd.set(func(s *scriptedVZD) { s.fail = errors.New("down") })
+
+	// A proxy asks after 11 minutes: the refresh fails and the first check is due 5 minutes later, not at
+	// the next hourly poll.
+	e.clock.Advance(11 * time.Minute)
+	require.NotNil(t, e.m.ForProxy(context.Background()))
+	assert.False(t, e.m.Health().Healthy)
+	// The lifecycle replaces its hourly timer by the check timer.
+	checkAt := e.clock.Now().Add(5 * time.Minute)
+	require.Eventually(t, func() bool { next, ok := e.clock.Next(); return ok && next.Equal(checkAt) }, 5*time.Second, time.Millisecond)
+	e.advance(t, 5*time.Minute)
+	calls, _ := e.vzd.stats()
+	assert.Equal(t, 3, calls, "initial fetch, proxy refresh, first check")
+	assert.Equal(t, 1, e.m.Health().Checks)
+}
+
+func TestMetricsExposeTable2(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	e := newEnv(t, federation.Config{})
+	m, err := federation.New(federation.Config{}, e.vzd, e.ver, e.store, e.clock, slog.New(slog.NewJSONHandler(e.logs, nil)), federation.NewMetrics(reg))
+	require.NoError(t, err)
+	e.run(t, m)
+	e.vzd.set(func(s *scriptedVZD) { s.fail = errors.New("down") })
+	e.advance(t, time.Hour)
+
+	got := map[string]float64{}
+	families, err := reg.Gather()
+	require.NoError(t, err)
+	for _, f := range families {
+		for _, mt := range f.GetMetric() {
+			name := f.GetName()
+			for _, l := range mt.GetLabel() {
+				name += "/" + l.GetValue()
+			}
+			switch {
+			case mt.GetGauge() != nil:
+				got[name] = mt.GetGauge().GetValue()
+			case mt.GetCounter() != nil:
+				got[name] = mt.GetCounter().GetValue()
+			}
+		}
+	}
+	assert.Equal(t, map[string]float64{
+		"tim_federation_vzd_healthy":           0,
+		"tim_federation_vzd_health_checks":     0,
+		"tim_federation_list_age_seconds":      3600,
+		"tim_federation_list_outdated":         0,
+		"tim_federation_list_version":          1,
+		"tim_federation_incident_active":       0,
+		"tim_federation_incidents_total":       0,
+		"tim_federation_store_errors_total":    0,
+		"tim_federation_webhook_errors_total":  0,
+		"tim_federation_updates_total/updated": 1,
+		"tim_federation_updates_total/failed":  1,
+	}, got)
+}

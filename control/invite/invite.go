@@ -195,15 +195,14 @@ func (d *Decider) Decide(ctx context.Context, inviter, invitee string) (Decision
 	defer cancel()
 	pol := d.query.Load()
 
+	inviterDomain, inviteeDomain = strings.ToLower(inviterDomain), strings.ToLower(inviteeDomain)
 	in := map[string]any{
-		"inviter":        inviter,
-		"invitee":        invitee,
-		"inviter_domain": inviterDomain,
-		"invitee_domain": inviteeDomain,
-	}
-	if d.o.Insurance != nil {
-		in["inviter_is_insurance"] = d.o.Insurance.IsInsurance(inviterDomain)
-		in["invitee_is_insurance"] = d.o.Insurance.IsInsurance(inviteeDomain)
+		"inviter":              inviter,
+		"invitee":              invitee,
+		"inviter_domain":       inviterDomain,
+		"invitee_domain":       inviteeDomain,
+		"inviter_is_insurance": d.o.Insurance != nil && d.o.Insurance.IsInsurance(inviterDomain),
+		"invitee_is_insurance": d.o.Insurance != nil && d.o.Insurance.IsInsurance(inviteeDomain),
 	}
 	// Stage 2: the invitee's release list must name the inviter with a window open now.
 	released, err := d.o.Releases.IsReleased(ctx, invitee, inviter, d.o.Now())
@@ -220,11 +219,19 @@ func (d *Decider) Decide(ctx context.Context, inviter, invitee string) (Decision
 			in["permission_config"] = pc
 		}
 	}
+	// Whereis answers already cached go in at once: the policy reads them only at stage 3, and a
+	// warm cache then needs a single evaluation.
+	inviterLoc, ok1 := d.cache.Get(inviter)
+	inviteeLoc, ok2 := d.cache.Get(invitee)
+	if ok1 && ok2 {
+		d.lookups.WithLabelValues("cache").Add(2)
+		in["vzd"] = map[string]any{"inviter": string(inviterLoc), "invitee": string(inviteeLoc)}
+	}
 	dec, err := d.eval(ctx, pol, in)
 	if err != nil {
 		return d.deny(2, "policy evaluation failed", err), nil
 	}
-	if dec.Stage == 3 {
+	if _, known := in["vzd"]; dec.Stage == 3 && !known {
 		// The policy went on to stage 3: look both MXIDs up in the VZD and ask again.
 		var inviterLoc, inviteeLoc vzd.Result
 		g, gctx := errgroup.WithContext(ctx)
@@ -270,8 +277,12 @@ func (d *Decider) localize(ctx context.Context, mxid string) (vzd.Result, error)
 		d.lookups.WithLabelValues("cache").Inc()
 		return r, nil
 	}
-	v, err, _ := d.flights.Do(mxid, func() (any, error) {
-		r, err := d.o.Localizer.Localize(ctx, mxid)
+	ch := d.flights.DoChan(mxid, func() (any, error) {
+		// The call is shared: one waiter giving up must not fail the others, so it runs on its own
+		// deadline rather than the first caller's context.
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.o.Timeout)
+		defer cancel()
+		r, err := d.o.Localizer.Localize(lctx, mxid)
 		if err != nil {
 			return nil, err
 		}
@@ -283,6 +294,16 @@ func (d *Decider) localize(ctx context.Context, mxid string) (vzd.Result, error)
 		d.cache.Put(mxid, r)
 		return r, nil
 	})
+	var (
+		v   any
+		err error
+	)
+	select {
+	case res := <-ch:
+		v, err = res.Val, res.Err
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
 	if err != nil {
 		d.lookups.WithLabelValues("error").Inc()
 		return "", err

@@ -45,7 +45,7 @@ func (f fakePermissions) PermissionConfig(_ context.Context, mxid, _ string) (ma
 	return f[mxid], nil
 }
 
-func data(t *testing.T, variant string) []byte {
+func data(t testing.TB, variant string) []byte {
 	t.Helper()
 	raw, err := fs.ReadFile(policies.FS, "data.json")
 	if err != nil {
@@ -66,7 +66,7 @@ type env struct {
 	vzd *fakeVZD
 }
 
-func setup(t *testing.T, variant string, perms invite.PermissionSource, cacheTTL time.Duration, clock *time.Time) *env {
+func setup(t testing.TB, variant string, perms invite.PermissionSource, cacheTTL time.Duration, clock *time.Time) *env {
 	t.Helper()
 	st := storetest.SQLite(t)
 	f := &fakeVZD{entries: map[string]vzd.Result{
@@ -278,5 +278,30 @@ func TestHomeserverPermissions(t *testing.T) {
 	bad := invite.NewHomeserverPermissions(srv.URL, "wrong", time.Second)
 	if _, err := bad.PermissionConfig(ctx, "@a:b.de", "pro"); err == nil {
 		t.Fatal("403 from the homeserver must be an error")
+	}
+}
+
+type insurance map[string]bool
+
+func (i insurance) IsInsurance(domain string) bool { return i[domain] }
+
+func TestInsuranceFlagsReachThePolicy(t *testing.T) {
+	clock := now
+	st := storetest.SQLite(t)
+	ctx := context.Background()
+	if err := st.CreateContact(ctx, store.Contact{Owner: "@insured:kasse-b.de", Contact: "@insured:kasse-a.de", Start: now.Add(-time.Hour)}, 10); err != nil {
+		t.Fatal(err)
+	}
+	d, err := invite.New(ctx, invite.Options{
+		Releases: st, Localizer: &fakeVZD{}, Insurance: insurance{"kasse-a.de": true, "kasse-b.de": true},
+		Now: func() time.Time { return clock },
+	}, policies.FS, data(t, "epa"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// TI-M ePA: no invites between two insured persons, even with a release entry.
+	got, err := d.Decide(ctx, "@insured:KASSE-A.de", "@insured:kasse-b.de")
+	if err != nil || got.Allow || got.Stage != 2 {
+		t.Fatalf("two insured persons: %+v, %v", got, err)
 	}
 }

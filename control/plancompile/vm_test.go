@@ -69,6 +69,12 @@ func TestPlanAgreesWithOPA(t *testing.T) {
 		`{"direction":"egress","method":"GET","path":"/.well-known/matrix/server","host":"evil.de","route":"well_known_server","federation_list_expired":false}`,
 		`{"direction":"egress","method":"GET","path":"/_matrix/federation/v1/version","host":"fed.de","route":"federation_other","federation_list_expired":false}`,
 		`{"direction":"egress","method":"GET","path":"/x","route":"other","federation_list_expired":false}`,
+		`{"direction":"federation","method":"GET","path":"/_matrix/key/v2/server/abc","host":"home.de","route":"key_server","federation_list_expired":false}`,
+		`{"direction":"federation","method":"GET","path":"/_matrix/key/v2/server/../../federation/v1/send/1","host":"home.de","route":"federation_other","federation_list_expired":false}`,
+		`{"direction":"client","method":"GET","path":"/.well-known/matrix/server","host":"home.de","route":"well_known_server","federation_list_expired":false}`,
+		`{"direction":"client","method":"POST","path":"/x","host":"home.de","route":"invite","client_id":"tim-client-1.0","invitees":[{"mxid":"@a:fed.de","domain":"fed.de"}]}`,
+		`{"direction":"client","method":"POST","path":"/x","host":"home.de","route":"invite","client_id":"tim-client-1.0","federation_list_expired":false}`,
+		`{"direction":"sideways","method":"GET","path":"/"}`,
 	}
 	for _, in := range inputs {
 		var input any

@@ -117,8 +117,15 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (_ *Server, err erro
 	}()
 	s.log.Info("storage ready", "dialect", string(s.Store.Dialect()))
 
+	var rootCAs []byte
+	if cfg.VZD.RootCAFile != "" {
+		if rootCAs, err = os.ReadFile(cfg.VZD.RootCAFile); err != nil {
+			return nil, fmt.Errorf("server: vzd root CAs: %w", err)
+		}
+	}
 	if s.VZD, err = vzd.New(vzd.Config{
 		BaseURL: cfg.VZD.BaseURL, TokenURL: cfg.VZD.TokenURL, AuthenticateURL: cfg.VZD.AuthenticateURL,
+		ServicesURL: cfg.VZD.ServicesURL, RootCAsPEM: rootCAs,
 		ClientID: cfg.VZD.ClientID, ClientSecret: cfg.VZD.ClientSecret, SigAlg: cfg.VZD.SigAlg,
 		Timeout: cfg.VZD.Timeout, HTTPClient: deps.VZDHTTPClient,
 		Metrics: vzd.NewMetrics(s.reg), Logger: s.log.With("component", "vzd"),

@@ -183,9 +183,18 @@ func TestInternalAPIAndInvites(t *testing.T) {
 	if status != 200 || !strings.Contains(body, `"allow":false`) {
 		t.Fatalf("blocked by permission config: %d %s", status, body)
 	}
+	// TI-M Pro group exception isInsuredPerson: inviters from insurance domains of the federation list.
+	e.hs.SetAccountData("@nurse:home.de", "de.gematik.tim.account.permissionconfig.pro.v1",
+		map[string]any{"defaultSetting": "block all", "groupExceptions": []any{map[string]any{"groupName": "isInsuredPerson"}}})
+	for inviter, allow := range map[string]string{"@patient:kasse.de": `"allow":true`, "@doc:other.de": `"allow":false`} {
+		status, _, body = do(t, "POST", e.internal+"/internal/v1/invite-permission", auth, `{"inviter":"`+inviter+`","invitee":"@nurse:home.de"}`)
+		if status != 200 || !strings.Contains(body, allow) {
+			t.Fatalf("group exception, inviter %s: %d %s", inviter, status, body)
+		}
+	}
 	// VZD down: deny, fail closed (an MXID not cached yet).
 	e.vzd.SetFaults(standinvzd.Faults{FailStatus: 503, FailCount: -1})
-	status, _, body = do(t, "POST", e.internal+"/internal/v1/invite-permission", auth, `{"inviter":"@new:other.de","invitee":"@nurse:home.de"}`)
+	status, _, body = do(t, "POST", e.internal+"/internal/v1/invite-permission", auth, `{"inviter":"@new:other.de","invitee":"@nobody:home.de"}`)
 	if status != 200 || !strings.Contains(body, `"allow":false`) || !strings.Contains(body, "VZD") {
 		t.Fatalf("VZD down: %d %s", status, body)
 	}

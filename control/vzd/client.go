@@ -313,7 +313,8 @@ func (c *Client) Localize(ctx context.Context, mxid string) (Result, error) {
 	case http.StatusNotFound:
 		return None, nil
 	}
-	return None, apiError("localization", status, body)
+	// The VZD's error text may echo the MXID; keep only the status.
+	return None, &APIError{Op: "localization", Status: status}
 }
 
 // mxidURI converts "@local:domain" to the URL form whereIs expects, "matrix:u/local:domain" (1.3.9+).
@@ -434,6 +435,8 @@ func (c *Client) call(ctx context.Context, op, method, path string, q url.Values
 			continue
 		case err == nil && status < 500:
 			return status, body, nil
+		case err == nil && op == "localization":
+			lastErr = &APIError{Op: op, Status: status} // the VZD's text may echo the MXID
 		case err == nil:
 			lastErr = apiError(op, status, body)
 		default:

@@ -60,9 +60,39 @@ type Job struct {
 	timer Timer
 }
 
+// appQueue holds an app's jobs whose delay has run out. The FIFO grows only
+// with what is actually due (the capacity bound caps it); wake has one slot
+// per worker so that a push never blocks.
 type appQueue struct {
 	app   App
-	ready chan *Job
+	mu    sync.Mutex
+	ready []*Job
+	wake  chan struct{}
+}
+
+func (q *appQueue) push(j *Job) {
+	q.mu.Lock()
+	q.ready = append(q.ready, j)
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default: // every worker already has a wake-up pending
+	}
+}
+
+func (q *appQueue) pop() *Job {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.ready) == 0 {
+		return nil
+	}
+	j := q.ready[0]
+	q.ready[0] = nil
+	q.ready = q.ready[1:]
+	if len(q.ready) == 0 {
+		q.ready = nil // let the backing array go
+	}
+	return j
 }
 
 // Dispatcher delivers jobs.
@@ -136,9 +166,7 @@ func New(apps []App, opt Options) *Dispatcher {
 		if a.Concurrency <= 0 {
 			a.Concurrency = 8
 		}
-		// The channel holds at most every pending job, so enqueueing a
-		// job whose delay ran out never blocks.
-		q := &appQueue{app: a, ready: make(chan *Job, opt.Capacity)}
+		q := &appQueue{app: a, wake: make(chan struct{}, a.Concurrency)}
 		d.apps[a.ID] = q
 		for range a.Concurrency {
 			d.workers.Add(1)
@@ -219,7 +247,7 @@ func (d *Dispatcher) enqueue(q *appQueue, j *Job) {
 	if closing {
 		return // stays pending; Shutdown spools it
 	}
-	q.ready <- j
+	q.push(j)
 }
 
 func (d *Dispatcher) work(q *appQueue) {
@@ -228,8 +256,17 @@ func (d *Dispatcher) work(q *appQueue) {
 		select {
 		case <-d.stop:
 			return
-		case j := <-q.ready:
+		case <-q.wake:
+		}
+		// Drain until empty so that no job waits for a wake-up that was
+		// merged into another one.
+		for j := q.pop(); j != nil; j = q.pop() {
 			d.deliver(q, j)
+			select {
+			case <-d.stop:
+				return
+			default:
+			}
 		}
 	}
 }

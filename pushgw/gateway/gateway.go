@@ -93,7 +93,9 @@ func (g *Gateway) Handler() http.Handler {
 
 // request mirrors the part of the notify body the gateway reads. The fields
 // it drops are listed so that a wrong type there is still M_BAD_JSON, as the
-// API defines them, but their values are discarded.
+// API defines them, but their values are discarded. (encoding/json matches
+// names case-insensitively; the only client is the homeserver, and a variant
+// spelling can only supply a field the gateway reads anyway.)
 type request struct {
 	Notification *notification `json:"notification"`
 }
@@ -206,6 +208,9 @@ func validate(req *request) (push.Notice, []push.Device, string) {
 	}
 	if len(n.Devices) > MaxDevices {
 		return push.Notice{}, nil, "too many devices"
+	}
+	if len(n.Content) > 0 && n.Content[0] != '{' && string(n.Content) != "null" {
+		return push.Notice{}, nil, "notification.content must be an object"
 	}
 	var notice push.Notice
 	if n.EventID != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/timfd/fachdienst/pushgw/delivery"
+	"github.com/timfd/fachdienst/pushgw/e2ee"
 	"github.com/timfd/fachdienst/pushgw/gateway"
 	"github.com/timfd/fachdienst/pushgw/metrics"
 	"github.com/timfd/fachdienst/pushgw/push"
@@ -107,6 +108,13 @@ func TestNotifyValidation(t *testing.T) {
 		{"bad event id", `{"notification":{"event_id":"e1","devices":[` + device + `]}}`, 400, "M_BAD_JSON"},
 		{"bad room id", `{"notification":{"room_id":"#alias:x","devices":[` + device + `]}}`, 400, "M_BAD_JSON"},
 		{"sender wrong type", `{"notification":{"sender":1,"devices":[` + device + `]}}`, 400, "M_BAD_JSON"},
+		{"content not object", `{"notification":{"content":"hi","devices":[` + device + `]}}`, 400, "M_BAD_JSON"},
+		{"counts not object", `{"notification":{"counts":[1],"devices":[` + device + `]}}`, 400, "M_BAD_JSON"},
+		{"fractional count", `{"notification":{"counts":{"missed_calls":1.5},"devices":[` + device + `]}}`, 400, "M_BAD_JSON"},
+		{"pushkey_ts string", `{"notification":{"devices":[{"app_id":"a","pushkey":"p","pushkey_ts":"1"}]}}`, 400, "M_BAD_JSON"},
+		{"data not object", `{"notification":{"devices":[{"app_id":"a","pushkey":"p","data":[]}]}}`, 400, "M_BAD_JSON"},
+		{"tweaks not object", `{"notification":{"devices":[{"app_id":"a","pushkey":"p","tweaks":1}]}}`, 400, "M_BAD_JSON"},
+		{"room_name wrong type", `{"notification":{"room_name":{},"devices":[` + device + `]}}`, 400, "M_BAD_JSON"},
 		{"too many devices", `{"notification":{"devices":[` + strings.TrimSuffix(strings.Repeat(device+",", 101), ",") + `]}}`, 400, "M_BAD_JSON"},
 		{"too large", `{"notification":{"content":{"body":"` + strings.Repeat("x", 512<<10) + `"},"devices":[` + device + `]}}`, 413, "M_TOO_LARGE"},
 	}
@@ -234,4 +242,11 @@ func TestMetricsEndpoint(t *testing.T) {
 		require.Contains(t, text, want)
 	}
 	require.NotContains(t, text, "pk1")
+}
+
+// keySender checks keys as the APNs and FCM senders do.
+type keySender struct{ recSender }
+
+func (s *keySender) Check(d push.Device) error {
+	return e2ee.CheckDevice(d.DataString("p256dh"), d.DataString("auth"))
 }

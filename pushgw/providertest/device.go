@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 
 	"github.com/timfd/fachdienst/pushgw/e2ee"
+	"github.com/timfd/fachdienst/pushgw/push"
 )
 
 // DeviceKeys is a device's push encryption key pair and auth secret, as an
@@ -56,4 +57,23 @@ func (k DeviceKeys) OpenEnc(enc string, v any) error {
 		return err
 	}
 	return k.Open(raw, v)
+}
+
+// Device is an APNs or FCM device with these keys in its pusher data.
+func (k DeviceKeys) Device(appID, pushKey string) push.Device {
+	return push.Device{AppID: appID, PushKey: pushKey, Data: map[string]json.RawMessage{
+		"p256dh": quote(k.P256dh()), "auth": quote(k.AuthString()),
+	}}
+}
+
+// WebDevice is a Web Push device: the pushkey is the p256dh key.
+func (k DeviceKeys) WebDevice(appID, endpoint string) push.Device {
+	return push.Device{AppID: appID, PushKey: k.P256dh(), Data: map[string]json.RawMessage{
+		"endpoint": quote(endpoint), "auth": quote(k.AuthString()),
+	}}
+}
+
+func quote(s string) json.RawMessage {
+	b, _ := json.Marshal(s)
+	return b
 }

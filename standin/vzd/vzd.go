@@ -78,7 +78,9 @@ type Stats struct {
 type Option func(*Server)
 
 // WithClient sets the OAuth2 client credentials the token endpoint accepts (default "tim-fd"/"secret").
-func WithClient(id, secret string) Option { return func(s *Server) { s.clientID, s.secret = id, secret } }
+func WithClient(id, secret string) Option {
+	return func(s *Server) { s.clientID, s.secret = id, secret }
+}
 
 // WithDomains sets the initial federation list.
 func WithDomains(ds ...Domain) Option {

@@ -9,6 +9,10 @@
 // what the chain check needs: names, validity, key, signature, basic
 // constraints and key usage.
 //
+// The VZD's x5c carries only the signer certificate; its issuer, a Komp-CA
+// of the TI, belongs into the trust bundle beside the TI root (see
+// TrustStore).
+//
 // API:
 //
 //	ParsePayload(b []byte) (*List, error)

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"sync"
 	"time"
 )
 
@@ -47,17 +48,76 @@ type Header struct {
 	B64 *bool `json:"b64,omitempty"`
 }
 
-// TrustStore holds the trust anchors: root (and, where configured,
-// intermediate) CA certificates of the TI. A certificate issued by any of
-// them is trusted.
+// TrustStore holds the trust anchors and the CA certificates that may be
+// needed to reach them. The VZD's x5c carries only the signer certificate,
+// whose issuer (a Komp-CA of the TI) is not in x5c: configure the TI root
+// together with that Komp-CA.
+//
+// Self-signed certificates of the bundle are the anchors; the others are
+// intermediates that a path may use but that must themselves chain to an
+// anchor. A bundle without any self-signed certificate pins its
+// certificates directly: then each of them is an anchor.
 type TrustStore struct {
-	anchors []*certificate
+	anchors       []*certificate
+	intermediates []*certificate
+
+	// Chains that verified, keyed by the SHA-256 of their x5c
+	// certificates, with the time window in which all of their
+	// certificates are valid. The VZD signs every list with the same
+	// certificates, and a brainpool signature check costs about 150 ms
+	// in a Wasm filter (wazero), so a new list costs one check (its own
+	// signature) instead of one per certificate. Bounded: the oldest
+	// entry goes first. The mutex makes a TrustStore safe for
+	// concurrent use by the control plane.
+	mu     sync.Mutex
+	chains []trustedChain
+}
+
+// maxTrustedChains bounds the chain cache of a TrustStore.
+const maxTrustedChains = 4
+
+type trustedChain struct {
+	key       [sha256.Size]byte
+	notBefore time.Time
+	notAfter  time.Time
+}
+
+func chainKey(x5c []string) [sha256.Size]byte {
+	h := sha256.New()
+	for _, c := range x5c {
+		h.Write([]byte(c))
+		h.Write([]byte{0})
+	}
+	var k [sha256.Size]byte
+	h.Sum(k[:0])
+	return k
+}
+
+func (ts *TrustStore) cachedChain(key [sha256.Size]byte, now time.Time) bool {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	for _, c := range ts.chains {
+		if c.key == key && !now.Before(c.notBefore) && !now.After(c.notAfter) {
+			return true
+		}
+	}
+	return false
+}
+
+func (ts *TrustStore) rememberChain(c trustedChain) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if len(ts.chains) == maxTrustedChains {
+		ts.chains = append(ts.chains[:0], ts.chains[1:]...)
+	}
+	ts.chains = append(ts.chains, c)
 }
 
 // NewTrustStore reads PEM "CERTIFICATE" blocks. Keys must be P-256 or
 // brainpoolP256r1; a bundle without a usable certificate is an error.
 func NewTrustStore(pemBundle []byte) (*TrustStore, error) {
 	ts := &TrustStore{}
+	var all []*certificate
 	rest := pemBundle
 	for {
 		var block *pem.Block
@@ -70,18 +130,33 @@ func NewTrustStore(pemBundle []byte) (*TrustStore, error) {
 		}
 		c, err := parseCertificate(block.Bytes)
 		if err != nil {
-			return nil, fmt.Errorf("fedlist: trust anchor %d: %w", len(ts.anchors)+1, err)
+			return nil, fmt.Errorf("fedlist: trust bundle certificate %d: %w", len(all)+1, err)
 		}
-		ts.anchors = append(ts.anchors, c)
+		all = append(all, c)
+	}
+	if len(all) == 0 {
+		return nil, errors.New("fedlist: no certificate in trust bundle")
+	}
+	for _, c := range all {
+		// Self-signed by name; an anchor's own signature proves nothing,
+		// it is trusted because it is configured.
+		if bytes.Equal(c.RawIssuer, c.RawSubject) {
+			ts.anchors = append(ts.anchors, c)
+		} else {
+			ts.intermediates = append(ts.intermediates, c)
+		}
 	}
 	if len(ts.anchors) == 0 {
-		return nil, errors.New("fedlist: no certificate in trust bundle")
+		ts.anchors, ts.intermediates = ts.intermediates, nil
 	}
 	return ts, nil
 }
 
-// Len is the number of trust anchors.
-func (ts *TrustStore) Len() int { return len(ts.anchors) }
+// Len is the number of certificates in the store.
+func (ts *TrustStore) Len() int { return len(ts.anchors) + len(ts.intermediates) }
+
+// Anchors is the number of trust anchors.
+func (ts *TrustStore) Anchors() int { return len(ts.anchors) }
 
 type parsedJWS struct {
 	header       Header
@@ -199,8 +274,12 @@ func Verify(compactJWS []byte, ts *TrustStore, now time.Time) (*List, error) {
 	if !leaf.hasKeyUsage(kuDigitalSignature) {
 		return nil, fmt.Errorf("%w: signer certificate not for digital signatures", ErrUntrustedChain)
 	}
-	if err := ts.verifyChain(leaf, chain[1:], now); err != nil {
-		return nil, err
+	if key := chainKey(p.header.X5C); !ts.cachedChain(key, now) {
+		from, to, err := ts.verifyChain(leaf, chain[1:], now)
+		if err != nil {
+			return nil, err
+		}
+		ts.rememberChain(trustedChain{key: key, notBefore: from, notAfter: to})
 	}
 	l, err := ParsePayload(p.payload)
 	if err != nil {
@@ -210,21 +289,32 @@ func Verify(compactJWS []byte, ts *TrustStore, now time.Time) (*List, error) {
 }
 
 // verifyChain walks from the leaf towards an anchor, preferring an anchor at
-// every step, so that intermediates a signer sends along are used only where
-// the trust store lacks them.
-func (ts *TrustStore) verifyChain(leaf *certificate, intermediates []*certificate, now time.Time) error {
+// every step, then the store's intermediates, then those the signer sent
+// along in x5c. It returns the window in which every
+// certificate of the path is valid.
+func (ts *TrustStore) verifyChain(leaf *certificate, intermediates []*certificate, now time.Time) (from, to time.Time, err error) {
+	from, to = leaf.NotBefore, leaf.NotAfter
+	narrow := func(c *certificate) {
+		if c.NotBefore.After(from) {
+			from = c.NotBefore
+		}
+		if c.NotAfter.Before(to) {
+			to = c.NotAfter
+		}
+	}
 	cur := leaf
 	var expired error
 	for depth := 0; depth < MaxChainSize; depth++ {
 		if err := checkValidity(cur, now); err != nil {
-			return err
+			return from, to, err
 		}
+		narrow(cur)
 		if cur.UnknownCritical {
-			return fmt.Errorf("%w: unsupported critical extension", ErrUntrustedChain)
+			return from, to, fmt.Errorf("%w: unsupported critical extension", ErrUntrustedChain)
 		}
 		for _, a := range ts.anchors {
 			if bytes.Equal(cur.Raw, a.Raw) {
-				return nil
+				return from, to, nil
 			}
 		}
 		for _, a := range ts.anchors {
@@ -235,11 +325,12 @@ func (ts *TrustStore) verifyChain(leaf *certificate, intermediates []*certificat
 					expired = err
 					continue
 				}
-				return nil
+				narrow(a)
+				return from, to, nil
 			}
 		}
 		var next *certificate
-		for _, c := range intermediates {
+		for _, c := range append(ts.intermediates[:len(ts.intermediates):len(ts.intermediates)], intermediates...) {
 			if c != cur && bytes.Equal(cur.RawIssuer, c.RawSubject) && c.HasBC && c.IsCA &&
 				c.hasKeyUsage(kuKeyCertSign) && cur.checkSignatureFrom(c) {
 				next = c
@@ -248,13 +339,13 @@ func (ts *TrustStore) verifyChain(leaf *certificate, intermediates []*certificat
 		}
 		if next == nil {
 			if expired != nil {
-				return expired
+				return from, to, expired
 			}
-			return ErrUntrustedChain
+			return from, to, ErrUntrustedChain
 		}
 		cur = next
 	}
-	return fmt.Errorf("%w: chain longer than %d", ErrUntrustedChain, MaxChainSize)
+	return from, to, fmt.Errorf("%w: chain longer than %d", ErrUntrustedChain, MaxChainSize)
 }
 
 func checkValidity(c *certificate, now time.Time) error {

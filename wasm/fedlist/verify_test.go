@@ -50,6 +50,16 @@ func mustSign(t *testing.T, p *fedlisttest.PKI, payload []byte) string {
 	return string(jws)
 }
 
+// leafOnly signs with the PKI's signer but puts only the signer into x5c.
+func leafOnly(t *testing.T, p *fedlisttest.PKI, payload []byte) string {
+	t.Helper()
+	j, err := fedlisttest.Sign(payload, p.Alg, p.Leaf.Key, [][]byte{p.Leaf.DER})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(j)
+}
+
 func parts(s string) []string { return strings.Split(s, ".") }
 
 func enc(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
@@ -85,6 +95,8 @@ func TestVerify(t *testing.T) {
 	esInter := mustPKI(t, fedlisttest.AlgES256, fedlisttest.Options{WithIntermediate: true})
 	other := mustPKI(t, fedlisttest.AlgBP256R1, fedlisttest.Options{})
 	day := 24 * time.Hour
+	expiredInter := mustPKI(t, fedlisttest.AlgBP256R1, fedlisttest.Options{WithIntermediate: true,
+		IntermediateNotAfter: testNow.Add(-time.Minute)})
 	own0 := mustPKI(t, fedlisttest.AlgBP256R1, fedlisttest.Options{
 		LeafNotBefore: testNow.Add(-30 * day), LeafNotAfter: testNow.Add(-day)})
 	own1 := mustPKI(t, fedlisttest.AlgES256, fedlisttest.Options{
@@ -113,6 +125,12 @@ func TestVerify(t *testing.T) {
 		{name: "BP256R1 via intermediate in x5c", jws: mustSign(t, bpInter, payload), anchors: bpInter.RootPEM()},
 		{name: "ES256 via intermediate in x5c", jws: mustSign(t, esInter, payload), anchors: esInter.RootPEM()},
 		{name: "intermediate as anchor", jws: mustSign(t, bpInter, payload), anchors: bpInter.Intermediate.PEM()},
+		{name: "root and Komp-CA in bundle, x5c has only the signer (as the VZD sends)", jws: leafOnly(t, esInter, payload),
+			anchors: append(esInter.Intermediate.PEM(), esInter.RootPEM()...)},
+		{name: "Komp-CA in bundle but its root is not", jws: leafOnly(t, bpInter, payload),
+			anchors: append(bpInter.Intermediate.PEM(), other.RootPEM()...), want: ErrUntrustedChain},
+		{name: "expired Komp-CA in bundle", jws: leafOnly(t, expiredInter, payload),
+			anchors: append(expiredInter.Intermediate.PEM(), expiredInter.RootPEM()...), want: ErrCertExpired},
 		{name: "both roots in bundle", jws: mustSign(t, es, payload), anchors: append(bp.RootPEM(), es.RootPEM()...)},
 		{name: "padded base64 and surrounding newline", jws: func() string {
 			p := parts(mustSign(t, bp, payload))
@@ -257,17 +275,20 @@ func TestVerifyNoAnchors(t *testing.T) {
 func TestNewTrustStore(t *testing.T) {
 	bp := mustPKI(t, fedlisttest.AlgBP256R1, fedlisttest.Options{})
 	es := mustPKI(t, fedlisttest.AlgES256, fedlisttest.Options{})
+	inter := mustPKI(t, fedlisttest.AlgBP256R1, fedlisttest.Options{WithIntermediate: true})
 	for _, c := range []struct {
-		name  string
-		pem   string
-		count int // 0: error
+		name           string
+		pem            string
+		count, anchors int // count 0: error
 	}{
-		{"one brainpool root", string(bp.RootPEM()), 1},
-		{"two roots with text around", "# TI roots\n" + string(bp.RootPEM()) + "\n" + string(es.RootPEM()) + "trailer\n", 2},
-		{"other blocks skipped", "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n" + string(es.RootPEM()), 1},
-		{"empty", "", 0},
-		{"no PEM", "not a certificate", 0},
-		{"garbage in a certificate block", "-----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----\n", 0},
+		{"one brainpool root", string(bp.RootPEM()), 1, 1},
+		{"two roots with text around", "# TI roots\n" + string(bp.RootPEM()) + "\n" + string(es.RootPEM()) + "trailer\n", 2, 2},
+		{"root and Komp-CA", string(inter.Intermediate.PEM()) + string(inter.RootPEM()), 2, 1},
+		{"Komp-CA only: pinned as anchor", string(inter.Intermediate.PEM()), 1, 1},
+		{"other blocks skipped", "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n" + string(es.RootPEM()), 1, 1},
+		{"empty", "", 0, 0},
+		{"no PEM", "not a certificate", 0, 0},
+		{"garbage in a certificate block", "-----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----\n", 0, 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			ts, err := NewTrustStore([]byte(c.pem))
@@ -277,9 +298,54 @@ func TestNewTrustStore(t *testing.T) {
 				}
 				return
 			}
-			if err != nil || ts.Len() != c.count {
+			if err != nil || ts.Len() != c.count || ts.Anchors() != c.anchors {
 				t.Fatalf("NewTrustStore = %v, %v", ts, err)
 			}
 		})
+	}
+}
+
+// TestVerifyChainCache: a trust store remembers verified chains, but only
+// within their validity window and only for the same certificates.
+func TestVerifyChainCache(t *testing.T) {
+	p := mustPKI(t, fedlisttest.AlgBP256R1, fedlisttest.Options{WithIntermediate: true,
+		LeafNotAfter: testNow.Add(48 * time.Hour)})
+	ts := mustStore(t, p.RootPEM())
+	payload := fedlisttest.Payload(42, testDomains)
+	jws := []byte(mustSign(t, p, payload))
+	for i := 0; i < 2; i++ {
+		if _, err := Verify(jws, ts, testNow); err != nil {
+			t.Fatalf("Verify #%d: %v", i+1, err)
+		}
+	}
+	if len(ts.chains) != 1 {
+		t.Fatalf("%d cached chains", len(ts.chains))
+	}
+	if _, err := Verify(jws, ts, testNow.Add(72*time.Hour)); !errors.Is(err, ErrCertExpired) {
+		t.Fatalf("cached chain after leaf expiry: %v", err)
+	}
+	// A cached chain does not excuse a bad list signature.
+	parts := strings.Split(string(jws), ".")
+	forged := parts[0] + "." + enc(fedlisttest.Payload(43, nil)) + "." + parts[2]
+	if _, err := Verify([]byte(forged), ts, testNow); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("forged payload with cached chain: %v", err)
+	}
+	// Another signer with the same names but its own root is not covered.
+	other := mustPKI(t, fedlisttest.AlgBP256R1, fedlisttest.Options{WithIntermediate: true})
+	if _, err := Verify([]byte(mustSign(t, other, payload)), ts, testNow); !errors.Is(err, ErrUntrustedChain) {
+		t.Fatalf("other chain: %v", err)
+	}
+	// The cache stays bounded.
+	for i := 0; i < 2*maxTrustedChains; i++ {
+		q := mustPKI(t, fedlisttest.AlgES256, fedlisttest.Options{})
+		ts2 := mustStore(t, append(q.RootPEM(), p.RootPEM()...))
+		ts2.chains = ts.chains
+		if _, err := Verify([]byte(mustSign(t, q, payload)), ts2, testNow); err != nil {
+			t.Fatal(err)
+		}
+		ts.chains = ts2.chains
+	}
+	if len(ts.chains) != maxTrustedChains {
+		t.Fatalf("%d cached chains, want %d", len(ts.chains), maxTrustedChains)
 	}
 }

@@ -60,11 +60,11 @@ type Policy struct {
 type configJSON struct {
 	Role         string `json:"role"`
 	ControlPlane struct {
-		Cluster          string   `json:"cluster"`
-		Authority        string   `json:"authority"`
-		CredentialHeader string   `json:"credential_header"`
-		Credential       string   `json:"credential"`
-		Timeout          string   `json:"timeout"`
+		Cluster          string `json:"cluster"`
+		Authority        string `json:"authority"`
+		CredentialHeader string `json:"credential_header"`
+		Credential       string `json:"credential"`
+		Timeout          string `json:"timeout"`
 	} `json:"control_plane"`
 	TrustAnchors       string          `json:"trust_anchors"`
 	FailMode           string          `json:"fail_mode"`

@@ -5,7 +5,6 @@ package filter_test
 import (
 	"context"
 	"os"
-	"sort"
 	"strconv"
 	"sync"
 	"testing"
@@ -157,7 +156,6 @@ func (h *nativeHost) callouts() []callout {
 			c := callout{key: int(a.CalloutID), contextID: ctx, headers: a.Headers, body: a.Body}
 			c.method, c.path, c.authority = c.header(":method"), c.header(":path"), c.header(":authority")
 			out = append(out, c)
-			_ = i
 		}
 	}
 	return out
@@ -350,12 +348,3 @@ func (h *wasmHost) clearLogs()              { h.vm.ClearLogs() }
 // ---- helpers ---------------------------------------------------------------
 
 func itoa(n int) string { return strconv.Itoa(n) }
-
-func sortedKeys(m map[string]int64) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}

@@ -151,7 +151,7 @@ func (s *stream) OnHttpRequestBody(size int, endOfStream bool) types.Action {
 	if size > 0 {
 		b, err := proxywasm.GetHttpRequestBody(0, size)
 		if err != nil {
-			return s.reject(500, "M_UNKNOWN", "The request could not be read", "body unreadable")
+			return s.reject(500, "M_UNKNOWN", "The request could not be read", "body unreadable: "+err.Error()+" size "+itoa(size))
 		}
 		body = b
 	}

@@ -10,7 +10,7 @@
 //
 // API:
 //
-//	Classify(method, path string) Route
+//	Classify(method, path string) Route // Route.StateKey: membership sent via the state endpoint
 //	ParseXMatrix(authorizationValues []string) (XMatrix, error)
 //	ParseServerName(s string) (host string, port int, err error)
 //	ParseUserID(s string) (localpart, server string, err error)

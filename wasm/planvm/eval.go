@@ -24,6 +24,7 @@ const (
 // vm is the per-evaluation state; it is pooled per Program.
 type vm struct {
 	prog    *Program
+	consts  []Value
 	steps   int
 	limit   int
 	depth   int
@@ -51,7 +52,7 @@ func (p *Program) Eval(entry string, input, data Value, opts ...EvalOption) (res
 		o(&cfg)
 	}
 	m := p.pool.Get().(*vm)
-	m.prog, m.limit, m.steps, m.depth, m.err = p, cfg.stepLimit, 0, 0, nil
+	m.prog, m.consts, m.limit, m.steps, m.depth, m.err = p, p.consts, cfg.stepLimit, 0, 0, nil
 	m.hasNow, m.now = cfg.hasNow, 0
 	if cfg.hasNow {
 		m.now = cfg.now.UnixNano()
@@ -96,7 +97,7 @@ func (m *vm) release() {
 	m.results = m.results[:0]
 	clear(m.args)
 	m.retVal = Value{}
-	m.prog = nil
+	m.prog, m.consts = nil, nil
 }
 
 // alloc takes a zeroed frame of n slots from the stack. Frames handed out
@@ -107,18 +108,19 @@ func (m *vm) alloc(n int) []Value {
 		m.stack = make([]Value, max(2*len(m.stack), m.sp+n+64))
 		m.hiwater = 0
 	}
+	// Frames are cleared when they are popped (and the whole stack after
+	// an evaluation), so a fresh frame is already zero.
 	f := m.stack[m.sp : m.sp+n : m.sp+n]
-	clear(f)
 	m.sp += n
 	m.hiwater = max(m.hiwater, m.sp)
 	return f
 }
 
-func (m *vm) read(fr []Value, o *operand) Value {
-	if o.local >= 0 {
-		return fr[o.local]
+func (m *vm) read(fr []Value, o operand) Value {
+	if o >= 0 {
+		return fr[o]
 	}
-	return o.val
+	return m.consts[^o]
 }
 
 // exec runs one block. It returns fellThrough when the block ran to its
@@ -139,23 +141,23 @@ func (m *vm) exec(fr []Value, code []instr) int {
 			if arr.k != KindArray {
 				return m.fail(errors.New("planvm: append to non-array"))
 			}
-			v := m.read(fr, &in.x)
+			v := m.read(fr, in.x)
 			if !v.IsDefined() {
 				return 0
 			}
 			arr.c.elems = append(arr.c.elems, v)
 		case opAssignInt:
-			fr[in.a] = in.val
+			fr[in.a] = m.read(fr, in.x)
 		case opAssignVarOnce:
-			v := m.read(fr, &in.x)
+			v := m.read(fr, in.x)
 			if t := fr[in.a]; t.IsDefined() && !Equal(t, v) {
 				return m.fail(ErrConflict)
 			}
 			fr[in.a] = v
 		case opAssignVar:
-			fr[in.a] = m.read(fr, &in.x)
+			fr[in.a] = m.read(fr, in.x)
 		case opBlock:
-			for _, b := range in.blocks {
+			for _, b := range in.ext.blocks {
 				if brk := m.exec(fr, b); brk > 0 {
 					if brk == retSignal {
 						return brk
@@ -166,12 +168,12 @@ func (m *vm) exec(fr []Value, code []instr) int {
 		case opBreak:
 			return int(in.a)
 		case opCallDynamic:
-			fn := m.lookupDynamic(fr, in.dpath)
+			fn := m.lookupDynamic(fr, in.ext.dpath)
 			if fn == nil {
 				return 0
 			}
-			args := make([]Value, len(in.largs))
-			for j, l := range in.largs {
+			args := make([]Value, len(in.ext.largs))
+			for j, l := range in.ext.largs {
 				args[j] = fr[l]
 			}
 			v := m.call(fn, args, nil, nil)
@@ -185,7 +187,7 @@ func (m *vm) exec(fr []Value, code []instr) int {
 			}
 			fr[in.a] = v
 		case opCallFunc:
-			v := m.call(in.fn, nil, fr, in.args)
+			v := m.call(in.ext.fn, nil, fr, in.ext.args)
 			if m.err != nil {
 				return retSignal
 			}
@@ -195,15 +197,15 @@ func (m *vm) exec(fr []Value, code []instr) int {
 			fr[in.a] = v
 		case opCallBuiltin:
 			base := len(m.args)
-			for j := range in.args {
-				v := m.read(fr, &in.args[j])
+			for j := range in.ext.args {
+				v := m.read(fr, in.ext.args[j])
 				if !v.IsDefined() {
 					m.args = m.args[:base]
 					return 0
 				}
 				m.args = append(m.args, v)
 			}
-			v, ok := in.bi.fn(m, m.args[base:])
+			v, ok := in.ext.bi.fn(m, m.args[base:])
 			clear(m.args[base:])
 			m.args = m.args[:base]
 			if m.err != nil {
@@ -214,32 +216,32 @@ func (m *vm) exec(fr []Value, code []instr) int {
 			}
 			fr[in.a] = v
 		case opDot:
-			src := m.read(fr, &in.x)
-			v, ok := src.Lookup(m.read(fr, &in.y))
+			src := m.read(fr, in.x)
+			v, ok := src.Lookup(m.read(fr, in.y))
 			if !ok {
 				return 0
 			}
 			fr[in.a] = v
 		case opEqual:
-			a, b := m.read(fr, &in.x), m.read(fr, &in.y)
+			a, b := m.read(fr, in.x), m.read(fr, in.y)
 			if !a.IsDefined() || !b.IsDefined() || !Equal(a, b) {
 				return 0
 			}
 		case opNotEqual:
-			a, b := m.read(fr, &in.x), m.read(fr, &in.y)
+			a, b := m.read(fr, in.x), m.read(fr, in.y)
 			if !a.IsDefined() || !b.IsDefined() || Equal(a, b) {
 				return 0
 			}
 		case opIsArray:
-			if m.read(fr, &in.x).k != KindArray {
+			if m.read(fr, in.x).k != KindArray {
 				return 0
 			}
 		case opIsObject:
-			if m.read(fr, &in.x).k != KindObject {
+			if m.read(fr, in.x).k != KindObject {
 				return 0
 			}
 		case opIsSet:
-			if m.read(fr, &in.x).k != KindSet {
+			if m.read(fr, in.x).k != KindSet {
 				return 0
 			}
 		case opIsDefined:
@@ -251,14 +253,14 @@ func (m *vm) exec(fr []Value, code []instr) int {
 				return 0
 			}
 		case opLen:
-			v := m.read(fr, &in.x)
+			v := m.read(fr, in.x)
 			fr[in.a] = Int(int64(v.Len()))
 		case opMakeArray:
 			fr[in.a] = arrayOf(make([]Value, 0, in.b))
 		case opMakeNull:
 			fr[in.a] = Null()
 		case opMakeNumber:
-			fr[in.a] = in.val
+			fr[in.a] = m.read(fr, in.x)
 		case opMakeObject:
 			fr[in.a] = emptyObject(0)
 		case opMakeSet:
@@ -278,7 +280,7 @@ func (m *vm) exec(fr []Value, code []instr) int {
 			if obj.k != KindObject {
 				return m.fail(errors.New("planvm: insert into non-object"))
 			}
-			k, v := m.read(fr, &in.x), m.read(fr, &in.y)
+			k, v := m.read(fr, in.x), m.read(fr, in.y)
 			if !k.IsDefined() || !v.IsDefined() {
 				return 0
 			}
@@ -294,7 +296,7 @@ func (m *vm) exec(fr []Value, code []instr) int {
 			if obj.k != KindObject {
 				return m.fail(errors.New("planvm: insert into non-object"))
 			}
-			k, v := m.read(fr, &in.x), m.read(fr, &in.y)
+			k, v := m.read(fr, in.x), m.read(fr, in.y)
 			if !k.IsDefined() || !v.IsDefined() {
 				return 0
 			}
@@ -330,18 +332,18 @@ func (m *vm) exec(fr []Value, code []instr) int {
 			if set.k != KindSet {
 				return m.fail(errors.New("planvm: add to non-set"))
 			}
-			v := m.read(fr, &in.x)
+			v := m.read(fr, in.x)
 			if !v.IsDefined() {
 				return 0
 			}
 			set.c.setAdd(v)
 		case opWith:
 			saved := fr[in.a]
-			v := m.read(fr, &in.x)
-			if len(in.path) == 0 {
+			v := m.read(fr, in.x)
+			if len(in.ext.path) == 0 {
 				fr[in.a] = v
 			} else {
-				fr[in.a] = upsert(saved, in.path, v)
+				fr[in.a] = upsert(saved, in.ext.path, v)
 			}
 			brk := m.exec(fr, in.block)
 			fr[in.a] = saved
@@ -437,7 +439,7 @@ func (m *vm) call(fn *function, args []Value, cfr []Value, ops []operand) Value 
 		}
 	} else {
 		for j, p := range fn.params {
-			fr[p] = m.read(cfr, &ops[j])
+			fr[p] = m.read(cfr, ops[j])
 		}
 	}
 	var res Value
@@ -465,7 +467,7 @@ func (m *vm) call(fn *function, args []Value, cfr []Value, ops []operand) Value 
 func (m *vm) lookupDynamic(fr []Value, path []operand) *function {
 	n := m.prog.dynamic
 	for j := range path {
-		seg := m.read(fr, &path[j])
+		seg := m.read(fr, path[j])
 		if seg.k != KindString || n.children == nil {
 			return nil
 		}

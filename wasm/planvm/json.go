@@ -17,22 +17,25 @@ const maxJSONDepth = 512
 // ParseJSON parses one JSON document. Integers that fit int64 take the fast
 // path; other numbers keep their text (arbitrary precision, as in OPA).
 func ParseJSON(b []byte) (Value, error) {
-	p := parser{b: b}
+	// One copy of the document; strings and number texts without escapes
+	// are substrings of it and cost no further allocation.
+	p := parser{s: string(b)}
 	p.ws()
 	v, err := p.value(0)
 	if err != nil {
 		return Value{}, err
 	}
 	p.ws()
-	if p.i != len(p.b) {
+	if p.i != len(p.s) {
 		return Value{}, p.errf("trailing data")
 	}
 	return v, nil
 }
 
 type parser struct {
-	b []byte
-	i int
+	s       string
+	i       int
+	scratch []Value // members of the arrays and objects being parsed
 }
 
 func (p *parser) errf(format string, args ...any) error {
@@ -40,8 +43,8 @@ func (p *parser) errf(format string, args ...any) error {
 }
 
 func (p *parser) ws() {
-	for p.i < len(p.b) {
-		switch p.b[p.i] {
+	for p.i < len(p.s) {
+		switch p.s[p.i] {
 		case ' ', '\t', '\n', '\r':
 			p.i++
 		default:
@@ -54,10 +57,10 @@ func (p *parser) value(depth int) (Value, error) {
 	if depth > maxJSONDepth {
 		return Value{}, p.errf("nesting too deep")
 	}
-	if p.i >= len(p.b) {
+	if p.i >= len(p.s) {
 		return Value{}, p.errf("unexpected end")
 	}
-	switch c := p.b[p.i]; {
+	switch c := p.s[p.i]; {
 	case c == '{':
 		return p.object(depth)
 	case c == '[':
@@ -77,11 +80,11 @@ func (p *parser) value(depth int) (Value, error) {
 	case c == '-' || (c >= '0' && c <= '9'):
 		return p.number()
 	}
-	return Value{}, p.errf("unexpected %q", p.b[p.i])
+	return Value{}, p.errf("unexpected %q", p.s[p.i])
 }
 
 func (p *parser) lit(word string, v Value) (Value, error) {
-	if len(p.b)-p.i < len(word) || string(p.b[p.i:p.i+len(word)]) != word {
+	if len(p.s)-p.i < len(word) || p.s[p.i:p.i+len(word)] != word {
 		return Value{}, p.errf("invalid literal")
 	}
 	p.i += len(word)
@@ -90,15 +93,16 @@ func (p *parser) lit(word string, v Value) (Value, error) {
 
 func (p *parser) object(depth int) (Value, error) {
 	p.i++ // {
-	obj := emptyObject(0)
+	base := len(p.scratch)
+	defer func() { p.scratch = p.scratch[:base] }()
 	p.ws()
-	if p.i < len(p.b) && p.b[p.i] == '}' {
+	if p.i < len(p.s) && p.s[p.i] == '}' {
 		p.i++
-		return obj, nil
+		return emptyObject(0), nil
 	}
 	for {
 		p.ws()
-		if p.i >= len(p.b) || p.b[p.i] != '"' {
+		if p.i >= len(p.s) || p.s[p.i] != '"' {
 			return Value{}, p.errf("expected object key")
 		}
 		k, err := p.str()
@@ -106,7 +110,7 @@ func (p *parser) object(depth int) (Value, error) {
 			return Value{}, err
 		}
 		p.ws()
-		if p.i >= len(p.b) || p.b[p.i] != ':' {
+		if p.i >= len(p.s) || p.s[p.i] != ':' {
 			return Value{}, p.errf("expected ':'")
 		}
 		p.i++
@@ -115,16 +119,22 @@ func (p *parser) object(depth int) (Value, error) {
 		if err != nil {
 			return Value{}, err
 		}
-		obj.c.objInsert(String(k), v)
+		p.scratch = append(p.scratch, String(k), v)
 		p.ws()
-		if p.i >= len(p.b) {
+		if p.i >= len(p.s) {
 			return Value{}, p.errf("unexpected end in object")
 		}
-		switch p.b[p.i] {
+		switch p.s[p.i] {
 		case ',':
 			p.i++
 		case '}':
 			p.i++
+			members := p.scratch[base:]
+			obj := emptyObject(len(members) / 2)
+			for j := 0; j < len(members); j += 2 {
+				obj.c.objInsert(members[j], members[j+1]) // later duplicates win
+			}
+			clear(members)
 			return obj, nil
 		default:
 			return Value{}, p.errf("expected ',' or '}'")
@@ -134,11 +144,12 @@ func (p *parser) object(depth int) (Value, error) {
 
 func (p *parser) array(depth int) (Value, error) {
 	p.i++ // [
-	var elems []Value
+	base := len(p.scratch)
+	defer func() { p.scratch = p.scratch[:base] }()
 	p.ws()
-	if p.i < len(p.b) && p.b[p.i] == ']' {
+	if p.i < len(p.s) && p.s[p.i] == ']' {
 		p.i++
-		return arrayOf(elems), nil
+		return arrayOf(nil), nil
 	}
 	for {
 		p.ws()
@@ -146,16 +157,18 @@ func (p *parser) array(depth int) (Value, error) {
 		if err != nil {
 			return Value{}, err
 		}
-		elems = append(elems, v)
+		p.scratch = append(p.scratch, v)
 		p.ws()
-		if p.i >= len(p.b) {
+		if p.i >= len(p.s) {
 			return Value{}, p.errf("unexpected end in array")
 		}
-		switch p.b[p.i] {
+		switch p.s[p.i] {
 		case ',':
 			p.i++
 		case ']':
 			p.i++
+			elems := slices.Clone(p.scratch[base:])
+			clear(p.scratch[base:])
 			return arrayOf(elems), nil
 		default:
 			return Value{}, p.errf("expected ',' or ']'")
@@ -165,12 +178,12 @@ func (p *parser) array(depth int) (Value, error) {
 
 func (p *parser) number() (Value, error) {
 	start := p.i
-	if p.b[p.i] == '-' {
+	if p.s[p.i] == '-' {
 		p.i++
 	}
 	digits := func() int {
 		n := 0
-		for p.i < len(p.b) && p.b[p.i] >= '0' && p.b[p.i] <= '9' {
+		for p.i < len(p.s) && p.s[p.i] >= '0' && p.s[p.i] <= '9' {
 			p.i++
 			n++
 		}
@@ -180,28 +193,28 @@ func (p *parser) number() (Value, error) {
 	if digits() == 0 {
 		return Value{}, p.errf("invalid number")
 	}
-	if p.b[intStart] == '0' && p.i-intStart > 1 {
+	if p.s[intStart] == '0' && p.i-intStart > 1 {
 		return Value{}, p.errf("invalid number: leading zero")
 	}
 	isInt := true
-	if p.i < len(p.b) && p.b[p.i] == '.' {
+	if p.i < len(p.s) && p.s[p.i] == '.' {
 		p.i++
 		isInt = false
 		if digits() == 0 {
 			return Value{}, p.errf("invalid number")
 		}
 	}
-	if p.i < len(p.b) && (p.b[p.i] == 'e' || p.b[p.i] == 'E') {
+	if p.i < len(p.s) && (p.s[p.i] == 'e' || p.s[p.i] == 'E') {
 		p.i++
 		isInt = false
-		if p.i < len(p.b) && (p.b[p.i] == '+' || p.b[p.i] == '-') {
+		if p.i < len(p.s) && (p.s[p.i] == '+' || p.s[p.i] == '-') {
 			p.i++
 		}
 		if digits() == 0 {
 			return Value{}, p.errf("invalid number")
 		}
 	}
-	text := string(p.b[start:p.i])
+	text := p.s[start:p.i]
 	if isInt {
 		if n, err := strconv.ParseInt(text, 10, 64); err == nil {
 			return Int(n), nil
@@ -214,10 +227,10 @@ func (p *parser) number() (Value, error) {
 func (p *parser) str() (string, error) {
 	p.i++ // "
 	start := p.i
-	for p.i < len(p.b) {
-		c := p.b[p.i]
+	for p.i < len(p.s) {
+		c := p.s[p.i]
 		if c == '"' {
-			s := string(p.b[start:p.i])
+			s := p.s[start:p.i]
 			p.i++
 			return s, nil
 		}
@@ -231,9 +244,9 @@ func (p *parser) str() (string, error) {
 
 func (p *parser) strSlow(start int) (string, error) {
 	buf := make([]byte, 0, p.i-start+16)
-	buf = append(buf, p.b[start:p.i]...)
-	for p.i < len(p.b) {
-		c := p.b[p.i]
+	buf = append(buf, p.s[start:p.i]...)
+	for p.i < len(p.s) {
+		c := p.s[p.i]
 		switch {
 		case c == '"':
 			p.i++
@@ -242,10 +255,10 @@ func (p *parser) strSlow(start int) (string, error) {
 			return "", p.errf("control character in string")
 		case c == '\\':
 			p.i++
-			if p.i >= len(p.b) {
+			if p.i >= len(p.s) {
 				return "", p.errf("unterminated escape")
 			}
-			e := p.b[p.i]
+			e := p.s[p.i]
 			p.i++
 			switch e {
 			case '"', '\\', '/':
@@ -267,7 +280,7 @@ func (p *parser) strSlow(start int) (string, error) {
 				}
 				if utf16.IsSurrogate(r) {
 					r2 := rune(-1)
-					if p.i+1 < len(p.b) && p.b[p.i] == '\\' && p.b[p.i+1] == 'u' {
+					if p.i+1 < len(p.s) && p.s[p.i] == '\\' && p.s[p.i+1] == 'u' {
 						save := p.i
 						p.i += 2
 						if x, ok := p.hex4(); ok {
@@ -290,13 +303,13 @@ func (p *parser) strSlow(start int) (string, error) {
 			buf = append(buf, c)
 			p.i++
 		default:
-			r, size := utf8.DecodeRune(p.b[p.i:])
+			r, size := utf8.DecodeRuneInString(p.s[p.i:])
 			if r == utf8.RuneError && size <= 1 {
 				buf = utf8.AppendRune(buf, utf8.RuneError)
 				p.i++
 				continue
 			}
-			buf = append(buf, p.b[p.i:p.i+size]...)
+			buf = append(buf, p.s[p.i:p.i+size]...)
 			p.i += size
 		}
 	}
@@ -304,11 +317,11 @@ func (p *parser) strSlow(start int) (string, error) {
 }
 
 func (p *parser) hex4() (rune, bool) {
-	if len(p.b)-p.i < 4 {
+	if len(p.s)-p.i < 4 {
 		return 0, false
 	}
 	var r rune
-	for _, c := range p.b[p.i : p.i+4] {
+	for _, c := range p.s[p.i : p.i+4] {
 		r <<= 4
 		switch {
 		case c >= '0' && c <= '9':
@@ -329,7 +342,7 @@ func validNumber(s string) bool {
 	if s == "" {
 		return false
 	}
-	p := parser{b: []byte(s)}
+	p := parser{s: s}
 	_, err := p.number()
 	return err == nil && p.i == len(s)
 }

@@ -14,6 +14,7 @@ type Program struct {
 	byName   map[string]*plan
 	funcs    map[string]*function
 	dynamic  *dynNode // functions by data path, for CallDynamicStmt
+	consts   []Value // constants referenced by operands
 	pool     sync.Pool
 	maxSlots int
 }
@@ -60,7 +61,7 @@ const (
 	opLen
 	opMakeArray
 	opMakeNull
-	opMakeNumber // MakeNumberInt and MakeNumberRef: constant in val
+	opMakeNumber // MakeNumberInt and MakeNumberRef: constant operand x
 	opMakeObject
 	opMakeSet
 	opNotEqual
@@ -76,26 +77,28 @@ const (
 	opWith
 )
 
-// operand is a local slot or a constant.
-type operand struct {
-	local int32 // -1 for constants
-	val   Value
-}
+// operand is a local slot (>= 0) or a constant (^index into
+// Program.consts).
+type operand int32
 
-// instr is one precompiled statement. Fields are used per opcode.
+// instr is one precompiled statement, kept small for the cache: rarely used
+// fields live in ext. Fields are used per opcode.
 type instr struct {
 	op      opcode
 	a, b, c int32 // locals (target/source/key/value) or break index
 	x, y    operand
-	val     Value
 	block   []instr
-	blocks  [][]instr
-	fn      *function
-	bi      *builtin
-	args    []operand
-	largs   []int32
-	path    []Value // With path (strings)
-	dpath   []operand
+	ext     *instrExt
+}
+
+type instrExt struct {
+	blocks [][]instr
+	fn     *function
+	bi     *builtin
+	args   []operand
+	largs  []int32
+	path   []Value // With path (strings)
+	dpath  []operand
 }
 
 // raw JSON shapes of the plan.
@@ -161,11 +164,27 @@ type rawStmt struct {
 // maxLocal bounds local indexes so a hostile plan cannot demand huge frames.
 const maxLocal = 1 << 16
 
+// loader precompiles one plan. OPA numbers locals plan-wide, so a function
+// may use locals 40..60 only; they are renumbered densely per function so
+// that frames are small.
 type loader struct {
 	strings []Value
+	consts  []Value
+	constIx map[string]int // string constants by value, deduplicated
 	funcs   map[string]*function
-	maxLoc  int32
+	slots   map[int32]int32
 }
+
+// reset starts a new function whose first locals are fixed (params, or
+// input and data for plans).
+func (ld *loader) reset(fixed ...int32) {
+	ld.slots = make(map[int32]int32, 32)
+	for _, l := range fixed {
+		ld.local(l)
+	}
+}
+
+func (ld *loader) nslots() int { return len(ld.slots) }
 
 // Load parses a plan (JSON from OPA's planner) and precompiles it. It fails
 // on unknown statements and on calls of builtins the VM does not implement,
@@ -185,14 +204,14 @@ func Load(b []byte) (*Program, error) {
 		sort.Strings(missing)
 		return nil, fmt.Errorf("planvm: unsupported builtins: %s", strings.Join(missing, ", "))
 	}
-	ld := &loader{funcs: map[string]*function{}}
+	ld := &loader{funcs: map[string]*function{}, constIx: map[string]int{}}
 	for _, s := range raw.Static.Strings {
 		ld.strings = append(ld.strings, String(s.Value))
 	}
 	prog := &Program{byName: map[string]*plan{}, funcs: ld.funcs, dynamic: &dynNode{}}
 	// Declare functions first so calls can resolve to pointers.
 	for _, f := range raw.Funcs.Funcs {
-		fn := &function{name: f.Name, params: f.Params, ret: f.Return}
+		fn := &function{name: f.Name}
 		ld.funcs[f.Name] = fn
 		if len(f.Path) > 0 {
 			n := prog.dynamic
@@ -212,34 +231,37 @@ func Load(b []byte) (*Program, error) {
 	}
 	for _, f := range raw.Funcs.Funcs {
 		fn := ld.funcs[f.Name]
-		ld.maxLoc = f.Return
-		for _, p := range f.Params {
-			ld.maxLoc = max(ld.maxLoc, p)
+		ld.reset(f.Params...)
+		fn.params = make([]int32, len(f.Params))
+		for i, p := range f.Params {
+			fn.params[i] = ld.local(p)
 		}
+		fn.ret = ld.local(f.Return)
 		blocks, err := ld.blocks(f.Blocks)
 		if err != nil {
 			return nil, fmt.Errorf("planvm: func %s: %w", f.Name, err)
 		}
-		if ld.maxLoc >= maxLocal || ld.maxLoc < 0 {
-			return nil, fmt.Errorf("planvm: func %s: local index out of range", f.Name)
+		if ld.nslots() > maxLocal {
+			return nil, fmt.Errorf("planvm: func %s: too many locals", f.Name)
 		}
-		fn.blocks, fn.nlocals = blocks, int(ld.maxLoc)+1
+		fn.blocks, fn.nlocals = blocks, ld.nslots()
 		prog.maxSlots = max(prog.maxSlots, fn.nlocals)
 	}
 	for _, p := range raw.Plans.Plans {
-		ld.maxLoc = 1
+		ld.reset(0, 1) // input, data
 		blocks, err := ld.blocks(p.Blocks)
 		if err != nil {
 			return nil, fmt.Errorf("planvm: plan %s: %w", p.Name, err)
 		}
-		if ld.maxLoc >= maxLocal || ld.maxLoc < 0 {
-			return nil, fmt.Errorf("planvm: plan %s: local index out of range", p.Name)
+		if ld.nslots() > maxLocal {
+			return nil, fmt.Errorf("planvm: plan %s: too many locals", p.Name)
 		}
-		pl := &plan{name: p.Name, blocks: blocks, nlocals: int(ld.maxLoc) + 1}
+		pl := &plan{name: p.Name, blocks: blocks, nlocals: ld.nslots()}
 		prog.plans = append(prog.plans, pl)
 		prog.byName[p.Name] = pl
 		prog.maxSlots = max(prog.maxSlots, pl.nlocals)
 	}
+	prog.consts = ld.consts
 	prog.pool.New = func() any { return &vm{} }
 	return prog, nil
 }
@@ -257,8 +279,24 @@ func (ld *loader) blocks(rbs []rawBlock) ([][]instr, error) {
 }
 
 func (ld *loader) local(l int32) int32 {
-	ld.maxLoc = max(ld.maxLoc, l)
-	return l
+	if d, ok := ld.slots[l]; ok {
+		return d
+	}
+	d := int32(len(ld.slots))
+	ld.slots[l] = d
+	return d
+}
+
+// constant interns v into the constant table.
+func (ld *loader) constant(v Value) operand {
+	if v.k == KindString {
+		if i, ok := ld.constIx[v.s]; ok {
+			return operand(^i)
+		}
+		ld.constIx[v.s] = len(ld.consts)
+	}
+	ld.consts = append(ld.consts, v)
+	return operand(^(len(ld.consts) - 1))
 }
 
 func (ld *loader) str(i int) (Value, error) {
@@ -271,33 +309,33 @@ func (ld *loader) str(i int) (Value, error) {
 func (ld *loader) operand(raw json.RawMessage) (operand, error) {
 	var ro rawOperand
 	if err := json.Unmarshal(raw, &ro); err != nil {
-		return operand{}, fmt.Errorf("operand: %w", err)
+		return 0, fmt.Errorf("operand: %w", err)
 	}
 	switch ro.Type {
 	case "local":
 		var l int32
 		if err := json.Unmarshal(ro.Value, &l); err != nil {
-			return operand{}, err
+			return 0, err
 		}
 		if l < 0 {
-			return operand{}, fmt.Errorf("negative local")
+			return 0, fmt.Errorf("negative local")
 		}
-		return operand{local: ld.local(l)}, nil
+		return operand(ld.local(l)), nil
 	case "string_index":
 		var i int
 		if err := json.Unmarshal(ro.Value, &i); err != nil {
-			return operand{}, err
+			return 0, err
 		}
 		v, err := ld.str(i)
-		return operand{local: -1, val: v}, err
+		return ld.constant(v), err
 	case "bool":
 		var b bool
 		if err := json.Unmarshal(ro.Value, &b); err != nil {
-			return operand{}, err
+			return 0, err
 		}
-		return operand{local: -1, val: Bool(b)}, nil
+		return ld.constant(Bool(b)), nil
 	}
-	return operand{}, fmt.Errorf("unknown operand type %q", ro.Type)
+	return 0, fmt.Errorf("unknown operand type %q", ro.Type)
 }
 
 func (ld *loader) block(rb *rawBlock) ([]instr, error) {
@@ -328,6 +366,7 @@ func (ld *loader) target(s *rawStmt) (int32, error) {
 func (ld *loader) stmt(typ string, s *rawStmt) (instr, error) {
 	var in instr
 	var err error
+	ext := &instrExt{}
 	switch typ {
 	case "NopStmt":
 		in.op = opNop
@@ -339,7 +378,7 @@ func (ld *loader) stmt(typ string, s *rawStmt) (instr, error) {
 		in.op = opAssignInt
 		var n int64
 		if err = json.Unmarshal(s.Value, &n); err == nil {
-			in.val = Int(n)
+			in.x = ld.constant(Int(n))
 		}
 		in.a, err = ld.target(s)
 	case "AssignVarOnceStmt", "AssignVarStmt":
@@ -352,7 +391,7 @@ func (ld *loader) stmt(typ string, s *rawStmt) (instr, error) {
 		}
 	case "BlockStmt":
 		in.op = opBlock
-		in.blocks, err = ld.blocks(s.Blocks)
+		ext.blocks, err = ld.blocks(s.Blocks)
 	case "BreakStmt":
 		in.op = opBreak
 		if s.Index != nil {
@@ -364,11 +403,11 @@ func (ld *loader) stmt(typ string, s *rawStmt) (instr, error) {
 	case "CallDynamicStmt":
 		in.op = opCallDynamic
 		in.a = ld.local(s.Result)
-		if err = json.Unmarshal(s.Args, &in.largs); err != nil {
+		if err = json.Unmarshal(s.Args, &ext.largs); err != nil {
 			break
 		}
-		for _, l := range in.largs {
-			ld.local(l)
+		for i, l := range ext.largs {
+			ext.largs[i] = ld.local(l)
 		}
 		var ops []json.RawMessage
 		if err = json.Unmarshal(s.Path, &ops); err != nil {
@@ -379,7 +418,7 @@ func (ld *loader) stmt(typ string, s *rawStmt) (instr, error) {
 			if op, err = ld.operand(o); err != nil {
 				break
 			}
-			in.dpath = append(in.dpath, op)
+			ext.dpath = append(ext.dpath, op)
 		}
 	case "CallStmt":
 		in.a = ld.local(s.Result)
@@ -394,17 +433,17 @@ func (ld *loader) stmt(typ string, s *rawStmt) (instr, error) {
 			if op, err = ld.operand(o); err != nil {
 				return in, err
 			}
-			in.args = append(in.args, op)
+			ext.args = append(ext.args, op)
 		}
 		if fn, ok := ld.funcs[s.Func]; ok {
-			in.op, in.fn = opCallFunc, fn
-			if len(in.args) != len(fn.params) {
-				err = fmt.Errorf("call of %s with %d args, want %d", s.Func, len(in.args), len(fn.params))
+			in.op, ext.fn = opCallFunc, fn
+			if len(ext.args) != len(fn.params) {
+				err = fmt.Errorf("call of %s with %d args, want %d", s.Func, len(ext.args), len(fn.params))
 			}
 		} else if bi, ok := builtins[s.Func]; ok {
-			in.op, in.bi = opCallBuiltin, bi
-			if bi.arity >= 0 && len(in.args) != bi.arity {
-				err = fmt.Errorf("call of %s with %d args, want %d", s.Func, len(in.args), bi.arity)
+			in.op, ext.bi = opCallBuiltin, bi
+			if bi.arity >= 0 && len(ext.args) != bi.arity {
+				err = fmt.Errorf("call of %s with %d args, want %d", s.Func, len(ext.args), bi.arity)
 			}
 		} else {
 			err = fmt.Errorf("unsupported builtin or unknown function %q", s.Func)
@@ -452,7 +491,7 @@ func (ld *loader) stmt(typ string, s *rawStmt) (instr, error) {
 		in.op = opMakeNumber
 		var n int64
 		if err = json.Unmarshal(s.Value, &n); err == nil {
-			in.val = Int(n)
+			in.x = ld.constant(Int(n))
 			in.a, err = ld.target(s)
 		}
 	case "MakeNumberRefStmt":
@@ -474,7 +513,7 @@ func (ld *loader) stmt(typ string, s *rawStmt) (instr, error) {
 			err = fmt.Errorf("invalid number %q", sv.s)
 			break
 		}
-		in.val = n
+		in.x = ld.constant(n)
 		in.a, err = ld.target(s)
 	case "MakeObjectStmt":
 		in.op = opMakeObject
@@ -560,7 +599,7 @@ func (ld *loader) stmt(typ string, s *rawStmt) (instr, error) {
 			if v, err = ld.str(i); err != nil {
 				return in, err
 			}
-			in.path = append(in.path, v)
+			ext.path = append(ext.path, v)
 		}
 		if in.x, err = ld.operand(s.Value); err != nil {
 			break
@@ -573,8 +612,9 @@ func (ld *loader) stmt(typ string, s *rawStmt) (instr, error) {
 	default:
 		err = fmt.Errorf("unknown statement type")
 	}
-	if err == nil && ld.maxLoc >= maxLocal {
-		err = fmt.Errorf("local index out of range")
+	switch in.op {
+	case opBlock, opCallDynamic, opCallFunc, opCallBuiltin, opWith:
+		in.ext = ext
 	}
 	return in, err
 }

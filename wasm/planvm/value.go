@@ -143,11 +143,47 @@ func NewSet(vs ...Value) Value {
 	return s
 }
 
+// smallComposite co-allocates a composite with room for a few members, so
+// that the small objects and sets a plan builds per evaluation (decisions,
+// error bodies, constant sets) cost one allocation.
+type smallComposite struct {
+	c   composite
+	buf [smallCap * 2]Value
+}
+
+const smallCap = 4
+
+// tinyComposite holds objects of up to two members exactly (the entries of
+// a federation list: 100 000 of them must stay compact).
+type tinyComposite struct {
+	c   composite
+	buf [4]Value
+}
+
+// emptyObject returns an object with room for n members; n == 0 means the
+// size is unknown (objects a plan builds), n > 0 that it is exact (parsed
+// or copied objects).
 func emptyObject(n int) Value {
-	return Value{k: KindObject, c: &composite{elems: make([]Value, 0, n), vals: make([]Value, 0, n)}}
+	switch {
+	case n == 0 || (n > 2 && n <= smallCap):
+		sc := new(smallComposite)
+		sc.c.elems, sc.c.vals = sc.buf[:0:smallCap], sc.buf[smallCap:smallCap:2*smallCap]
+		return Value{k: KindObject, c: &sc.c}
+	case n <= 2:
+		tc := new(tinyComposite)
+		tc.c.elems, tc.c.vals = tc.buf[:0:2], tc.buf[2:2:4]
+		return Value{k: KindObject, c: &tc.c}
+	}
+	kv := make([]Value, 2*n)
+	return Value{k: KindObject, c: &composite{elems: kv[:0:n], vals: kv[n:n:2*n]}}
 }
 
 func emptySet(n int) Value {
+	if n <= 2*smallCap {
+		sc := new(smallComposite)
+		sc.c.elems = sc.buf[: 0 : 2*smallCap]
+		return Value{k: KindSet, c: &sc.c}
+	}
 	return Value{k: KindSet, c: &composite{elems: make([]Value, 0, n)}}
 }
 
@@ -348,7 +384,7 @@ func (c *composite) index(i int) {
 	k := c.elems[i]
 	if k.k == KindString {
 		if c.strIdx == nil {
-			c.strIdx = make(map[string]int32, len(c.elems)*2)
+			c.strIdx = make(map[string]int32, max(cap(c.elems), 2*smallLen))
 		}
 		c.strIdx[k.s] = int32(i)
 		return

@@ -17,9 +17,11 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/timfd/fachdienst/control/config"
 	"github.com/timfd/fachdienst/control/server"
+	"github.com/timfd/fachdienst/internal/healthprobe"
 )
 
 func main() {
@@ -32,7 +34,11 @@ func main() {
 func run() error {
 	path := flag.String("config", os.Getenv("TIM_CONTROL_CONFIG"), "YAML configuration file (optional; TIM_CONTROL_CONFIG)")
 	printEnv := flag.Bool("print-env", false, "list the environment variables that override settings, then exit")
+	healthcheck := flag.String("healthcheck", "", "probe this URL (e.g. http://127.0.0.1:8090/readyz), exit 0 when it answers 200; for container health checks")
 	flag.Parse()
+	if *healthcheck != "" {
+		return healthprobe.Probe(*healthcheck, 3*time.Second)
+	}
 	if *printEnv {
 		for _, n := range config.EnvNames() {
 			fmt.Println(n)

@@ -21,7 +21,7 @@ import (
 // The test binary doubles as tim-control when this variable is set, so that signals reach a real
 // process.
 func TestMain(m *testing.M) {
-	if os.Getenv("TIM_CONTROL_TEST_RUN_MAIN") == "1" {
+	if os.Getenv("TIM_TEST_RUN_CONTROL_MAIN") == "1" {
 		main()
 		os.Exit(0)
 	}
@@ -54,12 +54,12 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t *testing.T, what string, logs *syncBuffer, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+			t.Fatalf("timed out waiting for %s; logs:\n%s", what, logs.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -98,7 +98,7 @@ federation:
 	cmd := exec.Command(os.Args[0], "-config", cfgPath)
 	var stderr syncBuffer
 	cmd.Stderr = &stderr
-	cmd.Env = append(os.Environ(), "TIM_CONTROL_TEST_RUN_MAIN=1",
+	cmd.Env = append(os.Environ(), "TIM_TEST_RUN_CONTROL_MAIN=1",
 		"TIM_CONTROL_VZD_CLIENT_SECRET=secret", // secrets from the environment
 		"TIM_CONTROL_INTERNAL_SHARED_SECRETS=internal-secret-0123456789")
 	if err := cmd.Start(); err != nil {
@@ -106,7 +106,7 @@ federation:
 	}
 	defer cmd.Process.Kill()
 
-	waitFor(t, "readiness: "+stderr.String(), func() bool {
+	waitFor(t, "readiness", &stderr, func() bool {
 		resp, err := http.Get("http://" + pub + "/readyz")
 		if err != nil {
 			return false
@@ -126,7 +126,7 @@ federation:
 	}
 
 	cmd.Process.Signal(syscall.SIGHUP)
-	waitFor(t, "policy reload", func() bool { return strings.Contains(stderr.String(), `"msg":"policy reloaded"`) })
+	waitFor(t, "policy reload", &stderr, func() bool { return strings.Contains(stderr.String(), `"msg":"policy reloaded"`) })
 
 	cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan error, 1)

@@ -16,19 +16,23 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-
+	"github.com/timfd/fachdienst/internal/healthprobe"
 	"github.com/timfd/fachdienst/pushgw/config"
-	"github.com/timfd/fachdienst/pushgw/delivery"
-	"github.com/timfd/fachdienst/pushgw/gateway"
-	"github.com/timfd/fachdienst/pushgw/metrics"
+	"github.com/timfd/fachdienst/pushgw/service"
 )
 
 func main() {
 	cfgPath := flag.String("config", "pushgw.yaml", "configuration file")
 	listen := flag.String("listen", "", "listen address (overrides the configuration)")
+	healthcheck := flag.String("healthcheck", "", "probe this URL (e.g. http://127.0.0.1:8092/readyz), exit 0 when it answers 200; for container health checks")
 	flag.Parse()
+	if *healthcheck != "" {
+		if err := healthprobe.Probe(*healthcheck, 3*time.Second); err != nil {
+			fmt.Fprintln(os.Stderr, "tim-pushgw:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(*cfgPath, *listen); err != nil {
 		fmt.Fprintln(os.Stderr, "tim-pushgw:", err)
 		os.Exit(1)
@@ -48,7 +52,7 @@ func run(cfgPath, listenOverride string) error {
 	if *cfg.MaxDelay < config.MaxDelayLimit {
 		log.Warn("random delay bound below 10s; A_22808 asks for 0-10s", "max_delay", cfg.MaxDelay.String())
 	}
-	gw, disp, err := build(cfg, log)
+	svc, err := service.New(cfg, log)
 	if err != nil {
 		return err
 	}
@@ -62,7 +66,7 @@ func run(cfgPath, listenOverride string) error {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           gw.Handler(),
+		Handler:           svc.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -87,41 +91,16 @@ func run(cfgPath, listenOverride string) error {
 	// Stop taking requests, let accepted ones finish, then send what can be
 	// sent within the grace period and spool the rest.
 	log.Info("shutting down")
-	gw.Drain()
+	svc.Gateway.Drain()
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		log.Warn("http shutdown", "err", err.Error())
 	}
-	n, err := disp.Shutdown(sctx)
+	n, err := svc.Shutdown(sctx)
 	if err != nil {
 		return err
 	}
 	log.Info("stopped", "spooled", n)
 	return nil
-}
-
-// build assembles providers, queue (with the spool reloaded) and HTTP front.
-func build(cfg *config.Config, log *slog.Logger) (*gateway.Gateway, *delivery.Dispatcher, error) {
-	apps, err := cfg.BuildApps()
-	if err != nil {
-		return nil, nil, err
-	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	m := metrics.New(reg)
-	opt := cfg.Options()
-	opt.Metrics, opt.Logger = m, log
-	disp := delivery.New(apps, opt)
-	if opt.SpoolPath != "" {
-		n, err := delivery.Reload(disp, opt.SpoolPath)
-		if err != nil {
-			_, _ = disp.Shutdown(context.Background())
-			return nil, nil, fmt.Errorf("spool: %w", err)
-		}
-		if n > 0 {
-			log.Info("spooled notifications reloaded", "count", n)
-		}
-	}
-	return gateway.New(disp, m, reg, log), disp, nil
 }

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -22,6 +23,7 @@ import (
 	"github.com/timfd/fachdienst/pushgw/gateway"
 	"github.com/timfd/fachdienst/pushgw/providertest"
 	"github.com/timfd/fachdienst/pushgw/push"
+	"github.com/timfd/fachdienst/pushgw/service"
 )
 
 // fakes are the three local providers and a config file pointing at them.
@@ -220,9 +222,10 @@ func TestProvidersEndToEnd(t *testing.T) {
 			f := newFakes(t)
 			cfg, err := config.Load(f.writeConfig(t, t.TempDir(), "0s"))
 			require.NoError(t, err)
-			gw, disp, err := build(cfg, slog.New(slog.DiscardHandler))
+			svc, err := service.New(cfg, slog.New(slog.DiscardHandler))
 			require.NoError(t, err)
-			srv := httptest.NewServer(gw.Handler())
+			disp := svc.Dispatcher
+			srv := httptest.NewServer(svc.Handler())
 			defer srv.Close()
 			defer disp.Shutdown(context.Background())
 
@@ -269,9 +272,10 @@ func TestFCMTokenExchangeHappensOnce(t *testing.T) {
 	f := newFakes(t)
 	cfg, err := config.Load(f.writeConfig(t, t.TempDir(), "0s"))
 	require.NoError(t, err)
-	gw, disp, err := build(cfg, slog.New(slog.DiscardHandler))
+	svc, err := service.New(cfg, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
-	srv := httptest.NewServer(gw.Handler())
+	disp := svc.Dispatcher
+	srv := httptest.NewServer(svc.Handler())
 	defer srv.Close()
 	defer disp.Shutdown(context.Background())
 	k := providertest.NewDeviceKeys()
@@ -293,13 +297,13 @@ func TestSIGTERMSpoolsAndRestartDelivers(t *testing.T) {
 	k := providertest.NewDeviceKeys()
 	const n = 30
 
-	var logs strings.Builder // both runs; JSON lines
+	logs := &syncBuffer{} // both runs; JSON lines
 	start := func(maxDelay string) (*exec.Cmd, string) {
 		cfgPath := f.writeConfig(t, dir, maxDelay)
 		cmd := exec.Command(bin, "-config", cfgPath)
 		stdout, err := cmd.StdoutPipe()
 		require.NoError(t, err)
-		cmd.Stderr = &logs
+		cmd.Stderr = logs
 		require.NoError(t, cmd.Start())
 		t.Cleanup(func() { _ = cmd.Process.Kill() })
 		line, err := bufio.NewReader(stdout).ReadString('\n')
@@ -343,4 +347,21 @@ func TestSIGTERMSpoolsAndRestartDelivers(t *testing.T) {
 		seen[p.PushKey] = true
 	}
 	require.Len(t, seen, n)
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

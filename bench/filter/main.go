@@ -1,0 +1,355 @@
+// Command filter measures the messenger-proxy filter on the compiled module
+// in the wazero host (proxyhost), beside the pass-through filter on the same
+// host: ns per request for a client-server GET, a server-server request with
+// origin check and a createRoom with one invitee, each with federation lists
+// of 1 000 and 100 000 domains; module sizes; guest memory after 10 000 and
+// after 1 000 000 requests.
+//
+//	go run ./bench/filter -out build/bench/filter.json
+package main
+
+import (
+	"bytes"
+	"context"
+	_ "embed"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/timfd/fachdienst/control/plancompile"
+	"github.com/timfd/fachdienst/policies"
+	"github.com/timfd/fachdienst/proxyhost"
+	"github.com/timfd/fachdienst/wasm/fedlist/fedlisttest"
+)
+
+type result struct {
+	Scenario       string  `json:"scenario"`
+	Domains        int     `json:"domains"`
+	FilterNs       float64 `json:"filter_ns_per_request"`
+	PassthroughNs  float64 `json:"passthrough_ns_per_request"`
+	OverheadNs     float64 `json:"overhead_ns"`
+	TargetOverhead float64 `json:"target_overhead_ns"`
+	// V8 figures (Node), 0 when node is not available.
+	V8FilterNs      float64 `json:"v8_filter_ns_per_request,omitempty"`
+	V8PassthroughNs float64 `json:"v8_passthrough_ns_per_request,omitempty"`
+	V8OverheadNs    float64 `json:"v8_overhead_ns,omitempty"`
+}
+
+type report struct {
+	Host             string             `json:"host"`
+	Results          []result           `json:"results"`
+	Ratio100kTo1k    map[string]float64 `json:"ratio_100k_to_1k"`
+	FilterBytes      int                `json:"filter_module_bytes"`
+	PassthroughBytes int                `json:"passthrough_module_bytes"`
+	MemAfter10k      uint32             `json:"guest_memory_after_10k"`
+	MemAfter1M       uint32             `json:"guest_memory_after_1m"`
+	HeapRequests     int                `json:"heap_requests"`
+}
+
+func main() {
+	out := flag.String("out", "build/bench/filter.json", "JSON report")
+	heapN := flag.Int("heap-requests", 1_000_000, "requests for the heap check")
+	flag.Parse()
+	if err := run(*out, *heapN); err != nil {
+		fmt.Fprintln(os.Stderr, "bench/filter:", err)
+		os.Exit(1)
+	}
+}
+
+type scenario struct {
+	name    string
+	role    string
+	headers [][2]string
+	body    []byte
+	target  float64
+}
+
+var scenarios = []scenario{
+	{"client_get", "client", [][2]string{{":method", "GET"}, {":path", "/_matrix/client/v3/sync?since=s1"}, {":authority", "matrix.home.example.de"}, {"user-agent", "TIM-Client/1.0 (Linux),tim-client-1.0"}, {"authorization", "Bearer abc"}}, nil, 3000},
+	{"federation_origin", "federation", [][2]string{{":method", "PUT"}, {":path", "/_matrix/federation/v1/send/1234"}, {":authority", "home.example.de:8448"}, {"authorization", `X-Matrix origin="d500.example.de",destination="home.example.de",key="ed25519:a",sig="c2lnbmF0dXJl"`}}, []byte(`{"pdus":[]}`), 3000},
+	{"createroom_one_invitee", "client", [][2]string{{":method", "POST"}, {":path", "/_matrix/client/v3/createRoom"}, {":authority", "matrix.home.example.de"}, {"user-agent", "TIM-Client/1.0 (Linux),tim-client-1.0"}, {"content-type", "application/json"}}, []byte(`{"preset":"private_chat","invite":["@bob:d500.example.de"],"is_direct":true}`), 25000},
+}
+
+func run(out string, heapN int) error {
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "bench-filter")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	fpath, err := proxyhost.BuildModule("TIM_FILTER_WASM", "./wasm/cmd/tim-filter", dir)
+	if err != nil {
+		return err
+	}
+	ppath, err := proxyhost.BuildModule("TIM_PASSTHROUGH_WASM", "./wasm/cmd/passthrough", dir)
+	if err != nil {
+		return err
+	}
+	fw, _ := os.ReadFile(fpath)
+	pw, _ := os.ReadFile(ppath)
+	rep := report{Host: "proxyhost (wazero " + "v1.12" + ")", FilterBytes: len(fw), PassthroughBytes: len(pw), Ratio100kTo1k: map[string]float64{}, HeapRequests: heapN}
+
+	res, err := plancompile.Compile(ctx, policies.FS, policies.ProxyDecision)
+	if err != nil {
+		return err
+	}
+	pki, err := fedlisttest.NewPKI("ES256", fedlisttest.Options{})
+	if err != nil {
+		return err
+	}
+	data := map[string]any{"config": map[string]any{
+		"own_domains": map[string]any{"home.example.de": true},
+		"client_ids":  map[string]any{"enforce": true, "approved": map[string]any{"tim-client-1.0": true}},
+		"exemptions": []any{
+			map[string]any{"direction": "federation", "method": "GET", "path": "/.well-known/matrix/server"},
+		},
+	}}
+	policyDoc, _ := json.Marshal(map[string]any{"revision": "bench", "plan": json.RawMessage(res.Plan), "data": data})
+
+	v8pass, v8err := runV8(ppath, nil, nil, "", scenarios)
+	if v8err != nil {
+		fmt.Println("V8 (node) figures skipped:", v8err)
+	}
+	pass := map[string]float64{}
+	for _, sc := range scenarios {
+		ns, err := measure(ctx, pw, nil, sc)
+		if err != nil {
+			return err
+		}
+		pass[sc.name] = ns
+	}
+	byName := map[string]map[int]float64{}
+	for _, n := range []int{1000, 100_000} {
+		domains := make([]fedlisttest.Domain, n)
+		for i := range domains {
+			domains[i] = fedlisttest.Domain{Domain: fmt.Sprintf("d%d.example.de", i), TelematikID: fmt.Sprintf("1-%d", i)}
+		}
+		jws, err := pki.Sign(fedlisttest.Payload(1, domains))
+		if err != nil {
+			return err
+		}
+		v8 := map[string]float64{}
+		if v8err == nil {
+			for _, role := range []string{"client", "federation"} {
+				var scs []scenario
+				for _, sc := range scenarios {
+					if sc.role == role {
+						scs = append(scs, sc)
+					}
+				}
+				m, err := runV8(fpath, jws, policyDoc, string(filterConfig(pki, role)), scs)
+				if err != nil {
+					return fmt.Errorf("V8 %s/%d: %w", role, n, err)
+				}
+				for k, v := range m {
+					v8[k] = v
+				}
+			}
+		}
+		for _, sc := range scenarios {
+			setup := &filterSetup{pki: pki, jws: jws, policy: policyDoc}
+			ns, err := measure(ctx, fw, setup, sc)
+			if err != nil {
+				return fmt.Errorf("%s/%d: %w", sc.name, n, err)
+			}
+			r := result{Scenario: sc.name, Domains: n, FilterNs: ns, PassthroughNs: pass[sc.name], OverheadNs: ns - pass[sc.name], TargetOverhead: sc.target}
+			if v8err == nil {
+				r.V8FilterNs, r.V8PassthroughNs = v8[sc.name], v8pass[sc.name]
+				r.V8OverheadNs = r.V8FilterNs - r.V8PassthroughNs
+				fmt.Printf("%-24s %6d domains: V8 filter %8.0f ns/req, V8 pass-through %6.0f ns/req, overhead %8.0f ns\n",
+					sc.name, n, r.V8FilterNs, r.V8PassthroughNs, r.V8OverheadNs)
+			}
+			rep.Results = append(rep.Results, r)
+			if byName[sc.name] == nil {
+				byName[sc.name] = map[int]float64{}
+			}
+			byName[sc.name][n] = ns
+			fmt.Printf("%-24s %6d domains: filter %8.0f ns/req, pass-through %6.0f ns/req, overhead %8.0f ns (target ≤ %.0f)\n",
+				sc.name, n, ns, pass[sc.name], r.OverheadNs, sc.target)
+		}
+	}
+	for name, m := range byName {
+		rep.Ratio100kTo1k[name] = m[100_000] / m[1000]
+		fmt.Printf("%-24s 100k/1k ratio %.2f (target ≤ 1.2)\n", name, rep.Ratio100kTo1k[name])
+	}
+	// Heap: guest memory after 10 000 and after heapN requests.
+	setup := &filterSetup{pki: pki, policy: policyDoc}
+	setup.jws, _ = pki.Sign(fedlisttest.Payload(1, []fedlisttest.Domain{{Domain: "d500.example.de"}}))
+	vm, rt, err := setup.start(ctx, fw, "client")
+	if err != nil {
+		return err
+	}
+	sc := scenarios[2]
+	for i := 0; i < heapN; i++ {
+		if err := oneRequest(vm, sc); err != nil {
+			return err
+		}
+		if i == 10_000-1 {
+			rep.MemAfter10k = vm.MemorySize()
+		}
+		if i%100_000 == 0 {
+			vm.ClearLogs()
+		}
+	}
+	rep.MemAfter1M = vm.MemorySize()
+	rt.Close(ctx)
+	fmt.Printf("guest memory: %d KiB after 10k requests, %d KiB after %d requests\n", rep.MemAfter10k>>10, rep.MemAfter1M>>10, heapN)
+	fmt.Printf("module sizes: tim-filter %d bytes (target ≤ 6 MB), passthrough %d bytes\n", rep.FilterBytes, rep.PassthroughBytes)
+
+	b, _ := json.MarshalIndent(rep, "", "  ")
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(out, b, 0o644)
+}
+
+type filterSetup struct {
+	pki    *fedlisttest.PKI
+	jws    []byte
+	policy []byte
+}
+
+func (s *filterSetup) start(ctx context.Context, wasm []byte, role string) (*proxyhost.VM, *proxyhost.Runtime, error) {
+	rt, err := proxyhost.NewRuntime(ctx, wasm, proxyhost.Options{})
+	if err != nil {
+		return nil, nil, err
+	}
+	vm, err := rt.NewVM(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	if s == nil {
+		ok, err := vm.StartPlugin(nil)
+		if err != nil || !ok {
+			return nil, nil, fmt.Errorf("pass-through start: %v", err)
+		}
+		return vm, rt, nil
+	}
+	ok, err := vm.StartPlugin(filterConfig(s.pki, role))
+	if err != nil || !ok {
+		return nil, nil, fmt.Errorf("filter start: %v %v", err, vm.Logs(proxyhost.LogCritical))
+	}
+	for _, c := range vm.PendingCallouts() {
+		var body []byte
+		switch {
+		case len(c.Header(":path")) >= 28 && c.Header(":path")[:28] == "/internal/v1/federation-list":
+			body = s.jws
+		default:
+			body = s.policy
+		}
+		if err := vm.RespondCallout(c.ID, [][2]string{{":status", "200"}}, body); err != nil {
+			return nil, nil, err
+		}
+	}
+	return vm, rt, nil
+}
+
+func filterConfig(pki *fedlisttest.PKI, role string) []byte {
+	cfg, _ := json.Marshal(map[string]any{
+		"role":          role,
+		"control_plane": map[string]any{"cluster": "control", "authority": "control", "credential_header": "x-secret", "credential": "bench"},
+		"trust_anchors": string(pki.RootPEM()),
+	})
+	return cfg
+}
+
+//go:embed v8host.mjs
+var v8host []byte
+
+// runV8 measures the scenarios on Node's V8 with v8host.mjs.
+func runV8(wasmPath string, list, policy []byte, config string, scs []scenario) (map[string]float64, error) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "bench-v8")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	type v8scenario struct {
+		Name    string      `json:"name"`
+		Headers [][2]string `json:"headers"`
+		Body    []byte      `json:"body,omitempty"`
+	}
+	in := struct {
+		Wasm       string       `json:"wasm"`
+		Config     string       `json:"config"`
+		Answers    any          `json:"answers"`
+		Scenarios  []v8scenario `json:"scenarios"`
+		Iterations int          `json:"iterations"`
+	}{Wasm: wasmPath, Config: config, Answers: map[string][]byte{"list": list, "policy": policy}, Iterations: 20000}
+	for _, sc := range scs {
+		in.Scenarios = append(in.Scenarios, v8scenario{sc.name, sc.headers, sc.body})
+	}
+	b, _ := json.Marshal(in)
+	inPath, jsPath := filepath.Join(dir, "in.json"), filepath.Join(dir, "v8host.mjs")
+	if err := os.WriteFile(inPath, b, 0o644); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(jsPath, v8host, 0o644); err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(node, "--no-warnings", jsPath, inPath)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("node: %v: %s", err, stderr.String())
+	}
+	res := map[string]float64{}
+	if err := json.Unmarshal(out, &res); err != nil {
+		return nil, fmt.Errorf("node output %q: %v", out, err)
+	}
+	return res, nil
+}
+
+func oneRequest(vm *proxyhost.VM, sc scenario) error {
+	st, err := vm.NewStream()
+	if err != nil {
+		return err
+	}
+	a, err := vm.RequestHeaders(st, sc.headers, sc.body == nil)
+	if err != nil {
+		return err
+	}
+	if sc.body != nil && st.Local == nil {
+		if a, err = vm.RequestBody(st, sc.body, true); err != nil {
+			return err
+		}
+	}
+	if st.Local != nil || (a != proxyhost.ActionContinue && !st.Resumed) {
+		return fmt.Errorf("request not passed: action %d local %+v logs %v", a, st.Local, vm.Logs(proxyhost.LogWarn))
+	}
+	return vm.Done(st)
+}
+
+func measure(ctx context.Context, wasm []byte, setup *filterSetup, sc scenario) (float64, error) {
+	vm, rt, err := setup.start(ctx, wasm, sc.role)
+	if err != nil {
+		return 0, err
+	}
+	defer rt.Close(ctx)
+	if err := oneRequest(vm, sc); err != nil {
+		return 0, err
+	}
+	var runErr error
+	r := testing.Benchmark(func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			if err := oneRequest(vm, sc); err != nil {
+				runErr = err
+				b.FailNow()
+			}
+		}
+	})
+	if runErr != nil {
+		return 0, runErr
+	}
+	_ = time.Now
+	return float64(r.T.Nanoseconds()) / float64(r.N), nil
+}

@@ -1,0 +1,149 @@
+package proxyhost_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/timfd/fachdienst/control/plancompile"
+	"github.com/timfd/fachdienst/policies"
+	"github.com/timfd/fachdienst/proxyhost"
+	"github.com/timfd/fachdienst/wasm/fedlist/fedlisttest"
+)
+
+// TestServer runs the compiled filter as a reverse proxy in front of an
+// upstream, with a control plane serving the real compiled policy, a
+// signed federation list and invite-permission answers.
+func TestServer(t *testing.T) {
+	ctx := context.Background()
+	path, err := proxyhost.BuildModule("TIM_FILTER_WASM", "./wasm/cmd/tim-filter", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	wasm, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := plancompile.Compile(ctx, policies.FS, policies.ProxyDecision)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pki, err := fedlisttest.NewPKI("BP256R1", fedlisttest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	jws, err := pki.Sign(fedlisttest.Payload(7, []fedlisttest.Domain{{Domain: "example.de", TelematikID: "1-x"}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := map[string]any{"config": map[string]any{
+		"client_ids": map[string]any{"enforce": true, "approved": map[string]any{"tim-client-1.0": true}},
+	}}
+	policyDoc, _ := json.Marshal(map[string]any{"revision": plan.Revision, "plan": json.RawMessage(plan.Plan), "data": data})
+
+	var upstreamHits atomic.Int32
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		upstreamHits.Add(1)
+		b, _ := io.ReadAll(r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]string{"path": r.URL.Path, "body": string(b)})
+	}))
+	defer upstream.Close()
+	control := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Tim-Proxy-Secret") != "secret" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		switch r.URL.Path {
+		case "/internal/v1/federation-list":
+			if r.URL.Query().Get("version") == "7" {
+				w.WriteHeader(http.StatusNoContent)
+				return
+			}
+			w.Header().Set("Content-Type", "application/jose")
+			w.Header().Set("X-Federation-Version", "7")
+			w.Write(jws)
+		case "/internal/v1/policy":
+			if r.URL.Query().Get("revision") == plan.Revision {
+				w.WriteHeader(http.StatusNoContent)
+				return
+			}
+			w.Write(policyDoc)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer control.Close()
+	up, _ := url.Parse(upstream.URL)
+	cp, _ := url.Parse(control.URL)
+	cfg, _ := json.Marshal(map[string]any{
+		"role":          "client",
+		"control_plane": map[string]any{"cluster": "control", "authority": "control.internal", "credential_header": "x-tim-proxy-secret", "credential": "secret"},
+		"trust_anchors": string(pki.RootPEM()),
+	})
+	srv, err := proxyhost.NewServer(ctx, proxyhost.ServerConfig{
+		Wasm: wasm, PluginConfig: cfg, Upstream: up,
+		Clusters: map[string]*url.URL{"control": cp},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	front := httptest.NewServer(srv)
+	defer front.Close()
+
+	do := func(method, path, ua, body string) (int, string) {
+		req, _ := http.NewRequest(method, front.URL+path, strings.NewReader(body))
+		req.Header.Set("User-Agent", ua)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	// The filter becomes ready once its callouts have been answered.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st, _ := do("GET", "/_matrix/client/v3/sync", "App/1,tim-client-1.0", "")
+		if st == http.StatusOK {
+			break
+		}
+		if st != http.StatusServiceUnavailable || time.Now().After(deadline) {
+			t.Fatalf("filter did not become ready: %d", st)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	hits := upstreamHits.Load()
+	cases := []struct {
+		name, method, path, ua, body string
+		status                       int
+		contains                     string
+	}{
+		{"allowed createRoom reaches upstream with its body", "POST", "/_matrix/client/v3/createRoom", "App/1,tim-client-1.0", `{"invite":["@a:example.de"]}`, 200, `@a:example.de`},
+		{"unapproved client", "GET", "/_matrix/client/v3/sync", "App/1,other", "", 403, "M_FORBIDDEN"},
+		{"non-federated invitee", "POST", "/_matrix/client/v3/createRoom", "App/1,tim-client-1.0", `{"invite":["@a:evil.de"]}`, 403, "evil.de could not be invited"},
+		{"not JSON", "POST", "/_matrix/client/v3/createRoom", "App/1,tim-client-1.0", `{`, 400, "M_NOT_JSON"},
+	}
+	for _, c := range cases {
+		st, body := do(c.method, c.path, c.ua, c.body)
+		if st != c.status || !strings.Contains(body, c.contains) {
+			t.Errorf("%s: got %d %s", c.name, st, body)
+		}
+	}
+	if got := upstreamHits.Load() - hits; got != 1 {
+		t.Errorf("upstream saw %d requests, want 1 (only the allowed one)", got)
+	}
+	if n, _ := srv.Runtime().Counter("tim_filter_federation_denied"); n != 1 {
+		t.Errorf("tim_filter_federation_denied = %d", n)
+	}
+}

@@ -1,0 +1,77 @@
+//go:build !wasip1
+
+package filter_test
+
+import (
+	"testing"
+	"time"
+)
+
+// TestSharedListServesAllVMs: two VMs (two Envoy workers) share one host;
+// the list the first fetches reaches the second through shared data, and
+// while the first fetch runs the second does not fetch at all.
+func TestSharedListServesAllVMs(t *testing.T) {
+	clk := &clock{t: baseTime}
+	rt := newWasmRuntime(t, clk)
+	a := &env{t: t, clk: clk, h: newWasmHost(t, rt)}
+	b := &env{t: t, clk: clk, h: newWasmHost(t, rt)}
+	if !a.h.startPlugin(config("client", nil)) || !b.h.startPlugin(config("client", nil)) {
+		t.Fatal("start")
+	}
+	if _, ok := a.pending("/internal/v1/federation-list"); !ok {
+		t.Fatal("first VM did not fetch the list")
+	}
+	if _, ok := b.pending("/internal/v1/federation-list"); ok {
+		t.Fatal("second VM fetched the list while the first one's fetch was running")
+	}
+	a.answerList(200, signedList(t, pki, 1, listV1...))
+	a.answerPolicy(200, policyDoc)
+	if _, ok := b.pending("/internal/v1/policy"); ok {
+		t.Fatal("second VM fetched the policy while the first one's fetch was running")
+	}
+	clk.advance(time.Second)
+	b.h.tick()
+	_, o := b.do(clientReq("POST", "/_matrix/client/v3/createRoom"), `{"invite":["@a:example.de"]}`)
+	b.expect("second VM decides with the shared list", o, 0, "", "")
+	if n := b.h.counter("tim_filter_fedlist_updates"); n < 2 {
+		t.Errorf("list installs across VMs = %d", n)
+	}
+}
+
+// TestHeapStaysFlat runs 60 000 requests through the compiled filter and
+// checks that the guest's linear memory stops growing: without
+// runtime.Gosched in the callbacks the Go GC never runs inside the VM.
+func TestHeapStaysFlat(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long")
+	}
+	clk := &clock{t: baseTime}
+	e := &env{t: t, clk: clk, h: newWasmHost(t, newWasmRuntime(t, clk))}
+	e.start(config("client", nil))
+	h := e.h.(*wasmHost)
+	run := func(n int) {
+		for i := 0; i < n; i++ {
+			var id uint32
+			switch i % 3 {
+			case 0:
+				id, _ = e.do(clientReq("GET", "/_matrix/client/v3/sync"), "")
+			case 1:
+				id, _ = e.do(clientReq("POST", "/_matrix/client/v3/createRoom"), `{"invite":["@a:partner.de"]}`)
+			default:
+				id, _ = e.do(withUA(clientReq("GET", "/_matrix/client/v3/sync"), "X/1,evil"), "")
+			}
+			e.h.done(id)
+			delete(h.st, id)
+			delete(h.action, id)
+		}
+		h.vm.ClearLogs()
+	}
+	run(10_000)
+	after10k := h.vm.MemorySize()
+	run(50_000)
+	after60k := h.vm.MemorySize()
+	t.Logf("guest memory after 10k requests: %d KiB, after 60k: %d KiB", after10k>>10, after60k>>10)
+	if after60k > after10k+4<<20 {
+		t.Errorf("guest memory grew from %d to %d bytes over 50 000 requests", after10k, after60k)
+	}
+}
