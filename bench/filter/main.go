@@ -19,7 +19,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/timfd/fachdienst/control/plancompile"
 	"github.com/timfd/fachdienst/policies"
@@ -350,6 +349,5 @@ func measure(ctx context.Context, wasm []byte, setup *filterSetup, sc scenario) 
 	if runErr != nil {
 		return 0, runErr
 	}
-	_ = time.Now
 	return float64(r.T.Nanoseconds()) / float64(r.N), nil
 }

@@ -120,6 +120,10 @@ func (a *API) Register(r gin.IRouter) {
 	g.POST("/invite-permission", a.invitePermission)
 }
 
+// Authenticate is the middleware that guards the internal API, for further operator endpoints that
+// share its credential (the policy reload).
+func (a *API) Authenticate() gin.HandlerFunc { return a.authenticate }
+
 // Handler returns a gin engine serving only the internal API, for a listener of its own.
 func (a *API) Handler() http.Handler {
 	gin.SetMode(gin.ReleaseMode)

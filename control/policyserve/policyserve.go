@@ -38,7 +38,7 @@ type Compiler func(ctx context.Context, fsys fs.FS, entrypoints ...string) (*pla
 // Operator is the provider's part of the policy data; it is merged into data.json's "config" object.
 // Empty fields leave the defaults of data.json in place.
 type Operator struct {
-	Variant           string   `yaml:"variant" json:"variant"`                         // "pro" or "basic" (TI-M ePA)
+	Variant           string   `yaml:"variant" json:"variant"`                         // "basis", "pro" or "epa" (policies/invite.rego)
 	OwnDomains        []string `yaml:"own_domains" json:"own_domains"`                 // the provider's Matrix domains
 	ApprovedClientIDs []string `yaml:"approved_client_ids" json:"approved_client_ids"` // added to client_ids.approved
 	EnforceClientIDs  *bool    `yaml:"enforce_client_ids" json:"enforce_client_ids"`   // client_ids.enforce
@@ -191,8 +191,8 @@ func MergeData(defaults []byte, op Operator) ([]byte, error) {
 		return nil, err
 	}
 	if op.Variant != "" {
-		if op.Variant != "pro" && op.Variant != "basic" {
-			return nil, fmt.Errorf("policy: variant %q: want pro or basic", op.Variant)
+		if op.Variant != "basis" && op.Variant != "pro" && op.Variant != "epa" {
+			return nil, fmt.Errorf("policy: variant %q: want basis, pro or epa", op.Variant)
 		}
 		cfg["variant"] = op.Variant
 	}
@@ -272,15 +272,19 @@ func (s *Server) ReloadOnSIGHUP(ctx context.Context) {
 }
 
 // RegisterAdmin mounts POST /admin/v1/policy/reload on r. The caller puts it behind its admin
-// authentication. Answers: 200 {"revision": "..."} when the new policy is in service, 422 {"error": "...",
-// "revision": "<kept>"} when it was refused.
-func (s *Server) RegisterAdmin(r gin.IRouter) {
+// authentication. reload, when not nil, replaces s.Reload — e.g. a server-wide reload that also refreshes
+// the invite decisions — and must leave the previous revision in service when it fails. Answers: 200
+// {"revision": "..."} when the new policy is in service, 422 {"error": "...", "revision": "<kept>"} when it
+// was refused.
+func (s *Server) RegisterAdmin(r gin.IRouter, reload func(context.Context) error) {
+	if reload == nil {
+		reload = func(ctx context.Context) error { _, err := s.Reload(ctx); return err }
+	}
 	r.POST("/admin/v1/policy/reload", func(c *gin.Context) {
-		rev, err := s.Reload(c.Request.Context())
-		if err != nil {
+		if err := reload(c.Request.Context()); err != nil {
 			c.JSON(http.StatusUnprocessableEntity, gin.H{"error": err.Error(), "revision": s.Current().Revision})
 			return
 		}
-		c.JSON(http.StatusOK, gin.H{"revision": rev.Revision})
+		c.JSON(http.StatusOK, gin.H{"revision": s.Current().Revision})
 	})
 }

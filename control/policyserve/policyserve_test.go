@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"io/fs"
 	"net/http"
@@ -45,7 +46,7 @@ func copyPolicies(t *testing.T) string {
 func enforce(b bool) *bool { return &b }
 
 var operator = policyserve.Operator{
-	Variant:           "basic",
+	Variant:           "basis",
 	OwnDomains:        []string{"home.example.de"},
 	ApprovedClientIDs: []string{"tim-client-1.0", "tim-web-2.1"},
 	EnforceClientIDs:  enforce(true),
@@ -54,7 +55,8 @@ var operator = policyserve.Operator{
 }
 
 func TestMergeDataGolden(t *testing.T) {
-	defaults, err := fs.ReadFile(policies.FS, "data.json")
+	// A fixed input, so that the golden file changes only when the merge does, not with the policy defaults.
+	defaults, err := os.ReadFile(filepath.Join("testdata", "defaults.json"))
 	require.NoError(t, err)
 	got, err := policyserve.MergeData(defaults, operator)
 	require.NoError(t, err)
@@ -122,7 +124,7 @@ func TestEmbeddedPolicyCompiles(t *testing.T) {
 	assert.Equal(t, rev.Revision, body.Revision)
 	require.NotEmpty(t, body.Plan.Plans.Plans)
 	assert.Equal(t, policies.ProxyDecision, body.Plan.Plans.Plans[0].Name)
-	assert.Equal(t, "basic", body.Data.Config.Variant)
+	assert.Equal(t, "basis", body.Data.Config.Variant)
 	assert.True(t, body.Data.Config.ClientIDs.Approved["tim-web-2.1"])
 }
 
@@ -162,7 +164,7 @@ func TestReloadRefusesBrokenPolicyAndKeepsRevision(t *testing.T) {
 
 	// Fixed sources with different data: a new revision.
 	require.NoError(t, os.WriteFile(proxy, good, 0o644))
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "data.json"), []byte(`{"config":{"variant":"basic"}}`), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "data.json"), []byte(`{"config":{"variant":"basis"}}`), 0o644))
 	rev, err := s.Reload(ctx)
 	require.NoError(t, err)
 	assert.NotEqual(t, first.Revision, rev.Revision)
@@ -187,7 +189,7 @@ func TestAdminReloadEndpoint(t *testing.T) {
 	s, err := policyserve.New(context.Background(), policyserve.Config{Dir: dir})
 	require.NoError(t, err)
 	r := gin.New()
-	s.RegisterAdmin(r)
+	s.RegisterAdmin(r, nil)
 	srv := httptest.NewServer(r)
 	defer srv.Close()
 	kept := s.Current().Revision
@@ -219,8 +221,28 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	require.NoError(t, err)
 	before := s.Current().Revision
 	s.ReloadOnSIGHUP(ctx)
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "data.json"), []byte(`{"config":{"variant":"basic"}}`), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "data.json"), []byte(`{"config":{"variant":"basis"}}`), 0o644))
 	require.NoError(t, syscall.Kill(os.Getpid(), syscall.SIGHUP))
 	assert.Eventually(t, func() bool { return s.Current().Revision != before }, 30*time.Second, 10*time.Millisecond)
 	assert.False(t, strings.Contains(s.Current().Revision, "sha256"))
+}
+
+func TestAdminReloadUsesServerWideReload(t *testing.T) {
+	gin.SetMode(gin.TestMode)
+	s, err := policyserve.New(context.Background(), policyserve.Config{})
+	require.NoError(t, err)
+	calls := 0
+	r := gin.New()
+	s.RegisterAdmin(r, func(ctx context.Context) error {
+		calls++
+		if _, err := s.Reload(ctx); err != nil {
+			return err
+		}
+		return errors.New("invite policy refused")
+	})
+	w := httptest.NewRecorder()
+	r.ServeHTTP(w, httptest.NewRequest("POST", "/admin/v1/policy/reload", nil))
+	assert.Equal(t, http.StatusUnprocessableEntity, w.Code)
+	assert.JSONEq(t, `{"error":"invite policy refused","revision":"`+s.Current().Revision+`"}`, w.Body.String())
+	assert.Equal(t, 1, calls)
 }

@@ -190,13 +190,16 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (_ *Server, err erro
 		Logger: s.log.With("component", "contacts"),
 	}).Register(s.public)
 
-	if cfg.Internal.Listen == "" {
-		internal.Register(s.public)
-	} else {
+	internalRouter := s.public
+	if cfg.Internal.Listen != "" {
 		s.internal = gin.New()
 		s.internal.Use(gin.Recovery(), metrics.middleware("internal"))
-		internal.Register(s.internal)
+		internalRouter = s.internal
 	}
+	internal.Register(internalRouter)
+	// The policy reload is an operator action: it shares the proxies' credential and listener, never the
+	// public one's openness.
+	s.Policy.RegisterAdmin(internalRouter.Group("", internal.Authenticate()), s.Reload)
 	return s, nil
 }
 

@@ -203,6 +203,20 @@ func TestInternalAPIAndInvites(t *testing.T) {
 	}
 }
 
+func TestPolicyReloadEndpoint(t *testing.T) {
+	e := setup(t, nil)
+	if status, _, _ := do(t, "POST", e.internal+"/admin/v1/policy/reload", nil, ""); status != 401 {
+		t.Fatalf("reload without secret: %d", status)
+	}
+	if status, _, _ := do(t, "POST", e.public+"/admin/v1/policy/reload", map[string]string{"Authorization": "Bearer " + secret}, ""); status != 404 {
+		t.Fatalf("reload must not be on the public listener: %d", status)
+	}
+	status, _, body := do(t, "POST", e.internal+"/admin/v1/policy/reload", map[string]string{"Authorization": "Bearer " + secret}, "")
+	if status != 200 || !strings.Contains(body, `"revision":"`) || strings.Contains(body, `"revision":""`) {
+		t.Fatalf("reload: %d %s", status, body)
+	}
+}
+
 func TestInternalOnPublicListenerStaysAuthenticated(t *testing.T) {
 	e := setup(t, func(c *config.Config) { c.Internal.Listen = "" })
 	if status, _, _ := do(t, "GET", e.public+"/internal/v1/policy", nil, ""); status != 401 {

@@ -55,7 +55,7 @@ const (
 // Config configures a Client. BaseURL alone suffices when the VZD serves all three interfaces on one
 // host; otherwise set TokenURL, AuthenticateURL and ServicesURL individually.
 type Config struct {
-	BaseURL         string // e.g. https://vzd.example; used for the URLs left empty below
+	BaseURL         string // e.g. https://vzd.example (or …/tim-provider-services); used for the URLs left empty below
 	TokenURL        string // OAuth2 token endpoint (Keycloak realm TI-Provider)
 	AuthenticateURL string // full URL of GET /ti-provider-authenticate
 	ServicesURL     string // base of I_VZD_TIM_Provider_Services, e.g. https://…/tim-provider-services
@@ -90,21 +90,26 @@ type Client struct {
 	cfg      Config
 	http     *http.Client
 	cc       *clientcredentials.Config
-	oauth    oauth2.TokenSource // guarded by mu
+	oauth    oauth2.TokenSource // used and replaced only while holding fetching
 	metrics  *Metrics
 	log      *slog.Logger
 	now      func() time.Time
 	services string
 	authURL  string
 
-	mu          sync.Mutex // guards the provider token; held while one is fetched so that only one fetch runs
+	// fetching admits one token exchange at a time; waiting for it respects the caller's context, which a
+	// mutex held across the exchange would not.
+	fetching    chan struct{}
+	mu          sync.Mutex // guards provToken and provExpires
 	provToken   string
 	provExpires time.Time
 }
 
 // New validates cfg and returns a Client. It does not contact the VZD.
 func New(cfg Config) (*Client, error) {
-	base := strings.TrimRight(cfg.BaseURL, "/")
+	// A BaseURL that already names the services (as the VZD's interface file lists its servers) is taken
+	// as such, so that both ways of writing it work.
+	base := strings.TrimSuffix(strings.TrimRight(cfg.BaseURL, "/"), DefaultServicesPath)
 	if cfg.TokenURL == "" {
 		cfg.TokenURL = joinURL(base, DefaultTokenPath)
 	}
@@ -183,6 +188,7 @@ func New(cfg Config) (*Client, error) {
 		now:      cfg.Now,
 		services: strings.TrimRight(cfg.ServicesURL, "/"),
 		authURL:  cfg.AuthenticateURL,
+		fetching: make(chan struct{}, 1),
 	}
 	c.resetOAuth()
 	return c, nil
@@ -536,10 +542,18 @@ func outcomeOf(status int, err error) string {
 // providerToken returns a cached provider access token, exchanging a fresh OAuth2 token for a new one when
 // the cached one is missing or close to expiry.
 func (c *Client) providerToken(ctx context.Context) (string, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.provToken != "" && c.now().Before(c.provExpires) {
-		return c.provToken, nil
+	if tok, ok := c.cachedToken(); ok {
+		return tok, nil
+	}
+	select {
+	case c.fetching <- struct{}{}:
+		defer func() { <-c.fetching }()
+	case <-ctx.Done():
+		return "", fmt.Errorf("vzd: waiting for the provider token: %w", ctx.Err())
+	}
+	// Another caller may have renewed it while this one waited.
+	if tok, ok := c.cachedToken(); ok {
+		return tok, nil
 	}
 	var lastErr error
 	oauthReset := false
@@ -558,7 +572,9 @@ func (c *Client) providerToken(ctx context.Context) (string, error) {
 			if renew > ttl/2 {
 				renew = ttl / 2
 			}
+			c.mu.Lock()
 			c.provToken, c.provExpires = tok, c.now().Add(ttl-renew)
+			c.mu.Unlock()
 			c.metrics.tokens.WithLabelValues("renewed").Inc()
 			c.log.Info("vzd provider token renewed", "token", fingerprint(tok), "lifetime", ttl.String())
 			return tok, nil
@@ -572,6 +588,12 @@ func (c *Client) providerToken(ctx context.Context) (string, error) {
 			return "", fmt.Errorf("vzd: provider authentication: %w (last error: %v)", err, lastErr)
 		}
 	}
+}
+
+func (c *Client) cachedToken() (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.provToken, c.provToken != "" && c.now().Before(c.provExpires)
 }
 
 // dropProviderToken forgets tok if it is still the cached one (another caller may have renewed it).

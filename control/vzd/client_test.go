@@ -342,6 +342,13 @@ func TestRootCAs(t *testing.T) {
 	require.Error(t, err)
 }
 
+func TestBaseURLMayNameTheServices(t *testing.T) {
+	f := newFixture(t, nil, func(c *vzd.Config) { c.BaseURL += standin.ServicesPath + "/" })
+	_, _, err := f.client.FederationList(context.Background(), 0)
+	require.NoError(t, err)
+	assert.Equal(t, 1, f.count("federation_list", "200"))
+}
+
 func TestConfigValidation(t *testing.T) {
 	cases := []struct {
 		name string

@@ -45,7 +45,7 @@ type testCase struct {
 }
 
 type spec struct {
-	Fixtures []fixture `json:"fixtures"`
+	Fixtures []fixture  `json:"fixtures"`
 	Cases    []testCase `json:"cases"`
 }
 

@@ -116,6 +116,58 @@ func (m *vm) alloc(n int) []Value {
 	return f
 }
 
+func (m *vm) ref(fr []Value, o operand) *Value {
+	if o >= 0 {
+		return &fr[o]
+	}
+	return &m.consts[^o]
+}
+
+// lookupRef is Value.Lookup on pointers; it returns nil when undefined.
+func lookupRef(src, key *Value) *Value {
+	switch src.k {
+	case KindObject:
+		var i int
+		if key.k == KindString {
+			i = src.c.findStr(key.s)
+		} else {
+			i = src.c.find(*key)
+		}
+		if i >= 0 {
+			return &src.c.vals[i]
+		}
+	case KindArray:
+		if key.k == KindNumber {
+			if n, ok := key.AsInt(); ok && n >= 0 && n < int64(len(src.c.elems)) {
+				return &src.c.elems[n]
+			}
+		}
+	case KindSet:
+		if src.c.find(*key) >= 0 {
+			return key
+		}
+	}
+	return nil
+}
+
+// equalRef is Equal with a fast path for scalars.
+func equalRef(a, b *Value) bool {
+	if a.k != b.k {
+		return false
+	}
+	switch a.k {
+	case KindString:
+		return a.s == b.s
+	case KindBool, KindNull:
+		return a.i == b.i
+	case KindNumber:
+		if !a.text && !b.text {
+			return a.i == b.i
+		}
+	}
+	return Equal(*a, *b)
+}
+
 func (m *vm) read(fr []Value, o operand) Value {
 	if o >= 0 {
 		return fr[o]
@@ -137,23 +189,15 @@ func (m *vm) exec(fr []Value, code []instr) int {
 		switch in.op {
 		case opNop:
 		case opArrayAppend:
-			arr := fr[in.a]
-			if arr.k != KindArray {
-				return m.fail(errors.New("planvm: append to non-array"))
+			if brk := m.execArrayAppend(fr, in); brk != fellThrough {
+				return brk
 			}
-			v := m.read(fr, in.x)
-			if !v.IsDefined() {
-				return 0
-			}
-			arr.c.elems = append(arr.c.elems, v)
 		case opAssignInt:
 			fr[in.a] = m.read(fr, in.x)
 		case opAssignVarOnce:
-			v := m.read(fr, in.x)
-			if t := fr[in.a]; t.IsDefined() && !Equal(t, v) {
-				return m.fail(ErrConflict)
+			if brk := m.execAssignVarOnce(fr, in); brk != fellThrough {
+				return brk
 			}
-			fr[in.a] = v
 		case opAssignVar:
 			fr[in.a] = m.read(fr, in.x)
 		case opBlock:
@@ -168,24 +212,9 @@ func (m *vm) exec(fr []Value, code []instr) int {
 		case opBreak:
 			return int(in.a)
 		case opCallDynamic:
-			fn := m.lookupDynamic(fr, in.ext.dpath)
-			if fn == nil {
-				return 0
+			if brk := m.execCallDynamic(fr, in); brk != fellThrough {
+				return brk
 			}
-			args := make([]Value, len(in.ext.largs))
-			for j, l := range in.ext.largs {
-				args[j] = fr[l]
-			}
-			v := m.call(fn, args, nil, nil)
-			if m.err != nil {
-				return retSignal
-			}
-			if !v.IsDefined() {
-				// The planner expects a found-but-undefined function to
-				// leave the whole lookup structure (three blocks up).
-				return 3
-			}
-			fr[in.a] = v
 		case opCallFunc:
 			v := m.call(in.ext.fn, nil, fr, in.ext.args)
 			if m.err != nil {
@@ -196,40 +225,25 @@ func (m *vm) exec(fr []Value, code []instr) int {
 			}
 			fr[in.a] = v
 		case opCallBuiltin:
-			base := len(m.args)
-			for j := range in.ext.args {
-				v := m.read(fr, in.ext.args[j])
-				if !v.IsDefined() {
-					m.args = m.args[:base]
-					return 0
-				}
-				m.args = append(m.args, v)
+			if brk := m.execCallBuiltin(fr, in); brk != fellThrough {
+				return brk
 			}
-			v, ok := in.ext.bi.fn(m, m.args[base:])
-			clear(m.args[base:])
-			m.args = m.args[:base]
-			if m.err != nil {
-				return retSignal
-			}
-			if !ok || !v.IsDefined() {
-				return 0
-			}
-			fr[in.a] = v
 		case opDot:
-			src := m.read(fr, in.x)
-			v, ok := src.Lookup(m.read(fr, in.y))
-			if !ok {
+			// Pointers, not copies: two 48-byte Values do not fit the
+			// register ABI and this is the most frequent statement.
+			v := lookupRef(m.ref(fr, in.x), m.ref(fr, in.y))
+			if v == nil {
 				return 0
 			}
-			fr[in.a] = v
+			fr[in.a] = *v
 		case opEqual:
-			a, b := m.read(fr, in.x), m.read(fr, in.y)
-			if !a.IsDefined() || !b.IsDefined() || !Equal(a, b) {
+			a, b := m.ref(fr, in.x), m.ref(fr, in.y)
+			if a.k == KindUndefined || b.k == KindUndefined || !equalRef(a, b) {
 				return 0
 			}
 		case opNotEqual:
-			a, b := m.read(fr, in.x), m.read(fr, in.y)
-			if !a.IsDefined() || !b.IsDefined() || Equal(a, b) {
+			a, b := m.ref(fr, in.x), m.ref(fr, in.y)
+			if a.k == KindUndefined || b.k == KindUndefined || equalRef(a, b) {
 				return 0
 			}
 		case opIsArray:
@@ -276,21 +290,9 @@ func (m *vm) exec(fr []Value, code []instr) int {
 				return brk - 1
 			}
 		case opObjectInsertOnce:
-			obj := fr[in.a]
-			if obj.k != KindObject {
-				return m.fail(errors.New("planvm: insert into non-object"))
+			if brk := m.execObjectInsertOnce(fr, in); brk != fellThrough {
+				return brk
 			}
-			k, v := m.read(fr, in.x), m.read(fr, in.y)
-			if !k.IsDefined() || !v.IsDefined() {
-				return 0
-			}
-			if j := obj.c.find(k); j >= 0 {
-				if !Equal(obj.c.vals[j], v) {
-					return m.fail(ErrConflict)
-				}
-				continue
-			}
-			obj.c.append(k, v, true)
 		case opObjectInsert:
 			obj := fr[in.a]
 			if obj.k != KindObject {
@@ -306,19 +308,8 @@ func (m *vm) exec(fr []Value, code []instr) int {
 		case opResetLocal:
 			fr[in.a] = Value{}
 		case opResultSetAdd:
-			v := fr[in.a]
-			if !v.IsDefined() {
-				return 0
-			}
-			dup := false
-			for _, r := range m.results {
-				if Equal(r, v) {
-					dup = true
-					break
-				}
-			}
-			if !dup {
-				m.results = append(m.results, v)
+			if brk := m.execResultSetAdd(fr, in); brk != fellThrough {
+				return brk
 			}
 		case opReturnLocal:
 			m.retVal = fr[in.a]
@@ -328,32 +319,12 @@ func (m *vm) exec(fr []Value, code []instr) int {
 				return brk
 			}
 		case opSetAdd:
-			set := fr[in.a]
-			if set.k != KindSet {
-				return m.fail(errors.New("planvm: add to non-set"))
-			}
-			v := m.read(fr, in.x)
-			if !v.IsDefined() {
-				return 0
-			}
-			set.c.setAdd(v)
-		case opWith:
-			saved := fr[in.a]
-			v := m.read(fr, in.x)
-			if len(in.ext.path) == 0 {
-				fr[in.a] = v
-			} else {
-				fr[in.a] = upsert(saved, in.ext.path, v)
-			}
-			brk := m.exec(fr, in.block)
-			fr[in.a] = saved
-			switch {
-			case brk == retSignal:
+			if brk := m.execSetAdd(fr, in); brk != fellThrough {
 				return brk
-			case brk == 0:
-				return 0
-			case brk > 0:
-				return brk - 1
+			}
+		case opWith:
+			if brk := m.execWith(fr, in); brk != fellThrough {
+				return brk
 			}
 		default:
 			return m.fail(fmt.Errorf("planvm: bad opcode %d", in.op))
@@ -534,4 +505,166 @@ func (m *vm) nowNS() int64 {
 		m.hasNow = true
 	}
 	return m.now
+}
+
+// execCallDynamic is kept out of exec so that exec's frame stays small.
+//
+//go:noinline
+func (m *vm) execCallDynamic(fr []Value, in *instr) int {
+	fn := m.lookupDynamic(fr, in.ext.dpath)
+	if fn == nil {
+		return 0
+	}
+	args := make([]Value, len(in.ext.largs))
+	for j, l := range in.ext.largs {
+		args[j] = fr[l]
+	}
+	v := m.call(fn, args, nil, nil)
+	if m.err != nil {
+		return retSignal
+	}
+	if !v.IsDefined() {
+		// The planner expects a found-but-undefined function to
+		// leave the whole lookup structure (three blocks up).
+		return 3
+	}
+	fr[in.a] = v
+	return fellThrough
+}
+
+// execCallBuiltin is kept out of exec so that exec's frame stays small.
+//
+//go:noinline
+func (m *vm) execCallBuiltin(fr []Value, in *instr) int {
+	base := len(m.args)
+	for j := range in.ext.args {
+		v := m.read(fr, in.ext.args[j])
+		if !v.IsDefined() {
+			m.args = m.args[:base]
+			return 0
+		}
+		m.args = append(m.args, v)
+	}
+	v, ok := in.ext.bi.fn(m, m.args[base:])
+	clear(m.args[base:])
+	m.args = m.args[:base]
+	if m.err != nil {
+		return retSignal
+	}
+	if !ok || !v.IsDefined() {
+		return 0
+	}
+	fr[in.a] = v
+	return fellThrough
+}
+
+// execWith is kept out of exec so that exec's frame stays small.
+//
+//go:noinline
+func (m *vm) execWith(fr []Value, in *instr) int {
+	saved := fr[in.a]
+	v := m.read(fr, in.x)
+	if len(in.ext.path) == 0 {
+		fr[in.a] = v
+	} else {
+		fr[in.a] = upsert(saved, in.ext.path, v)
+	}
+	brk := m.exec(fr, in.block)
+	fr[in.a] = saved
+	switch {
+	case brk == retSignal:
+		return brk
+	case brk == 0:
+		return 0
+	case brk > 0:
+		return brk - 1
+	}
+	return fellThrough
+}
+
+// execObjectInsertOnce is kept out of exec so that exec's frame stays small.
+//
+//go:noinline
+func (m *vm) execObjectInsertOnce(fr []Value, in *instr) int {
+	obj := fr[in.a]
+	if obj.k != KindObject {
+		return m.fail(errors.New("planvm: insert into non-object"))
+	}
+	k, v := m.read(fr, in.x), m.read(fr, in.y)
+	if !k.IsDefined() || !v.IsDefined() {
+		return 0
+	}
+	if j := obj.c.find(k); j >= 0 {
+		if !Equal(obj.c.vals[j], v) {
+			return m.fail(ErrConflict)
+		}
+		return fellThrough
+	}
+	obj.c.append(k, v, true)
+	return fellThrough
+}
+
+// execResultSetAdd is kept out of exec so that exec's frame stays small.
+//
+//go:noinline
+func (m *vm) execResultSetAdd(fr []Value, in *instr) int {
+	v := fr[in.a]
+	if !v.IsDefined() {
+		return 0
+	}
+	dup := false
+	for _, r := range m.results {
+		if Equal(r, v) {
+			dup = true
+			break
+		}
+	}
+	if !dup {
+		m.results = append(m.results, v)
+	}
+	return fellThrough
+}
+
+// execAssignVarOnce is kept out of exec so that exec's frame stays small.
+//
+//go:noinline
+func (m *vm) execAssignVarOnce(fr []Value, in *instr) int {
+	v := m.read(fr, in.x)
+	if t := fr[in.a]; t.IsDefined() && !Equal(t, v) {
+		return m.fail(ErrConflict)
+	}
+	fr[in.a] = v
+	return fellThrough
+}
+
+// execArrayAppend is kept out of exec so that exec's frame stays small.
+//
+//go:noinline
+func (m *vm) execArrayAppend(fr []Value, in *instr) int {
+	arr := fr[in.a]
+	if arr.k != KindArray {
+		return m.fail(errors.New("planvm: append to non-array"))
+	}
+	v := m.read(fr, in.x)
+	if !v.IsDefined() {
+		return 0
+	}
+	arr.c.elems = append(arr.c.elems, v)
+	return fellThrough
+}
+
+// execSetAdd is kept out of exec so that exec's frame stays small.
+//
+//go:noinline
+func (m *vm) execSetAdd(fr []Value, in *instr) int {
+	set := fr[in.a]
+	if set.k != KindSet {
+		return m.fail(errors.New("planvm: add to non-set"))
+	}
+	v := m.read(fr, in.x)
+	if !v.IsDefined() {
+		return 0
+	}
+	set.c.setAdd(v)
+	return fellThrough
 }

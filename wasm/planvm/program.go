@@ -14,7 +14,7 @@ type Program struct {
 	byName   map[string]*plan
 	funcs    map[string]*function
 	dynamic  *dynNode // functions by data path, for CallDynamicStmt
-	consts   []Value // constants referenced by operands
+	consts   []Value  // constants referenced by operands
 	pool     sync.Pool
 	maxSlots int
 }

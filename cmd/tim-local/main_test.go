@@ -1,0 +1,125 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/timfd/fachdienst/internal/localstack"
+)
+
+// TestRun starts the local stack on free ports, performs every printed example over HTTP and checks
+// what a user would see, then stops it and expects a clean shutdown.
+func TestRun(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out bytes.Buffer
+	ready := make(chan *localstack.Stack, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, options{stack: localstack.Options{DataDir: t.TempDir()}, out: &out}, func(st *localstack.Stack) { ready <- st })
+	}()
+	var st *localstack.Stack
+	select {
+	case st = <-ready:
+	case err := <-done:
+		t.Fatalf("run ended before it was ready: %v", err)
+	case <-time.After(3 * time.Minute):
+		t.Fatal("not ready")
+	}
+
+	printed := out.String()
+	for _, want := range []string{"STAND-IN", st.ClientURL, st.FederationURL, st.EgressURL, st.ControlURL, st.HomeserverURL, st.VZDURL, st.PushURL, st.Users[0].MXID, "curl -s"} {
+		if want == "" || !strings.Contains(printed, want) {
+			t.Errorf("overview lacks %q:\n%s", want, printed)
+		}
+	}
+	if st.PushError != nil {
+		t.Errorf("push gateway not started: %v", st.PushError)
+	}
+
+	token := ""
+	for _, ex := range examples(st) {
+		t.Run(ex.title, func(t *testing.T) {
+			status, body := perform(t, ex, token)
+			if status != ex.status || !strings.Contains(body, ex.want) {
+				t.Fatalf("%s %s: got %d %s, want %d with %q", ex.method, ex.url, status, body, ex.status, ex.want)
+			}
+			if ex.setsTok {
+				var v struct {
+					AccessToken string `json:"access_token"`
+				}
+				if err := json.Unmarshal([]byte(body), &v); err != nil || v.AccessToken == "" {
+					t.Fatalf("no access token in %s", body)
+				}
+				token = v.AccessToken
+			}
+			if !strings.Contains(printed, ex.curl()) {
+				t.Errorf("example not printed: %s", ex.curl())
+			}
+		})
+	}
+
+	// The push gateway answers its API (an empty notification is a precise 400, not a crash).
+	resp, err := http.Post(st.PushURL+"/_matrix/push/v1/notify", "application/json", strings.NewReader(`{"notification":{"devices":[]}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("push gateway: notify without devices: %d, want 400", resp.StatusCode)
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("shutdown: %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("did not stop")
+	}
+	if !strings.Contains(out.String(), "tim-local: stopped") {
+		t.Errorf("no clean stop reported:\n%s", out.String())
+	}
+	// Nothing listens any more.
+	if _, err := http.Get(st.ClientURL + "/_matrix/client/versions"); err == nil {
+		t.Errorf("client proxy still answers after shutdown")
+	}
+}
+
+func perform(t *testing.T, ex example, token string) (int, string) {
+	t.Helper()
+	client := &http.Client{Timeout: 15 * time.Second}
+	if ex.proxy != "" {
+		pu, _ := url.Parse(ex.proxy)
+		client.Transport = &http.Transport{Proxy: http.ProxyURL(pu)}
+	}
+	var body io.Reader
+	if ex.body != "" {
+		body = strings.NewReader(ex.body)
+	}
+	req, err := http.NewRequest(ex.method, ex.url, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range ex.headers {
+		req.Header.Set(h[0], h[1])
+	}
+	if ex.auth {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
