@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -64,9 +65,11 @@ type configJSON struct {
 		Authority        string `json:"authority"`
 		CredentialHeader string `json:"credential_header"`
 		Credential       string `json:"credential"`
+		CredentialEnv    string `json:"credential_env"`
 		Timeout          string `json:"timeout"`
 	} `json:"control_plane"`
 	TrustAnchors       string          `json:"trust_anchors"`
+	TrustAnchorsEnv    string          `json:"trust_anchors_env"`
 	FailMode           string          `json:"fail_mode"`
 	RefreshInterval    string          `json:"refresh_interval"`
 	RefetchMinInterval string          `json:"refetch_min_interval"`
@@ -87,9 +90,28 @@ func durationField(name, v string, def time.Duration) (time.Duration, error) {
 	return d, nil
 }
 
+// inlineOrEnv returns a setting given either inline or as the name of an environment variable. Envoy
+// hands chosen host variables to the Wasm VM (vm_config.environment_variables.host_env_keys), which
+// keeps secrets and certificates out of the Envoy configuration itself.
+func inlineOrEnv(field, inline, envName string, getenv func(string) string) (string, error) {
+	switch {
+	case inline != "" && envName != "":
+		return "", fmt.Errorf("%s and %s_env: give one of them, not both", field, field)
+	case envName != "":
+		v := getenv(envName)
+		if v == "" {
+			return "", fmt.Errorf("%s_env: environment variable %s is not set in the Wasm VM (Envoy: vm_config.environment_variables.host_env_keys)", field, envName)
+		}
+		return v, nil
+	}
+	return inline, nil
+}
+
 // ParseConfig reads and validates the plugin configuration. The error names
 // the field that is wrong; the plugin refuses to start with it.
-func ParseConfig(b []byte) (*Config, error) {
+func ParseConfig(b []byte) (*Config, error) { return parseConfig(b, os.Getenv) }
+
+func parseConfig(b []byte, getenv func(string) string) (*Config, error) {
 	var raw configJSON
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
@@ -109,7 +131,10 @@ func ParseConfig(b []byte) (*Config, error) {
 	c.Cluster = strings.TrimSpace(cp.Cluster)
 	c.Authority = strings.TrimSpace(cp.Authority)
 	c.CredentialHeader = strings.ToLower(strings.TrimSpace(cp.CredentialHeader))
-	c.Credential = cp.Credential
+	var err error
+	if c.Credential, err = inlineOrEnv("control_plane.credential", cp.Credential, cp.CredentialEnv, getenv); err != nil {
+		return nil, err
+	}
 	switch {
 	case c.Cluster == "":
 		return nil, errors.New("control_plane.cluster: missing")
@@ -121,17 +146,20 @@ func ParseConfig(b []byte) (*Config, error) {
 	case c.Credential == "":
 		return nil, errors.New("control_plane.credential: missing")
 	}
-	var err error
 	if c.CalloutTimeout, err = durationField("control_plane.timeout", cp.Timeout, DefaultCalloutTimeout); err != nil {
 		return nil, err
 	}
 	if c.CalloutTimeout < 10*time.Millisecond || c.CalloutTimeout > time.Minute {
 		return nil, errors.New("control_plane.timeout: must be between 10ms and 1m")
 	}
-	if strings.TrimSpace(raw.TrustAnchors) == "" {
+	anchors, err := inlineOrEnv("trust_anchors", raw.TrustAnchors, raw.TrustAnchorsEnv, getenv)
+	if err != nil {
+		return nil, err
+	}
+	if strings.TrimSpace(anchors) == "" {
 		return nil, errors.New("trust_anchors: missing (PEM certificates of the federation list signers' CA)")
 	}
-	ts, err := fedlist.NewTrustStore([]byte(raw.TrustAnchors))
+	ts, err := fedlist.NewTrustStore([]byte(anchors))
 	if err != nil {
 		return nil, fmt.Errorf("trust_anchors: %v", err)
 	}

@@ -716,6 +716,9 @@ func TestInvalidConfig(t *testing.T) {
 		{"tiny body cap", map[string]any{"max_body_bytes": 10}, "max_body_bytes"},
 		{"unknown field", map[string]any{"rol": "client"}, "rol"},
 		{"bad inline plan", map[string]any{"policy": map[string]any{"plan": "x"}}, "policy"},
+		{"credential twice", map[string]any{"control_plane": map[string]any{"cluster": "c", "authority": "a", "credential_header": "authorization", "credential": "Bearer x", "credential_env": "TIM_SECRET"}}, "not both"},
+		{"credential env unset", map[string]any{"control_plane": map[string]any{"cluster": "c", "authority": "a", "credential_header": "authorization", "credential_env": "TIM_TEST_UNSET_SECRET"}}, "TIM_TEST_UNSET_SECRET"},
+		{"trust anchors env unset", map[string]any{"trust_anchors": nil, "trust_anchors_env": "TIM_TEST_UNSET_ANCHORS"}, "TIM_TEST_UNSET_ANCHORS"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

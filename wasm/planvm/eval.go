@@ -276,9 +276,15 @@ func (m *vm) exec(fr []Value, code []instr) int {
 		case opMakeNumber:
 			fr[in.a] = m.read(fr, in.x)
 		case opMakeObject:
-			fr[in.a] = emptyObject(0)
+			h := &m.prog.sizes[in.b]
+			v := objectWithCap(int(h.Load()))
+			v.c.size = h
+			fr[in.a] = v
 		case opMakeSet:
-			fr[in.a] = emptySet(0)
+			h := &m.prog.sizes[in.b]
+			v := setWithCap(int(h.Load()))
+			v.c.size = h
+			fr[in.a] = v
 		case opNot:
 			brk := m.exec(fr, in.block)
 			switch {

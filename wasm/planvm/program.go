@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // Program is a loaded, precompiled plan. It is safe for concurrent use.
@@ -13,8 +14,9 @@ type Program struct {
 	plans    []*plan
 	byName   map[string]*plan
 	funcs    map[string]*function
-	dynamic  *dynNode // functions by data path, for CallDynamicStmt
-	consts   []Value  // constants referenced by operands
+	dynamic  *dynNode       // functions by data path, for CallDynamicStmt
+	consts   []Value        // constants referenced by operands
+	sizes    []atomic.Int32 // size hints of MakeObject/MakeSet statements
 	pool     sync.Pool
 	maxSlots int
 }
@@ -173,6 +175,12 @@ type loader struct {
 	constIx map[string]int // string constants by value, deduplicated
 	funcs   map[string]*function
 	slots   map[int32]int32
+	nsizes  int32
+}
+
+func (ld *loader) sizeSlot() int32 {
+	ld.nsizes++
+	return ld.nsizes - 1
 }
 
 // reset starts a new function whose first locals are fixed (params, or
@@ -262,6 +270,7 @@ func Load(b []byte) (*Program, error) {
 		prog.maxSlots = max(prog.maxSlots, pl.nlocals)
 	}
 	prog.consts = ld.consts
+	prog.sizes = make([]atomic.Int32, ld.nsizes)
 	prog.pool.New = func() any { return &vm{} }
 	return prog, nil
 }
@@ -517,9 +526,11 @@ func (ld *loader) stmt(typ string, s *rawStmt) (instr, error) {
 		in.a, err = ld.target(s)
 	case "MakeObjectStmt":
 		in.op = opMakeObject
+		in.b = ld.sizeSlot()
 		in.a, err = ld.target(s)
 	case "MakeSetStmt":
 		in.op = opMakeSet
+		in.b = ld.sizeSlot()
 		in.a, err = ld.target(s)
 	case "NotStmt":
 		in.op = opNot

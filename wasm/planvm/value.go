@@ -59,6 +59,10 @@ type composite struct {
 	strIdx map[string]int32 // string keys/elements
 	othIdx map[string]int32 // other keys/elements by canonical key
 	sorted atomic.Pointer[[]int32]
+	// size records the largest size objects built by one MakeObject or
+	// MakeSet statement reached, so that the next evaluation allocates
+	// them at once at that size.
+	size *atomic.Int32
 }
 
 const smallLen = 8
@@ -179,7 +183,28 @@ func emptyObject(n int) Value {
 	return Value{k: KindObject, c: &composite{elems: kv[:0:n], vals: kv[n : n : 2*n]}}
 }
 
+// objectWithCap and setWithCap allocate exactly n members (the size a
+// MakeObject/MakeSet statement reached before); 0 starts empty and grows.
+func objectWithCap(n int) Value {
+	if n == 0 {
+		return Value{k: KindObject, c: &composite{}}
+	}
+	return emptyObject(n)
+}
+
+func setWithCap(n int) Value {
+	if n <= 2 {
+		return emptySet(n)
+	}
+	return Value{k: KindSet, c: &composite{elems: make([]Value, 0, n)}}
+}
+
 func emptySet(n int) Value {
+	if n <= 2 && n > 0 {
+		tc := new(tinyComposite)
+		tc.c.elems = tc.buf[:0:4]
+		return Value{k: KindSet, c: &tc.c}
+	}
 	if n <= 2*smallCap {
 		sc := new(smallComposite)
 		sc.c.elems = sc.buf[: 0 : 2*smallCap]
@@ -405,6 +430,9 @@ func (c *composite) append(k, v Value, obj bool) {
 		c.sorted.Store(nil)
 	}
 	n := len(c.elems)
+	if c.size != nil && int32(n) > c.size.Load() {
+		c.size.Store(int32(n))
+	}
 	switch {
 	case n == smallLen+1:
 		for i := range c.elems {
