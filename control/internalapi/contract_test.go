@@ -12,7 +12,7 @@ import (
 	"github.com/timfd/fachdienst/wasm/filter"
 )
 
-// TestContractWithFilter feeds the API's answers to the filter's own parsers (ARCHITECTURE §3): what the
+// TestContractWithFilter feeds the API's answers to the filter's own parsers (docs/architecture.md): what the
 // control plane serves must be what the messenger proxy accepts.
 func TestContractWithFilter(t *testing.T) {
 	s := newStack(t, true)

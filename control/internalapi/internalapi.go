@@ -1,5 +1,5 @@
 // Package internalapi serves the control plane's internal API for the messenger proxies
-// (I_internalVerification, ARCHITECTURE §3):
+// (I_internalVerification, docs/architecture.md):
 //
 //	GET  /internal/v1/federation-list?version=N  200 JWS unchanged (application/jose, X-Federation-Version),
 //	                                             204 when N is current, 503 {"status":"outdated"} after 72 h

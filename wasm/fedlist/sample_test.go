@@ -22,11 +22,11 @@ import (
 var update = flag.Bool("update", false, "rewrite golden files")
 
 // The gematik sample list (HOWTO for providers), signed by a TI test CA
-// whose root is not ours.
+// whose root is not ours; kept in testdata as gematik publishes it.
 const (
-	sampleJWS     = "../../../shared/specs/api-vzd/federationList_sample_from_HOWTO_Provider.jws"
-	samplePayload = "../../../shared/specs/api-vzd/federationList_sample_payload.json"
-	sampleHeader  = "../../../shared/specs/api-vzd/federationList_sample_header.json"
+	sampleJWS     = "testdata/federationList_sample_from_HOWTO_Provider.jws"
+	samplePayload = "testdata/federationList_sample_payload.json"
+	sampleHeader  = "testdata/federationList_sample_header.json"
 )
 
 // sampleNow lies inside the signer certificate's validity (2023-01-25 to
@@ -36,11 +36,6 @@ var sampleNow = time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
 func readSample(t *testing.T, name string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(name)
-	if errors.Is(err, os.ErrNotExist) {
-		// The sample lives beside the project, in the shared gematik
-		// material; a checkout without it cannot run these tests.
-		t.Skipf("gematik sample not available: %v", err)
-	}
 	if err != nil {
 		t.Fatal(err)
 	}

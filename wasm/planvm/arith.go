@@ -135,7 +135,6 @@ func fold(v Value, init int64, op arithOp) (Value, bool) {
 	if !ok {
 		return Value{}, false
 	}
-	acc := Int(init)
 	for _, e := range es {
 		if e.k != KindNumber {
 			return Value{}, false
@@ -173,7 +172,6 @@ func fold(v Value, init int64, op arithOp) (Value, bool) {
 			f.Mul(f, b)
 		}
 	}
-	_ = acc
 	return floatToNumber(f), true
 }
 

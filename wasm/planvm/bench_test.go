@@ -92,6 +92,9 @@ func BenchmarkEvalProxyBuildInput(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
+	b.ResetTimer()
+	start := cpuNanos()
+	defer reportCPU(b, start)
 	for range b.N {
 		ob := NewObjectBuilder(8)
 		ob.Set("direction", String("federation"))

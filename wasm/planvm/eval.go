@@ -96,6 +96,7 @@ func (m *vm) release() {
 	clear(m.results)
 	m.results = m.results[:0]
 	clear(m.args)
+	m.args = m.args[:0]
 	m.retVal = Value{}
 	m.prog, m.consts = nil, nil
 }
