@@ -44,7 +44,7 @@ run: wasm
 ## bench: every benchmark; figures go to build/bench/<name>.json and are printed
 bench: wasm
 	@mkdir -p $(BUILD)/bench
-	@for b in $$(ls -d bench/*/ 2>/dev/null); do \
+	@for b in $$(ls -d bench/*/ | grep -v /internal/); do \
 	  name=$$(basename $$b); echo "== bench $$name"; \
 	  $(GO) run ./bench/$$name -out $(BUILD)/bench/$$name.json || exit 1; \
 	done

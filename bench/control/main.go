@@ -17,6 +17,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/timfd/fachdienst/bench/internal/proc"
 	"io"
 	"log/slog"
 	"net"
@@ -26,10 +27,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/timfd/fachdienst/control/config"
@@ -56,13 +55,7 @@ type result struct {
 	RequestsPerCPUSecond float64 `json:"requests_per_cpu_second"`
 }
 
-func cpuSeconds() float64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
-}
+func cpuSeconds() float64 { return proc.CPUTime().Seconds() }
 
 func withCPU(r result, cpu0 float64) result {
 	r.CPUSeconds = cpuSeconds() - cpu0
@@ -172,9 +165,7 @@ func run(out string, duration time.Duration, workers, latWorkers, invites, nDoma
 
 	rep := report{GoVersion: runtime.Version(), GOMAXPROCS: runtime.GOMAXPROCS(0), NumCPU: runtime.NumCPU(), Workers: workers, LatWorkers: latWorkers, Domains: nDomains}
 	// The machine may be shared: the load average tells how far the figures are from an idle machine.
-	if raw, err := os.ReadFile("/proc/loadavg"); err == nil {
-		rep.LoadAvg = strings.TrimSpace(string(raw))
-	}
+	rep.LoadAvg = proc.LoadAvg()
 	rep.Targets.FederationList204RPS, rep.Targets.InviteP99ms = 10000, 5
 
 	rep.Results = append(rep.Results,

@@ -39,9 +39,20 @@ type result struct {
 	V8OverheadNs    float64 `json:"v8_overhead_ns,omitempty"`
 }
 
+// isolated is the filter's own cost: the same filter with a trivial plan
+// (decision := {"allow": true}), so that everything but the policy's work
+// (host calls, facts, input, yield, decision handling) is measured.
+type isolated struct {
+	Scenario      string  `json:"scenario"`
+	AllowPlanNs   float64 `json:"allow_plan_ns_per_request"`
+	PassthroughNs float64 `json:"passthrough_ns_per_request"`
+	OverheadNs    float64 `json:"filter_overhead_ns"`
+}
+
 type report struct {
 	Host             string             `json:"host"`
 	Results          []result           `json:"results"`
+	FilterOnly       []isolated         `json:"filter_only"`
 	Ratio100kTo1k    map[string]float64 `json:"ratio_100k_to_1k"`
 	FilterBytes      int                `json:"filter_module_bytes"`
 	PassthroughBytes int                `json:"passthrough_module_bytes"`
@@ -53,8 +64,9 @@ type report struct {
 func main() {
 	out := flag.String("out", "build/bench/filter.json", "JSON report")
 	heapN := flag.Int("heap-requests", 1_000_000, "requests for the heap check")
+	only := flag.Bool("filter-only", false, "measure only the filter's own cost (trivial allow plan vs pass-through) and the module sizes")
 	flag.Parse()
-	if err := run(*out, *heapN); err != nil {
+	if err := run(*out, *heapN, *only); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/filter:", err)
 		os.Exit(1)
 	}
@@ -74,7 +86,11 @@ var scenarios = []scenario{
 	{"createroom_one_invitee", "client", [][2]string{{":method", "POST"}, {":path", "/_matrix/client/v3/createRoom"}, {":authority", "matrix.home.example.de"}, {"user-agent", "TIM-Client/1.0 (Linux),tim-client-1.0"}, {"content-type", "application/json"}}, []byte(`{"preset":"private_chat","invite":["@bob:d500.example.de"],"is_direct":true}`), 25000},
 }
 
-func run(out string, heapN int) error {
+// allowPolicy is a policy whose decision is a constant allow: with it the
+// filter's figure minus the pass-through's is the filter's own overhead.
+const allowPolicy = "package tim.proxy\n\ndecision := {\"allow\": true, \"check\": \"default\"}\n"
+
+func run(out string, heapN int, filterOnly bool) error {
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "bench-filter")
 	if err != nil {
@@ -109,11 +125,12 @@ func run(out string, heapN int) error {
 		},
 	}}
 	policyDoc, _ := json.Marshal(map[string]any{"revision": "bench", "plan": json.RawMessage(res.Plan), "data": data})
-
-	v8pass, v8err := runV8(ppath, nil, nil, "", scenarios)
-	if v8err != nil {
-		fmt.Println("V8 (node) figures skipped:", v8err)
+	allowRes, err := plancompile.CompileModules(ctx, map[string]string{"allow.rego": allowPolicy}, policies.ProxyDecision)
+	if err != nil {
+		return err
 	}
+	allowDoc, _ := json.Marshal(map[string]any{"revision": "allow", "plan": json.RawMessage(allowRes.Plan), "data": data})
+
 	pass := map[string]float64{}
 	for _, sc := range scenarios {
 		ns, err := measure(ctx, pw, nil, sc)
@@ -121,6 +138,29 @@ func run(out string, heapN int) error {
 			return err
 		}
 		pass[sc.name] = ns
+	}
+	listJWS, err := pki.Sign(fedlisttest.Payload(1, []fedlisttest.Domain{{Domain: "d500.example.de"}}))
+	if err != nil {
+		return err
+	}
+	for _, sc := range scenarios {
+		ns, err := measure(ctx, fw, &filterSetup{pki: pki, jws: listJWS, policy: allowDoc}, sc)
+		if err != nil {
+			return fmt.Errorf("%s (allow plan): %w", sc.name, err)
+		}
+		r := isolated{Scenario: sc.name, AllowPlanNs: ns, PassthroughNs: pass[sc.name], OverheadNs: ns - pass[sc.name]}
+		rep.FilterOnly = append(rep.FilterOnly, r)
+		fmt.Printf("%-24s allow plan: filter %8.0f ns/req, pass-through %6.0f ns/req, filter overhead %6.0f ns\n",
+			sc.name, r.AllowPlanNs, r.PassthroughNs, r.OverheadNs)
+	}
+	if filterOnly {
+		fmt.Printf("module sizes: tim-filter %d bytes (target ≤ 6 MB), passthrough %d bytes\n", rep.FilterBytes, rep.PassthroughBytes)
+		return writeReport(out, rep)
+	}
+
+	v8pass, v8err := runV8(ppath, nil, nil, "", scenarios)
+	if v8err != nil {
+		fmt.Println("V8 (node) figures skipped:", v8err)
 	}
 	byName := map[string]map[int]float64{}
 	for _, n := range []int{1000, 100_000} {
@@ -177,8 +217,7 @@ func run(out string, heapN int) error {
 		fmt.Printf("%-24s 100k/1k ratio %.2f (target ≤ 1.2)\n", name, rep.Ratio100kTo1k[name])
 	}
 	// Heap: guest memory after 10 000 and after heapN requests.
-	setup := &filterSetup{pki: pki, policy: policyDoc}
-	setup.jws, _ = pki.Sign(fedlisttest.Payload(1, []fedlisttest.Domain{{Domain: "d500.example.de"}}))
+	setup := &filterSetup{pki: pki, policy: policyDoc, jws: listJWS}
 	vm, rt, err := setup.start(ctx, fw, "client")
 	if err != nil {
 		return err
@@ -200,6 +239,10 @@ func run(out string, heapN int) error {
 	fmt.Printf("guest memory: %d KiB after 10k requests, %d KiB after %d requests\n", rep.MemAfter10k>>10, rep.MemAfter1M>>10, heapN)
 	fmt.Printf("module sizes: tim-filter %d bytes (target ≤ 6 MB), passthrough %d bytes\n", rep.FilterBytes, rep.PassthroughBytes)
 
+	return writeReport(out, rep)
+}
+
+func writeReport(out string, rep report) error {
 	b, _ := json.MarshalIndent(rep, "", "  ")
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return err

@@ -11,12 +11,12 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"github.com/timfd/fachdienst/bench/internal/proc"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -290,21 +290,12 @@ func measure(op func()) Figure {
 		return f
 	}
 	f.NsPerOp = round2(float64(r.T.Nanoseconds()) / float64(r.N))
-	start := cpuNanos()
+	start := proc.CPUTime().Nanoseconds()
 	for range r.N {
 		op()
 	}
-	f.CPUNsPerOp = round2(float64(cpuNanos()-start) / float64(r.N))
+	f.CPUNsPerOp = round2(float64(proc.CPUTime().Nanoseconds()-start) / float64(r.N))
 	return f
-}
-
-// cpuNanos is the process's user+system CPU time.
-func cpuNanos() int64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return ru.Utime.Nano() + ru.Stime.Nano()
 }
 
 func sizeName(n int) string {

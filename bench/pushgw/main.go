@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"github.com/timfd/fachdienst/bench/internal/proc"
 	"io"
 	"log"
 	"net/http"
@@ -20,10 +21,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -90,7 +89,7 @@ func main() {
 		Note:     "load generator, gateway and fake providers share the same CPUs",
 		Delivery: map[string]deliveryResult{},
 	}
-	r.LoadAvg = loadAvg()
+	r.LoadAvg = proc.LoadAvg()
 	r.Accept = benchAccept(*dur, *conns)
 	fmt.Printf("accept: %d conns, %.0f notify/s, p50 %.2f ms, p99 %.2f ms, max %.2f ms, statuses %v\n",
 		r.Accept.Connections, r.Accept.PerSecond, r.Accept.P50ms, r.Accept.P99ms, r.Accept.MaxMs, r.Accept.Statuses)
@@ -147,7 +146,7 @@ func benchAccept(dur time.Duration, conns int) acceptResult {
 	for i := range bodies {
 		bodies[i] = notifyBody(fmt.Sprintf("$ev%d", i), fmt.Sprintf("pk%d", i%64), keys)
 	}
-	cpu0 := cpuTime()
+	cpu0 := proc.CPUTime()
 	deadline := time.Now().Add(dur)
 	start := time.Now()
 	for c := range conns {
@@ -182,7 +181,7 @@ func benchAccept(dur time.Duration, conns int) acceptResult {
 	}
 	wg.Wait()
 	elapsed := time.Since(start).Seconds()
-	cpuPerReq := (cpuTime() - cpu0).Seconds() / float64(max(total.Load(), 1))
+	cpuPerReq := (proc.CPUTime() - cpu0).Seconds() / float64(max(total.Load(), 1))
 	slices.Sort(samples)
 	q := func(p float64) float64 {
 		if len(samples) == 0 {
@@ -278,22 +277,4 @@ func benchDelivery(provider string, n int) deliveryResult {
 		log.Fatalf("%s: delivered %d of %d", provider, got, n)
 	}
 	return deliveryResult{Notifications: n, Seconds: secs, PerSecond: float64(n) / secs}
-}
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// loadAvg records how busy the machine was: figures taken on a shared
-// machine are only comparable with it.
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	return strings.Join(strings.Fields(string(b))[:3], " ")
 }
