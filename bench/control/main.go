@@ -17,7 +17,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/timfd/fachdienst/bench/internal/proc"
 	"io"
 	"log/slog"
 	"net"
@@ -31,6 +30,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/timfd/fachdienst/bench/internal/proc"
 	"github.com/timfd/fachdienst/control/config"
 	"github.com/timfd/fachdienst/control/server"
 	"github.com/timfd/fachdienst/control/store"

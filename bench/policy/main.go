@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"github.com/timfd/fachdienst/bench/internal/proc"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -24,6 +23,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/util"
 
+	"github.com/timfd/fachdienst/bench/internal/proc"
 	"github.com/timfd/fachdienst/conformance"
 	"github.com/timfd/fachdienst/control/plancompile"
 	"github.com/timfd/fachdienst/policies"

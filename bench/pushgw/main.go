@@ -12,7 +12,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"github.com/timfd/fachdienst/bench/internal/proc"
 	"io"
 	"log"
 	"net/http"
@@ -27,6 +26,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/timfd/fachdienst/bench/internal/proc"
 	"github.com/timfd/fachdienst/pushgw/apns"
 	"github.com/timfd/fachdienst/pushgw/delivery"
 	"github.com/timfd/fachdienst/pushgw/fcm"

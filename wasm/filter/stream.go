@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/url"
-	"runtime"
+	_ "runtime"
 	"strings"
 	"time"
 
@@ -67,12 +67,18 @@ func (s *stream) OnHttpStreamDone() {
 }
 
 func (s *stream) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
-	defer runtime.Gosched()
+	// defer runtime.Gosched()
 	p := s.p
 	if p.cfg == nil {
 		return types.ActionContinue
 	}
+	if probeStage == "0" {
+		return types.ActionContinue
+	}
 	hs, err := proxywasm.GetHttpRequestHeaders()
+	if probeStage == "1" {
+		return types.ActionContinue
+	}
 	if err != nil {
 		return s.reject(500, "M_UNKNOWN", "The request could not be read", "headers unreadable")
 	}
@@ -118,6 +124,9 @@ func (s *stream) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
 	if !p.ready() {
 		return s.notReady()
 	}
+	if probeStage == "2" {
+		return types.ActionContinue
+	}
 	if s.f.route.NeedsBody {
 		if endOfStream {
 			return s.withBody(nil)
@@ -129,7 +138,7 @@ func (s *stream) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
 }
 
 func (s *stream) OnHttpRequestBody(size int, endOfStream bool) types.Action {
-	defer runtime.Gosched()
+	// defer runtime.Gosched()
 	switch s.state {
 	case stateWaitBody:
 	case stateWaitList, stateWaitCallout:
@@ -182,12 +191,21 @@ func (s *stream) withBody(body []byte) types.Action {
 // on the second evaluation after a list fetch.
 func (s *stream) decide(refetched bool) types.Action {
 	p := s.p
+	if probeStage == "3" {
+		return types.ActionContinue
+	}
 	now := p.now()
+	if probeStage == "4" {
+		return types.ActionContinue
+	}
 	expired := p.expired(now)
 	if expired {
 		p.checkExpiry(now)
 	}
 	in := s.input(expired)
+	if probeStage == "5" {
+		return types.ActionContinue
+	}
 	res, ok, err := p.policy.Program.Eval(Entrypoint, in, p.data, planvm.WithNow(now))
 	if err != nil || !ok {
 		p.m.count(checkDefault, outcomeError)
@@ -203,6 +221,9 @@ func (s *stream) decide(refetched bool) types.Action {
 		return s.failClosed(checkDefault, 500, "M_UNKNOWN", "The request could not be checked", "malformed decision")
 	}
 	s.dec = d
+	if probeStage == "6" {
+		return types.ActionContinue
+	}
 	switch {
 	case d.allow:
 		p.m.count(d.check, outcomeAllowed)
@@ -258,7 +279,7 @@ func (s *stream) askInvite() types.Action {
 }
 
 func (s *stream) onInviteResponse(_, bodySize, _ int) {
-	defer runtime.Gosched()
+	// defer runtime.Gosched()
 	if s.state != stateWaitCallout {
 		return
 	}
@@ -441,3 +462,5 @@ func itoa(n int) string {
 	}
 	return string(b[i:])
 }
+
+var probeStage string
