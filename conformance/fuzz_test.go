@@ -50,7 +50,7 @@ const fuzzData = `{
 var fuzzVariants = []string{
 	`{}`,
 	`{"config": {"client_ids": {"enforce": false}}}`,
-	`{"config": {"exemptions": [{"direction": "client", "path_prefix": "/_matrix/client/versions"}], "messages": {"not_invitable": "%s konnte nicht eingeladen werden: %d"}}}`,
+	`{"config": {"exempt_prefixes": {"client": [{"path_prefix": "/_matrix/client/versions"}]}, "exempt_paths": {"/_matrix/client/v3/createRoom": {"client": {"POST": {"*": true}}}}, "messages": {"not_invitable": "%s konnte nicht eingeladen werden: %d"}}}`,
 	`{"config": {"own_domains": {}, "messages": {}}, "federation": {"domains": {}}}`,
 }
 

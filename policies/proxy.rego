@@ -10,103 +10,129 @@ package tim.proxy
 # decision is defined for every input: the checks run in order, the first that
 # decides wins, and a request no check objects to is allowed. Each listener
 # has its own chain so that a request only pays for the checks of its own
-# direction.
-decision := allowed("exemption", "exemption rule") if {
-	exempt
-} else := d if {
+# direction; within a chain the common requests reach their answer first.
+# The filter evaluates this per request, so the allow paths are lookups by
+# key and else-chains that stop at the first answer: no scan except over the
+# listener's few prefix exemptions, no counting, no string formatting.
+decision := client_decision if {
 	input.direction == "client"
-	d := client_decision
-} else := d if {
+} else := federation_decision if {
 	input.direction == "federation"
-	d := federation_decision
-} else := d if {
+} else := egress_decision if {
 	input.direction == "egress"
-	d := egress_decision
 } else := denied("default", 403, "M_FORBIDDEN", msg("unknown_direction"), "unknown direction", false)
 
-# Client-server listener: client id (5.1.2.1.2), createRoom (5.1.2.1.8.1.2),
-# stage 1 for invitees (5.1.2.1.8.1.1) and remote media.
-client_decision := client_id_denied if {
-	not client_id_ok
-} else := createroom_denied if {
+# Client-server listener: exemptions, client id (5.1.2.1.2), createRoom
+# (5.1.2.1.8.1.2), stage 1 for invitees (5.1.2.1.8.1.1) and remote media.
+# client_other (sync, send, ...) carries nothing else to check.
+client_decision := allowed_exemption if {
+	exempt
+} else := client_id_denied if {
+	not data.config.client_ids.approved[object.get(input, "client_id", null)]
+	not client_id_waived
+} else := allowed_default if {
+	input.route == "client_other"
+} else := createroom_decision if {
 	input.route == "createRoom"
-	count(input.invitees) > 1
-} else := invite_without_invitee if {
+} else := invite_decision if {
 	input.route == "invite"
-	not input.invitees[0]
-} else := not_invitable(domain) if {
-	invite_routes[input.route]
-	domain := first_unfederated_invitee
 } else := unreachable("media server not in federation") if {
 	input.route == "media"
 	not media_server_federated
-} else := allowed("default", "no check objects")
+} else := allowed_default
 
-# Server-server listener: X-Matrix, stage 1 on origin (5.1.2.1.8.2.1), then
-# stages 2/3 for invites by the control plane.
-federation_decision := unauthorized if {
+# createRoom may invite one user at most; so only the first invitee is left
+# to check.
+createroom_decision := createroom_denied if {
+	input.invitees[1] # more than one invitee, without counting them
+} else := not_invitable(domain) if {
+	domain := input.invitees[0].domain
+	not federated(domain)
+} else := allowed_default
+
+# A client-server invite names exactly one user; one without (a third-party
+# invite by e-mail or phone number) cannot pass stage 1.
+invite_decision := invite_without_invitee if {
+	not input.invitees[0]
+} else := not_invitable(domain) if {
+	domain := first_unfederated_invitee
+} else := allowed_default
+
+# Server-server listener: exemptions, X-Matrix, stage 1 on origin
+# (5.1.2.1.8.2.1), then stages 2/3 for invites by the control plane.
+federation_decision := allowed_exemption if {
+	exempt
+} else := unauthorized if {
 	not input.xmatrix.origin
 } else := unreachable("origin not in federation") if {
-	not origin_federated
-} else := invite_unreadable if {
+	# Defined here: a request without origin was answered above.
+	not federated(input.xmatrix.origin)
+} else := federation_invite_decision if {
 	input.route == "federation_invite"
-	not input.invite.invitee
-} else := ask_invite_permission if {
-	input.route == "federation_invite"
-} else := allowed("default", "no check objects")
+} else := allowed_default
 
-# Homeserver egress (forward proxy): stage 1 on the destination.
-egress_decision := unreachable("destination not in federation") if {
+federation_invite_decision := invite_unreadable if {
+	not input.invite.invitee
+} else := ask_invite_permission
+
+# Homeserver egress (forward proxy): exemptions, stage 1 on the destination.
+egress_decision := allowed_exemption if {
+	exempt
+} else := unreachable("destination not in federation") if {
 	not destination_federated
-} else := allowed("default", "no check objects")
+} else := allowed_default
 
 # Negated checks go through these helpers: `not f(input.x)` would be
 # undefined, not true, when input.x is missing, and the request would slip
 # through to the next check.
 media_server_federated if federated(input.media_server)
 
-origin_federated if federated(input.xmatrix.origin)
-
 destination_federated if federated(egress_destination)
-
-# Client-server routes that carry invitees (stage 1 of 5.1.2.1.8.1.1).
-invite_routes := {"createRoom", "invite"}
 
 # --- exemptions (5.1.2.1.7) -------------------------------------------------
 
-# An exemption matches when every field it names matches the request; it must
-# name a path or a path prefix so that no rule exempts a whole listener.
-# The path is compared first (inline, not in a function): it rejects most
-# exemptions at once, and this loop runs for every request.
+# Exact-path exemptions are looked up, not scanned: the data index them by
+# path, listener, method and host (docs/policy-contract.md), so a request that
+# is not exempt pays one failed lookup however many of them there are. Prefix
+# exemptions are few (the key server's by default); only those of the
+# request's listener are tested. The control plane builds both from the
+# operator's list of exemptions.
 exempt if {
-	some e in data.config.exemptions
-	e.path == input.path
-	exemption_fields(e)
+	by_direction := data.config.exempt_paths[input.path]
+	exempt_method_host(by_direction[input.direction], input.method, input.host)
 }
 
 # A prefix never matches a path with dot segments: "/_matrix/key/v2/server/../../federation/..."
 # must not borrow the key server's exemption if anything behind the filter
 # resolves them.
 exempt if {
-	some e in data.config.exemptions
+	some e in data.config.exempt_prefixes[input.direction]
 	startswith(input.path, e.path_prefix)
 	not contains(input.path, "/.")
-	exemption_fields(e)
-}
-
-exemption_fields(e) if {
-	object.get(e, "direction", input.direction) == input.direction
 	object.get(e, "method", input.method) == input.method
 	object.get(e, "host", input.host) == input.host
 }
 
+# "*" stands for any method or any host; a method or host missing from the
+# input leaves the call undefined and so never matches, not even "*".
+exempt_method_host(by_method, method, host) if by_method[method][host]
+
+exempt_method_host(by_method, method, _) if by_method[method]["*"]
+
+exempt_method_host(by_method, _, host) if by_method["*"][host]
+
+exempt_method_host(by_method, _, _) if by_method["*"]["*"]
+
 # --- client id (5.1.2.1.2) --------------------------------------------------
 
-client_id_ok if data.config.client_ids.enforce == false
+# The approved ids are looked up in the decision itself, without a call: they
+# answer for nearly every request. A missing client id is looked up as null,
+# which no id equals (`not approved[input.client_id]` would be undefined, not
+# true, without one). Only an unapproved id asks whether the check is waived
+# for the route or turned off.
+client_id_waived if data.config.client_ids.exempt_routes[input.route]
 
-client_id_ok if data.config.client_ids.approved[input.client_id]
-
-client_id_ok if data.config.client_ids.exempt_routes[input.route]
+client_id_waived if data.config.client_ids.enforce == false
 
 client_id_denied := denied("client_id", client_id_status, "M_FORBIDDEN", msg("client_not_approved"), "client id not approved", false)
 
@@ -119,12 +145,14 @@ client_id_status := 401 if {
 # --- federation membership (stage 1) ----------------------------------------
 
 # A domain is federated when it is one of ours or in a federation list that is
-# not expired. Own domains never depend on the list.
-federated(d) if data.config.own_domains[d]
-
+# not expired. Own domains never depend on the list. The list is looked up
+# first (it answers for every remote peer), and `else` spares the second
+# lookup once it has.
 federated(d) if {
-	list_current
 	data.federation.domains[d]
+	input.federation_list_expired == false # list_current, without a call
+} else if {
+	data.config.own_domains[d]
 }
 
 # Only an explicit false counts as current: a filter that does not say how
@@ -132,15 +160,20 @@ federated(d) if {
 list_current if input.federation_list_expired == false
 
 # The first invitee (body order) whose domain is not federated; undefined when
-# all are, which lets the decision fall through to the next check.
-first_unfederated_invitee := bad[0] if {
-	bad := [inv.domain | some inv in input.invitees; not federated(inv.domain)]
-	count(bad) > 0
+# all are, which lets the decision fall through to the next check. The first
+# invitee is looked at alone: there is seldom a second.
+first_unfederated_invitee := d if {
+	d := input.invitees[0].domain
+	not federated(d)
+} else := d if {
+	input.invitees[1]
+	bad := [inv.domain | some i, inv in input.invitees; i > 0; not federated(inv.domain)]
+	d := bad[0]
 }
 
 # A missing domain makes the filter fetch a fresh list and evaluate once more;
 # an expired list cannot be helped by that.
-refetch := true if {
+refetch if {
 	list_current
 } else := false
 
@@ -177,21 +210,30 @@ ask_invite_permission := {
 	"refetch": false,
 }
 
-# A client-server invite names exactly one user; one without (a third-party
-# invite by e-mail or phone number) cannot pass stage 1.
 invite_without_invitee := denied("federation", 403, "M_FORBIDDEN", msg("invite_refused"), "invite without invitee", false)
 
 invite_unreadable := denied("invite", 403, "M_FORBIDDEN", msg("invite_refused"), "invite event without invitee", false)
 
 # --- documents ----------------------------------------------------------------
 
-allowed(check, reason) := {
+# The two allow documents are constants, built without a function call.
+allowed_default := {
 	"allow": true,
 	"status": 200,
 	"body": {},
 	"ask": null,
-	"reason": reason,
-	"check": check,
+	"reason": "no check objects",
+	"check": "default",
+	"refetch": false,
+}
+
+allowed_exemption := {
+	"allow": true,
+	"status": 200,
+	"body": {},
+	"ask": null,
+	"reason": "exemption rule",
+	"check": "exemption",
 	"refetch": false,
 }
 

@@ -78,6 +78,10 @@ test_client_id_unknown_elsewhere_is_403 if {
 test_client_id_missing_is_denied if {
 	d := decide(object.remove(client("login", {}), {"client_id"}))
 	denied(d, 401, "M_FORBIDDEN", "This client is not approved for the TI-Messenger", "client_id", false)
+	every route in ["client_other", "createRoom", "invite", "media", "other"] {
+		e := decide(object.remove(client(route, {"invitees": [inv("fed.de"), inv("fed.de")]}), {"client_id"}))
+		denied(e, 403, "M_FORBIDDEN", "This client is not approved for the TI-Messenger", "client_id", false)
+	}
 }
 
 test_client_id_not_enforced_allows if {
@@ -283,25 +287,66 @@ test_exemption_direction_must_match if {
 }
 
 test_exemption_from_data_with_host if {
-	extra := [{"direction": "egress", "host": "push.internal", "path_prefix": "/_matrix/push/"}]
+	extra := {"egress": [{"host": "push.internal", "path_prefix": "/_matrix/push/"}]}
 	req := egress({"host": "push.internal", "method": "POST", "path": "/_matrix/push/v1/notify"})
-	d := decide(req) with data.config.exemptions as extra
+	d := decide(req) with data.config.exempt_prefixes as extra
 	allowed(d, "exemption")
-	other := decide(egress({"host": "evil.de", "method": "POST", "path": "/_matrix/push/v1/notify"})) with data.config.exemptions as extra
+	other := decide(egress({"host": "evil.de", "method": "POST", "path": "/_matrix/push/v1/notify"})) with data.config.exempt_prefixes as extra
 	other.status == 403
 }
 
-test_exemption_without_path_matches_nothing if {
+test_exemption_without_index_entry_matches_nothing if {
 	req := object.remove(fed("federation_other", {}), {"xmatrix"})
-	d := decide(req) with data.config.exemptions as [{"direction": "federation"}]
+	d := decide(req) with data.config.exempt_paths as {} with data.config.exempt_prefixes as {}
 	d.status == 401
 }
 
 test_exemption_on_client_listener_skips_client_id if {
-	extra := [{"direction": "client", "method": "GET", "path": "/health"}]
+	extra := {"/health": {"client": {"GET": {"*": true}}}}
 	req := client("other", {"method": "GET", "path": "/health", "client_id": "probe"})
-	d := decide(req) with data.config.exemptions as extra
+	d := decide(req) with data.config.exempt_paths as extra
 	allowed(d, "exemption")
+}
+
+# The exact-path index: direction, then method and host, each "*" for any.
+test_exact_exemption_method_and_host_wildcards if {
+	index := {"/probe": {
+		"client": {"GET": {"health.local": true}, "*": {"any.local": true}},
+		"egress": {"*": {"*": true}},
+	}}
+	allowed(with_paths(index, client("other", {"method": "GET", "path": "/probe", "host": "health.local", "client_id": "x"})), "exemption")
+	allowed(with_paths(index, client("other", {"method": "DELETE", "path": "/probe", "host": "any.local", "client_id": "x"})), "exemption")
+	allowed(with_paths(index, egress({"method": "PATCH", "path": "/probe", "host": "evil.de"})), "exemption")
+	with_paths(index, client("other", {"method": "GET", "path": "/probe", "host": "home.de", "client_id": "x"})).status == 403
+	with_paths(index, client("other", {"method": "GET", "path": "/probe/x", "host": "health.local", "client_id": "x"})).status == 403
+	with_paths(index, object.remove(fed("federation_other", {"method": "GET", "path": "/probe"}), {"xmatrix"})).status == 401
+}
+
+# A missing input field never matches, not even "*".
+test_exact_exemption_needs_input_fields if {
+	index := {"/probe": {"client": {"*": {"*": true}}}}
+	req := object.remove(client("other", {"path": "/probe", "client_id": "x"}), {"host"})
+	d := decide(req) with data.config.exempt_paths as index
+	d.status == 403
+}
+
+# Only the prefixes of the request's listener are tested, and method and host
+# must match when named.
+test_prefix_exemption_listener_method_and_prefix if {
+	index := {"client": [{"path_prefix": "/_matrix/media/v3/config", "method": "GET"}]}
+	allowed(with_prefixes(index, client("other", {"method": "GET", "path": "/_matrix/media/v3/config", "client_id": "x"})), "exemption")
+	with_prefixes(index, client("other", {"method": "POST", "path": "/_matrix/media/v3/config", "client_id": "x"})).status == 403
+	with_prefixes(index, client("other", {"method": "GET", "path": "/_matrix/media/v3/upload", "client_id": "x"})).status == 403
+	with_prefixes(index, client("other", {"method": "GET", "path": "/_matrix/media/v3/config/../../client/v3/sync", "client_id": "x"})).status == 403
+	with_prefixes(index, object.remove(fed("other", {"method": "GET", "path": "/_matrix/media/v3/config"}), {"xmatrix"})).status == 401
+}
+
+with_paths(index, req) := d if {
+	d := decide(req) with data.config.exempt_paths as index
+}
+
+with_prefixes(index, req) := d if {
+	d := decide(req) with data.config.exempt_prefixes as index
 }
 
 # --- egress -------------------------------------------------------------------------
@@ -352,9 +397,9 @@ test_decision_has_every_field if {
 }
 
 test_default_data_has_spec_exemptions if {
-	count([e | some e in data.config.exemptions; e.path == "/_matrix/federation/v1/openid/userinfo"]) == 2
-	count([e | some e in data.config.exemptions; e.path == "/.well-known/matrix/server"]) == 2
-	every e in data.config.exemptions {
-		e.direction != "egress"
+	every path in ["/_matrix/federation/v1/openid/userinfo", "/.well-known/matrix/server"] {
+		object.keys(data.config.exempt_paths[path]) == {"client", "federation"}
 	}
+	not data.config.exempt_prefixes.egress
+	not data.config.exempt_prefixes.client
 }

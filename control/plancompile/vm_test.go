@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"io/fs"
 	"reflect"
-	"strconv"
 	"testing"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -113,8 +112,9 @@ func normalize(v any) any {
 
 func inmemStore(data map[string]any) storage.Store { return inmem.NewFromObject(data) }
 
-// BenchmarkVMDecision measures one proxy decision in the plan VM against a
-// federation list of 10 000 domains (the lookup must not depend on its size).
+// BenchmarkVMDecision measures the proxy decisions of costCases in the plan
+// VM against a federation list of 10 000 domains (the lookup must not depend
+// on its size) and the default exemptions.
 func BenchmarkVMDecision(b *testing.B) {
 	res, err := Compile(context.Background(), policies.FS, policies.ProxyDecision)
 	if err != nil {
@@ -124,24 +124,8 @@ func BenchmarkVMDecision(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	domains := map[string]any{}
-	for i := range 10000 {
-		domains["d"+strconv.Itoa(i)+".de"] = map[string]any{"isInsurance": false}
-	}
-	rawData, _ := fs.ReadFile(policies.FS, "data.json")
-	var data map[string]any
-	_ = json.Unmarshal(rawData, &data)
-	data["federation"] = map[string]any{"domains": domains}
-	data["config"].(map[string]any)["client_ids"] = map[string]any{"enforce": true, "approved": map[string]any{"c": true}}
-	dataJSON, _ := json.Marshal(data)
-	dv, err := planvm.ParseJSON(dataJSON)
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, bc := range []struct{ name, input string }{
-		{"federation_send", `{"direction":"federation","method":"PUT","path":"/_matrix/federation/v1/send/1","host":"home.de","route":"federation_other","xmatrix":{"origin":"d9999.de","destination":"home.de"},"federation_list_expired":false}`},
-		{"client_invite", `{"direction":"client","method":"POST","path":"/x","host":"home.de","route":"invite","client_id":"c","invitees":[{"mxid":"@a:d42.de","domain":"d42.de"}],"federation_list_expired":false}`},
-	} {
+	dv := costData(b, 10000, 0)
+	for _, bc := range costCases {
 		in, err := planvm.ParseJSON([]byte(bc.input))
 		if err != nil {
 			b.Fatal(err)
@@ -161,7 +145,7 @@ func BenchmarkVMDecision(b *testing.B) {
 
 // minSteps finds the smallest step limit under which the decision completes:
 // a cost figure that, unlike a duration, does not depend on the machine.
-func minSteps(b *testing.B, prog *planvm.Program, in, data planvm.Value) int {
+func minSteps(b testing.TB, prog *planvm.Program, in, data planvm.Value) int {
 	lo, hi := 1, planvm.DefaultStepLimit
 	for lo < hi {
 		mid := (lo + hi) / 2

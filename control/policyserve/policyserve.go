@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"maps"
 	"net/http"
 	"os"
 	"os/signal"
@@ -42,7 +41,8 @@ type Operator struct {
 	OwnDomains        []string `yaml:"own_domains" json:"own_domains"`                 // the provider's Matrix domains
 	ApprovedClientIDs []string `yaml:"approved_client_ids" json:"approved_client_ids"` // added to client_ids.approved
 	EnforceClientIDs  *bool    `yaml:"enforce_client_ids" json:"enforce_client_ids"`   // client_ids.enforce
-	// Exemptions are appended to data.json's, e.g. {"direction":"client","method":"GET","path":"/health"}.
+	// Exemptions are added to data.json's exemption index (exempt_paths, exempt_prefixes), e.g.
+	// {"direction":"client","method":"GET","path":"/health"}; see docs/policy-contract.md.
 	Exemptions []map[string]any `yaml:"exemptions" json:"exemptions"`
 	// Messages override error texts by key (e.g. German texts of later gematik versions).
 	Messages map[string]string `yaml:"messages" json:"messages"`
@@ -221,13 +221,25 @@ func MergeData(defaults []byte, op Operator) ([]byte, error) {
 			approved[id] = true
 		}
 	}
-	if len(op.Exemptions) > 0 {
-		list, _ := cfg["exemptions"].([]any)
-		for _, e := range op.Exemptions {
-			list = append(list, maps.Clone(e))
-		}
-		cfg["exemptions"] = list
+	// Exemptions in list form (a data file's "exemptions", then the operator's) are filed into the
+	// lookup index the policy reads; the list itself is not served.
+	var list []any
+	switch v := cfg["exemptions"].(type) {
+	case nil:
+	case []any:
+		list = v
+	default:
+		return nil, errors.New(`policy: data: "exemptions" is not an array`)
 	}
+	for _, e := range op.Exemptions {
+		list = append(list, map[string]any(e))
+	}
+	if len(list) > 0 {
+		if err := indexExemptions(cfg, list); err != nil {
+			return nil, err
+		}
+	}
+	delete(cfg, "exemptions")
 	if len(op.Messages) > 0 {
 		msgs, err := object(cfg, "messages")
 		if err != nil {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/timfd/fachdienst/control/policyserve"
 	"github.com/timfd/fachdienst/policies"
+	"github.com/timfd/fachdienst/wasm/planvm"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -50,8 +51,12 @@ var operator = policyserve.Operator{
 	OwnDomains:        []string{"home.example.de"},
 	ApprovedClientIDs: []string{"tim-client-1.0", "tim-web-2.1"},
 	EnforceClientIDs:  enforce(true),
-	Exemptions:        []map[string]any{{"direction": "client", "method": "GET", "path": "/health"}},
-	Messages:          map[string]string{"federation_unreachable": "Die Gegenseite ist nicht erreichbar"},
+	Exemptions: []map[string]any{
+		{"direction": "client", "method": "GET", "path": "/health"},
+		{"direction": "egress", "host": "push.internal", "path_prefix": "/_matrix/push/"},
+		{"method": "GET", "path": "/.well-known/matrix/support"},
+	},
+	Messages: map[string]string{"federation_unreachable": "Die Gegenseite ist nicht erreichbar"},
 }
 
 func TestMergeDataGolden(t *testing.T) {
@@ -84,12 +89,66 @@ func TestMergeDataRejects(t *testing.T) {
 		{"not JSON", `{`, policyserve.Operator{}, "data.json"},
 		{"config not an object", `{"config":[]}`, policyserve.Operator{}, "not an object"},
 		{"own_domains not an object", `{"config":{"own_domains":[]}}`, policyserve.Operator{OwnDomains: []string{"x.de"}}, "not an object"},
+		{"exemptions not a list", `{"config":{"exemptions":{}}}`, policyserve.Operator{}, `"exemptions" is not an array`},
+		{"exemption not an object", `{"config":{"exemptions":["/health"]}}`, policyserve.Operator{}, "exemption 1: not an object"},
+		{"exemption without path", `{"config":{}}`, exempting(map[string]any{"direction": "client"}), "exactly one of path and path_prefix"},
+		{"exemption with path and prefix", `{"config":{}}`, exempting(map[string]any{"path": "/a", "path_prefix": "/a/b/"}), "exactly one of path and path_prefix"},
+		{"exemption unknown field", `{"config":{}}`, exempting(map[string]any{"path": "/a", "query": "x"}), `unknown field "query"`},
+		{"exemption method not a string", `{"config":{}}`, exempting(map[string]any{"path": "/a", "method": 1}), "method must be a non-empty string"},
+		{"exemption unknown direction", `{"config":{}}`, exempting(map[string]any{"path": "/a", "direction": "sideways"}), `direction "sideways"`},
+		{"prefix of a whole listener", `{"config":{}}`, exempting(map[string]any{"path_prefix": "/"}), "one full path segment"},
+		{"prefix without full segment", `{"config":{}}`, exempting(map[string]any{"path_prefix": "/_matrix"}), "one full path segment"},
+		{"prefix without slash", `{"config":{}}`, exempting(map[string]any{"path_prefix": "_matrix/key/v2"}), "one full path segment"},
+		{"prefixes not a list", `{"config":{"exempt_prefixes":{"egress":{}}}}`, exempting(map[string]any{"path_prefix": "/a/b"}), "exempt_prefixes.egress is not an array"},
+		{"index not an object", `{"config":{"exempt_paths":[]}}`, exempting(map[string]any{"path": "/a"}), "not an object"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := policyserve.MergeData([]byte(c.defaults), c.op)
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), c.want)
+		})
+	}
+}
+
+func exempting(e map[string]any) policyserve.Operator {
+	return policyserve.Operator{Exemptions: []map[string]any{e}}
+}
+
+// TestOperatorExemptionsTakeEffect evaluates the embedded policy in the
+// filter's VM over the merged data: the operator's exemptions, in list form,
+// open exactly the requests they name.
+func TestOperatorExemptionsTakeEffect(t *testing.T) {
+	s, err := policyserve.New(context.Background(), policyserve.Config{Operator: operator})
+	require.NoError(t, err)
+	rev := s.Current()
+	prog, err := planvm.Load(rev.Plan)
+	require.NoError(t, err)
+	cases := []struct {
+		name, input, check string
+	}{
+		{"exact path on its listener", `{"direction":"client","method":"GET","path":"/health","host":"h","route":"other"}`, "exemption"},
+		{"exact path, other method", `{"direction":"client","method":"POST","path":"/health","host":"h","route":"other"}`, "client_id"},
+		{"exact path, other listener", `{"direction":"federation","method":"GET","path":"/health","host":"h","route":"other"}`, "xmatrix"},
+		{"prefix with host", `{"direction":"egress","method":"POST","path":"/_matrix/push/v1/notify","host":"push.internal","route":"other","federation_list_expired":false}`, "exemption"},
+		{"prefix, other host", `{"direction":"egress","method":"POST","path":"/_matrix/push/v1/notify","host":"evil.de","route":"other","federation_list_expired":false}`, "federation"},
+		{"no direction: client", `{"direction":"client","method":"GET","path":"/.well-known/matrix/support","host":"h","route":"other"}`, "exemption"},
+		{"no direction: federation", `{"direction":"federation","method":"GET","path":"/.well-known/matrix/support","host":"h","route":"other"}`, "exemption"},
+		{"default exemption kept", `{"direction":"federation","method":"GET","path":"/.well-known/matrix/server","host":"h","route":"well_known_server"}`, "exemption"},
+		{"default prefix kept", `{"direction":"federation","method":"GET","path":"/_matrix/key/v2/server/k","host":"h","route":"key_server"}`, "exemption"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			out, ok, err := prog.EvalJSON(policies.ProxyDecision, []byte(c.input), rev.Data)
+			require.NoError(t, err)
+			require.True(t, ok)
+			var d struct {
+				Allow bool   `json:"allow"`
+				Check string `json:"check"`
+			}
+			require.NoError(t, json.Unmarshal(out, &d))
+			assert.Equal(t, c.check, d.Check)
+			assert.Equal(t, c.check == "exemption", d.Allow)
 		})
 	}
 }
