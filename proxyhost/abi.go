@@ -75,12 +75,39 @@ func (vm *VM) give(mod api.Module, data []byte, ptrPtr, sizePtr uint64) {
 	mem.WriteUint32Le(uint32(sizePtr), uint32(len(data)))
 }
 
-func serializeMap(h [][2]string) []byte {
+// giveString is give for a string value, without a host-side copy.
+func (vm *VM) giveString(mod api.Module, s string, ptrPtr, sizePtr uint64) {
+	mem := mod.Memory()
+	if len(s) == 0 {
+		mem.WriteUint32Le(uint32(ptrPtr), 0)
+		mem.WriteUint32Le(uint32(sizePtr), 0)
+		return
+	}
+	var st [1]uint64
+	st[0] = uint64(len(s))
+	if err := vm.fnMalloc.CallWithStack(vm.ctx, st[:]); err != nil {
+		panic(err)
+	}
+	addr := uint32(st[0])
+	if !mem.WriteString(addr, s) {
+		panic("proxyhost: guest allocation out of range")
+	}
+	mem.WriteUint32Le(uint32(ptrPtr), addr)
+	mem.WriteUint32Le(uint32(sizePtr), uint32(len(s)))
+}
+
+// serializeMap encodes a header map in the ABI's layout into buf (reused
+// between calls: give copies it into the guest at once).
+func serializeMap(buf []byte, h [][2]string) []byte {
 	size := 4
 	for _, kv := range h {
 		size += 8 + len(kv[0]) + len(kv[1]) + 2
 	}
-	b := make([]byte, size)
+	if cap(buf) < size {
+		buf = make([]byte, size)
+	}
+	b := buf[:size]
+	clear(b)
 	binary.LittleEndian.PutUint32(b, uint32(len(h)))
 	p := 4
 	for _, kv := range h {
@@ -238,7 +265,7 @@ func (rt *Runtime) exportABI(ctx context.Context) error {
 			key := read(mod, st[1], st[2])
 			for _, kv := range *m {
 				if equalFoldASCII(kv[0], key) {
-					vm.give(mod, []byte(kv[1]), st[3], st[4])
+					vm.giveString(mod, kv[1], st[3], st[4])
 					return statusOK
 				}
 			}
@@ -274,11 +301,12 @@ func (rt *Runtime) exportABI(ctx context.Context) error {
 		{"proxy_get_header_map_pairs", params(3), nil, func(ctx context.Context, mod api.Module, st []uint64) uint64 {
 			vm := vmOf(ctx)
 			m := vm.headerMap(st[0])
-			if m == nil {
-				vm.give(mod, serializeMap(nil), st[1], st[2])
-				return statusOK
+			var h [][2]string
+			if m != nil {
+				h = *m
 			}
-			vm.give(mod, serializeMap(*m), st[1], st[2])
+			vm.scratch = serializeMap(vm.scratch, h)
+			vm.give(mod, vm.scratch, st[1], st[2])
 			return statusOK
 		}},
 		{"proxy_set_header_map_pairs", params(3), nil, func(ctx context.Context, mod api.Module, st []uint64) uint64 {

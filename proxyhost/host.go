@@ -223,6 +223,7 @@ type VM struct {
 	fnReqHeaders, fnReqBody, fnRespHeaders, fnRespBody, fnLog api.Function
 	fnDelete, fnCallResponse, fnMalloc                        api.Function
 	stack                                                     [8]uint64
+	scratch                                                   []byte // header maps on their way into the guest
 
 	pluginID     uint32
 	nextID       uint32

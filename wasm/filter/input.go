@@ -22,7 +22,7 @@ var (
 // input builds the policy input (docs/policy-contract.md).
 func (s *stream) input(expired bool) planvm.Value {
 	f := &s.f
-	b := planvm.NewObjectBuilder(12)
+	b := planvm.NewObjectBuilder(s.inputLen())
 	b.Set("direction", directionValues[s.p.cfg.Direction])
 	b.Set("method", planvm.String(f.method))
 	b.Set("path", planvm.String(f.path))
@@ -70,6 +70,32 @@ func (s *stream) input(expired bool) planvm.Value {
 		b.Set("federation_list_expired", boolFalse)
 	}
 	return b.Value()
+}
+
+// inputLen is the number of members input sets: the builder is allocated at
+// its final size (objects above eight members also get an index map, so
+// every member spared counts).
+func (s *stream) inputLen() int {
+	f := &s.f
+	n := 6 // direction, method, path, host, route, federation_list_expired
+	if f.hostPort != f.host {
+		n++
+	}
+	if f.clientID != "" {
+		n++
+	}
+	if f.hasXM {
+		n++
+	}
+	switch f.route.Name {
+	case matrix.RouteCreateRoom, matrix.RouteInvite, matrix.RouteMedia:
+		n++
+	case matrix.RouteFederationInvite:
+		if f.hasInvite {
+			n++
+		}
+	}
+	return n
 }
 
 // userDomain is the lower-case host of a user ID's server name: the key of

@@ -75,6 +75,13 @@ type plugin struct {
 	policyFetch fetchState
 	lastRefetch time.Time
 	expiredLog  bool
+	// clock is the last clock reading (now): requests use it instead of
+	// reading the clock, ticks and fetches refresh it.
+	clock time.Time
+
+	// yieldCredit counts the work done since the last runtime.Gosched;
+	// see yieldAfter.
+	yieldCredit int
 
 	streams map[uint32]*stream
 	// waiters are streams paused until the running list fetch ends.
@@ -98,7 +105,11 @@ type fetchState struct {
 
 func (f *fetchState) running(now time.Time) bool { return now.Before(f.until) }
 
-func (p *plugin) now() time.Time { return p.opts.Now().Round(0) }
+// now reads the clock and remembers the reading in p.clock.
+func (p *plugin) now() time.Time {
+	p.clock = p.opts.Now().Round(0)
+	return p.clock
+}
 
 // OnPluginStart validates the configuration, installs an inline policy and
 // starts the fetches from the control plane.
@@ -171,6 +182,26 @@ func (p *plugin) NewHttpContext(contextID uint32) types.HttpContext {
 	s := &stream{id: contextID, p: p}
 	p.streams[contextID] = s
 	return s
+}
+
+// Yield budget: a VM yields to the Go scheduler (which lets the GC's
+// background work run) once the requests since the last yield reach
+// yieldBudget units, a request counting 1 plus 1 per KiB of body it read.
+// Yielding on every callback cost more than the rest of the filter's own
+// work together; see docs/decisions/filter.md (F7).
+const (
+	yieldBudget  = 64
+	yieldBodyKiB = 1024
+)
+
+// yieldAfter accounts for a finished request and yields when the budget is
+// used up.
+func (p *plugin) yieldAfter(s *stream) {
+	p.yieldCredit += 1 + s.bodyBytes/yieldBodyKiB
+	if p.yieldCredit >= yieldBudget {
+		p.yieldCredit = 0
+		runtime.Gosched()
+	}
 }
 
 // ready reports whether the filter has what it needs to decide.

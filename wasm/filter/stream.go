@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/url"
-	_ "runtime"
+	"runtime"
 	"strings"
 	"time"
 
@@ -37,6 +37,8 @@ type stream struct {
 	async bool
 	f     facts
 	dec   decision
+	// bodyBytes is the size of the body the filter read (yield budget).
+	bodyBytes int
 }
 
 // facts are what Go learns from the request; see docs/policy-contract.md.
@@ -64,68 +66,23 @@ type decision struct {
 
 func (s *stream) OnHttpStreamDone() {
 	delete(s.p.streams, s.id)
+	s.p.yieldAfter(s)
 }
 
 func (s *stream) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
-	// defer runtime.Gosched()
 	p := s.p
 	if p.cfg == nil {
 		return types.ActionContinue
 	}
-	if probeStage == "0" {
-		return types.ActionContinue
-	}
 	hs, err := proxywasm.GetHttpRequestHeaders()
-	if probeStage == "1" {
-		return types.ActionContinue
-	}
 	if err != nil {
 		return s.reject(500, "M_UNKNOWN", "The request could not be read", "headers unreadable")
 	}
-	var authz []string
-	var ua, timUA, tiUA, rawPath string
-	for _, h := range hs {
-		switch h[0] {
-		case ":method":
-			s.f.method = strings.ToUpper(h[1])
-		case ":path":
-			rawPath = h[1]
-		case ":authority", "host":
-			if s.f.hostPort == "" {
-				s.f.hostPort = strings.ToLower(h[1])
-			}
-		case "authorization":
-			authz = append(authz, h[1])
-		case "user-agent":
-			ua = h[1]
-		case "x-tim-user-agent":
-			timUA = h[1]
-		case "ti-user-agent":
-			tiUA = h[1]
-		}
-	}
-	s.f.host = stripPort(s.f.hostPort)
-	if i := strings.IndexByte(rawPath, '?'); i >= 0 {
-		rawPath = rawPath[:i]
-	}
-	s.f.path = rawPath
-	if strings.IndexByte(rawPath, '%') >= 0 {
-		if s.f.path, err = url.PathUnescape(rawPath); err != nil {
-			return s.reject(400, "M_UNRECOGNIZED", "Invalid percent-encoding in the request path", "bad path encoding")
-		}
-	}
-	s.f.route = matrix.Classify(s.f.method, s.f.path)
-	if id, ok := matrix.ClientID(ua, timUA, tiUA); ok {
-		s.f.clientID = id
-	}
-	if xm, err := matrix.ParseXMatrix(authz); err == nil {
-		s.f.xm, s.f.hasXM = xm, true
+	if !s.f.fromHeaders(hs) {
+		return s.reject(400, "M_UNRECOGNIZED", "Invalid percent-encoding in the request path", "bad path encoding")
 	}
 	if !p.ready() {
 		return s.notReady()
-	}
-	if probeStage == "2" {
-		return types.ActionContinue
 	}
 	if s.f.route.NeedsBody {
 		if endOfStream {
@@ -138,7 +95,6 @@ func (s *stream) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
 }
 
 func (s *stream) OnHttpRequestBody(size int, endOfStream bool) types.Action {
-	// defer runtime.Gosched()
 	switch s.state {
 	case stateWaitBody:
 	case stateWaitList, stateWaitCallout:
@@ -163,6 +119,7 @@ func (s *stream) OnHttpRequestBody(size int, endOfStream bool) types.Action {
 			return s.reject(500, "M_UNKNOWN", "The request could not be read", "body unreadable: "+err.Error()+" size "+itoa(size))
 		}
 		body = b
+		s.bodyBytes = size
 	}
 	return s.withBody(body)
 }
@@ -191,22 +148,13 @@ func (s *stream) withBody(body []byte) types.Action {
 // on the second evaluation after a list fetch.
 func (s *stream) decide(refetched bool) types.Action {
 	p := s.p
-	if probeStage == "3" {
-		return types.ActionContinue
-	}
-	now := p.now()
-	if probeStage == "4" {
-		return types.ActionContinue
-	}
-	expired := p.expired(now)
-	if expired {
-		p.checkExpiry(now)
-	}
+	// The list's age is judged by the last clock reading (at the latest the
+	// last tick, at most a tick period old): reading the clock costs two
+	// host calls per request. The policy itself reads no clock; should it
+	// call time.now_ns, the plan VM reads the clock for that evaluation.
+	expired := p.expired(p.clock)
 	in := s.input(expired)
-	if probeStage == "5" {
-		return types.ActionContinue
-	}
-	res, ok, err := p.policy.Program.Eval(Entrypoint, in, p.data, planvm.WithNow(now))
+	res, ok, err := p.policy.Program.Eval(Entrypoint, in, p.data)
 	if err != nil || !ok {
 		p.m.count(checkDefault, outcomeError)
 		why := "policy undefined"
@@ -221,9 +169,6 @@ func (s *stream) decide(refetched bool) types.Action {
 		return s.failClosed(checkDefault, 500, "M_UNKNOWN", "The request could not be checked", "malformed decision")
 	}
 	s.dec = d
-	if probeStage == "6" {
-		return types.ActionContinue
-	}
 	switch {
 	case d.allow:
 		p.m.count(d.check, outcomeAllowed)
@@ -234,7 +179,7 @@ func (s *stream) decide(refetched bool) types.Action {
 		p.m.count(d.check, outcomeError)
 		return s.failClosed(d.check, d.status, "", "", "unknown ask "+d.ask)
 	case d.refetch && !refetched && !expired:
-		if p.triggerRefetch(now) {
+		if p.triggerRefetch(p.now()) {
 			p.waiters = append(p.waiters, s.id)
 			s.state = stateWaitList
 			return s.wait()
@@ -279,7 +224,7 @@ func (s *stream) askInvite() types.Action {
 }
 
 func (s *stream) onInviteResponse(_, bodySize, _ int) {
-	// defer runtime.Gosched()
+	defer runtime.Gosched()
 	if s.state != stateWaitCallout {
 		return
 	}
@@ -463,4 +408,50 @@ func itoa(n int) string {
 	return string(b[i:])
 }
 
-var probeStage string
+// fromHeaders reads the facts of the request headers. It reports false when
+// the path's percent-encoding is invalid.
+func (f *facts) fromHeaders(hs [][2]string) bool {
+	var authzBuf [2]string
+	authz := authzBuf[:0]
+	var ua, timUA, tiUA, rawPath string
+	for _, h := range hs {
+		switch h[0] {
+		case ":method":
+			f.method = strings.ToUpper(h[1])
+		case ":path":
+			rawPath = h[1]
+		case ":authority", "host":
+			if f.hostPort == "" {
+				f.hostPort = strings.ToLower(h[1])
+			}
+		case "authorization":
+			authz = append(authz, h[1])
+		case "user-agent":
+			ua = h[1]
+		case "x-tim-user-agent":
+			timUA = h[1]
+		case "ti-user-agent":
+			tiUA = h[1]
+		}
+	}
+	f.host = stripPort(f.hostPort)
+	if i := strings.IndexByte(rawPath, '?'); i >= 0 {
+		rawPath = rawPath[:i]
+	}
+	f.path = rawPath
+	if strings.IndexByte(rawPath, '%') >= 0 {
+		p, err := url.PathUnescape(rawPath)
+		if err != nil {
+			return false
+		}
+		f.path = p
+	}
+	f.route = matrix.Classify(f.method, f.path)
+	if id, ok := matrix.ClientID(ua, timUA, tiUA); ok {
+		f.clientID = id
+	}
+	if xm, err := matrix.ParseXMatrix(authz); err == nil {
+		f.xm, f.hasXM = xm, true
+	}
+	return true
+}

@@ -1,0 +1,77 @@
+//go:build !wasip1
+
+package filter
+
+import (
+	"testing"
+
+	"github.com/timfd/fachdienst/wasm/matrix"
+)
+
+// Request headers of the benchmark scenarios (bench/filter uses the same).
+var (
+	hdrClientGet = [][2]string{{":method", "GET"}, {":path", "/_matrix/client/v3/sync?since=s1"}, {":authority", "matrix.home.example.de"},
+		{"user-agent", "TIM-Client/1.0 (Linux),tim-client-1.0"}, {"authorization", "Bearer abc"}}
+	hdrFederation = [][2]string{{":method", "PUT"}, {":path", "/_matrix/federation/v1/send/1234"}, {":authority", "home.example.de:8448"},
+		{"authorization", `X-Matrix origin="d500.example.de",destination="home.example.de",key="ed25519:a",sig="c2lnbmF0dXJl"`}}
+	hdrCreateRoom = [][2]string{{":method", "POST"}, {":path", "/_matrix/client/v3/createRoom"}, {":authority", "matrix.home.example.de"},
+		{"user-agent", "TIM-Client/1.0 (Linux),tim-client-1.0"}, {"content-type", "application/json"}}
+)
+
+// TestInputLen: the input builder is sized by inputLen; a member added to
+// input without counting it there would silently grow the object.
+func TestInputLen(t *testing.T) {
+	rows := []struct {
+		name string
+		role string
+		hdr  [][2]string
+		body string
+	}{
+		{"client GET", "client", hdrClientGet, ""},
+		{"federation with X-Matrix and port", "federation", hdrFederation, ""},
+		{"createRoom", "client", hdrCreateRoom, `{"invite":["@bob:d500.example.de"]}`},
+		{"federation invite", "federation", [][2]string{{":method", "PUT"}, {":path", "/_matrix/federation/v2/invite/!r:a.de/$e"}, {":authority", "home.example.de"}},
+			`{"event":{"sender":"@a:a.de","state_key":"@b:home.example.de","type":"m.room.member","content":{"membership":"invite"}}}`},
+		{"media", "client", [][2]string{{":method", "GET"}, {":path", "/_matrix/client/v1/media/download/other.de:8448/abc"}, {":authority", "matrix.home.example.de"}}, ""},
+		{"bare", "client", [][2]string{{":method", "GET"}, {":path", "/"}}, ""},
+	}
+	for _, r := range rows {
+		s := &stream{p: &plugin{cfg: &Config{Direction: r.role}}}
+		if !s.f.fromHeaders(r.hdr) {
+			t.Fatalf("%s: headers refused", r.name)
+		}
+		if r.body != "" {
+			var err error
+			if s.f.route.Name == matrix.RouteFederationInvite {
+				s.f.inviter, s.f.invitee, err = matrix.FederationInvite(s.f.route, []byte(r.body))
+				s.f.hasInvite = err == nil
+			} else {
+				s.f.invitees, err = matrix.Invitees(s.f.route, []byte(r.body))
+			}
+			if err != nil {
+				t.Fatalf("%s: body: %v", r.name, err)
+			}
+		}
+		if got, want := s.input(false).Len(), s.inputLen(); got != want {
+			t.Errorf("%s (route %q): input has %d members, inputLen says %d", r.name, s.f.route.Name, got, want)
+		}
+	}
+}
+
+// BenchmarkHeaders measures reading the facts of a request's headers.
+func BenchmarkHeaders(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		hdr  [][2]string
+	}{{"client_get", hdrClientGet}, {"federation", hdrFederation}, {"createroom", hdrCreateRoom}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				var f facts
+				if !f.fromHeaders(bc.hdr) {
+					b.Fatal("refused")
+				}
+			}
+		})
+	}
+}
