@@ -66,7 +66,10 @@ type plugin struct {
 	m    *metrics
 
 	policy *Policy
-	list   *listState
+	// eval evaluates policy.Program without allocating: its results are views valid until the next
+	// evaluation, so a decision keeps nothing of them (parseDecision copies what it needs).
+	eval *planvm.Evaluator
+	list *listState
 	// data is the policy's data document with federation.domains of the
 	// current list; rebuilt when either changes, never per request.
 	data planvm.Value
@@ -265,6 +268,7 @@ func domainsValue(l *fedlist.List) planvm.Value {
 
 func (p *plugin) installPolicy(pol *Policy, from string) {
 	p.policy = pol
+	p.eval = pol.Program.NewEvaluator()
 	p.rebuildData()
 	p.m.policyUpdates.Increment(1)
 	proxywasm.LogInfof("tim-filter: policy revision %q installed from %s", pol.Revision, from)

@@ -57,7 +57,7 @@ type facts struct {
 type decision struct {
 	allow   bool
 	status  int
-	body    planvm.Value
+	body    []byte // the refusal's JSON; nil on allow or when the policy gave no object
 	ask     string
 	reason  string
 	check   int
@@ -154,7 +154,7 @@ func (s *stream) decide(refetched bool) types.Action {
 	// call time.now_ns, the plan VM reads the clock for that evaluation.
 	expired := p.expired(p.clock)
 	in := s.input(expired)
-	res, ok, err := p.policy.Program.Eval(Entrypoint, in, p.data)
+	res, ok, err := p.eval.Eval(Entrypoint, in, p.data)
 	if err != nil || !ok {
 		p.m.count(checkDefault, outcomeError)
 		why := "policy undefined"
@@ -273,14 +273,12 @@ func (s *stream) pass() types.Action {
 }
 
 // deny answers with the policy's status and body, or only logs in dry-run.
-func (s *stream) deny(check, status int, body planvm.Value, reason string) types.Action {
-	p := s.p
-	b, err := planvm.ToJSON(body)
-	if err != nil || body.Kind() != planvm.KindObject || status < 400 || status > 599 {
-		p.m.count(check, outcomeError)
+func (s *stream) deny(check, status int, body []byte, reason string) types.Action {
+	if body == nil || status < 400 || status > 599 {
+		s.p.m.count(check, outcomeError)
 		return s.failClosed(check, 500, "M_UNKNOWN", "The request could not be checked", "malformed deny decision")
 	}
-	return s.answer(check, status, b, reason)
+	return s.answer(check, status, body, reason)
 }
 
 // reject answers a request Go refuses before the policy runs.
@@ -298,10 +296,8 @@ func (s *stream) notReady() types.Action {
 // empty errcode it uses the decision's own refusal when there is one.
 func (s *stream) failClosed(check, status int, errcode, msg, reason string) types.Action {
 	if errcode == "" {
-		if s.dec.body.Kind() == planvm.KindObject && status >= 400 && status <= 599 {
-			if b, err := planvm.ToJSON(s.dec.body); err == nil {
-				return s.answer(check, status, b, reason)
-			}
+		if s.dec.body != nil && status >= 400 && status <= 599 {
+			return s.answer(check, status, s.dec.body, reason)
 		}
 		status, errcode, msg = 403, "M_FORBIDDEN", "The request could not be checked"
 	}
@@ -352,7 +348,13 @@ func parseDecision(v planvm.Value) (decision, bool) {
 		n, _ := st.AsInt()
 		d.status = int(n)
 	}
-	d.body, _ = v.Get("body")
+	// The result is a view into the evaluator's arena, overwritten by the next evaluation; a refusal
+	// may be answered later (after a callout or a list fetch), so its body is serialised now.
+	if body, ok := v.Get("body"); ok && !d.allow && body.Kind() == planvm.KindObject {
+		if b, err := planvm.ToJSON(body); err == nil {
+			d.body = b
+		}
+	}
 	if ask, ok := v.Get("ask"); ok {
 		d.ask, _ = ask.AsString()
 	}

@@ -1,8 +1,9 @@
 package matrix
 
 import (
-	"encoding/json"
 	"errors"
+	"unicode/utf16"
+	"unicode/utf8"
 )
 
 var (
@@ -13,11 +14,23 @@ var (
 	ErrBadParam = errors.New("matrix: invalid parameter in body")
 )
 
-// Bodies are decoded into map[string]json.RawMessage rather than structs:
-// encoding/json matches struct fields case-insensitively, so a body carrying
-// both "invite" and "Invite" would show the proxy one list and the
-// homeserver (which matches exactly) the other. Map keys match exactly, and
-// for a repeated key the last one wins, as in the homeservers' JSON parsers.
+// Bodies are read by a single-pass scanner (scan.go) that validates the whole
+// body and keeps only the byte ranges of the top-level members asked for.
+// Keys are compared exactly, after unescaping: encoding/json's struct
+// decoding matches case-insensitively, so a body carrying both "invite" and
+// "Invite" would show the proxy one list and the homeserver (which matches
+// exactly) the other. For a repeated key the last one wins, as in the
+// homeservers' JSON parsers. The scanner answers exactly as decoding into
+// map[string]json.RawMessage did (body_oracle_test.go holds that code; the
+// differential fuzz targets compare the two).
+
+var (
+	keysCreateRoom = []string{"invite"}
+	keysInvite     = []string{"user_id"}
+	keysMembership = []string{"membership"}
+	keysV2Invite   = []string{"event"}
+	keysEvent      = []string{"sender", "state_key"}
+)
 
 // Invitees returns the user IDs a request invites, in body order: the
 // "invite" array of createRoom (absent or null: none), the "user_id" of a
@@ -27,38 +40,27 @@ var (
 // "invite" (other memberships invite nobody). Other routes have none. Every
 // ID is checked with ParseUserID.
 func Invitees(route Route, body []byte) ([]string, error) {
+	var found [2]span
 	switch route.Name {
 	case RouteCreateRoom:
-		fields, err := objectFields(body)
-		if err != nil {
+		if err := objectMembers(body, keysCreateRoom, found[:]); err != nil {
 			return nil, err
 		}
-		raw, ok := fields["invite"]
+		raw, ok := found[0].of(body)
 		if !ok || isNull(raw) {
 			return nil, nil
 		}
-		var ids []string
-		if err := json.Unmarshal(raw, &ids); err != nil {
-			return nil, ErrBadParam
-		}
-		for _, id := range ids {
-			if _, _, err := ParseUserID(id); err != nil {
-				return nil, ErrBadParam
-			}
-		}
-		return ids, nil
+		return userIDArray(raw)
 	case RouteInvite:
-		fields, err := objectFields(body)
-		if err != nil {
-			return nil, err
-		}
 		if route.StateKey != "" {
-			var membership string
-			raw, ok := fields["membership"]
-			if !ok || json.Unmarshal(raw, &membership) != nil || isNull(raw) {
+			if err := objectMembers(body, keysMembership, found[:]); err != nil {
+				return nil, err
+			}
+			raw, ok := found[0].of(body)
+			if !ok || raw[0] != '"' {
 				return nil, ErrBadParam
 			}
-			if membership != "invite" {
+			if !unquotedEquals(raw[1:len(raw)-1], "invite") {
 				return nil, nil
 			}
 			if _, _, err := ParseUserID(route.StateKey); err != nil {
@@ -66,7 +68,10 @@ func Invitees(route Route, body []byte) ([]string, error) {
 			}
 			return []string{route.StateKey}, nil
 		}
-		id, err := userIDField(fields, "user_id")
+		if err := objectMembers(body, keysInvite, found[:]); err != nil {
+			return nil, err
+		}
+		id, err := userIDValue(found[0].of(body))
 		if err != nil {
 			return nil, err
 		}
@@ -80,51 +85,207 @@ func Invitees(route Route, body []byte) ([]string, error) {
 // "event" member for /v2/invite (route.Version tells which). Both must be
 // valid user IDs.
 func FederationInvite(route Route, body []byte) (inviter, invitee string, err error) {
-	fields, err := objectFields(body)
-	if err != nil {
-		return "", "", err
-	}
+	var found [2]span
+	event := body
 	if route.Version != "v1" {
-		raw, ok := fields["event"]
+		if err := objectMembers(body, keysV2Invite, found[:]); err != nil {
+			return "", "", err
+		}
+		raw, ok := found[0].of(body)
 		if !ok {
 			return "", "", ErrBadParam
 		}
-		if fields, err = objectFields(raw); err != nil {
+		event, found = raw, [2]span{}
+		if objectMembers(event, keysEvent, found[:]) != nil {
 			return "", "", ErrBadParam
 		}
-	}
-	if inviter, err = userIDField(fields, "sender"); err != nil {
+	} else if err := objectMembers(body, keysEvent, found[:]); err != nil {
 		return "", "", err
 	}
-	if invitee, err = userIDField(fields, "state_key"); err != nil {
+	if inviter, err = userIDValue(found[0].of(event)); err != nil {
+		return "", "", err
+	}
+	if invitee, err = userIDValue(found[1].of(event)); err != nil {
 		return "", "", err
 	}
 	return inviter, invitee, nil
 }
 
-func objectFields(b []byte) (map[string]json.RawMessage, error) {
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(b, &m); err != nil || m == nil {
-		return nil, ErrNotJSON
-	}
-	return m, nil
-}
-
-func userIDField(fields map[string]json.RawMessage, name string) (string, error) {
-	raw, ok := fields[name]
-	if !ok {
+// userIDValue reads a member value that must be a string holding a valid
+// user ID (absent, null and other types are ErrBadParam).
+func userIDValue(raw []byte, ok bool) (string, error) {
+	if !ok || raw[0] != '"' {
 		return "", ErrBadParam
 	}
-	var id string
-	if isNull(raw) || json.Unmarshal(raw, &id) != nil {
-		return "", ErrBadParam
-	}
+	id := unquote(raw[1 : len(raw)-1])
 	if _, _, err := ParseUserID(id); err != nil {
 		return "", ErrBadParam
 	}
 	return id, nil
 }
 
-func isNull(raw json.RawMessage) bool {
+// userIDArray reads a validated value that must be an array of strings, each
+// a valid user ID. A null element counts as the empty string (as
+// encoding/json decodes it), which is no user ID either.
+func userIDArray(raw []byte) ([]string, error) {
+	if raw[0] != '[' {
+		return nil, ErrBadParam
+	}
+	ids := []string{}
+	i := skipSpace(raw, 1)
+	if raw[i] == ']' {
+		return ids, nil
+	}
+	for {
+		if raw[i] != '"' {
+			return nil, ErrBadParam
+		}
+		end, ok := scanString(raw, i)
+		if !ok {
+			return nil, ErrBadParam // cannot happen: raw was validated
+		}
+		id := unquote(raw[i+1 : end-1])
+		if _, _, err := ParseUserID(id); err != nil {
+			return nil, ErrBadParam
+		}
+		ids = append(ids, id)
+		i = skipSpace(raw, end)
+		if raw[i] == ']' {
+			return ids, nil
+		}
+		i = skipSpace(raw, i+1) // the ','
+	}
+}
+
+func isNull(raw []byte) bool {
 	return string(raw) == "null"
+}
+
+// unquote returns the text of validated string contents (without the
+// quotes), exactly as encoding/json decodes it: escapes resolved, a valid
+// surrogate pair joined, a lone surrogate and every byte of invalid UTF-8
+// replaced by U+FFFD.
+func unquote(s []byte) string {
+	r := 0
+	for r < len(s) {
+		c := s[r]
+		if c == '\\' {
+			break
+		}
+		if c < utf8.RuneSelf {
+			r++
+			continue
+		}
+		rr, size := utf8.DecodeRune(s[r:])
+		if rr == utf8.RuneError && size == 1 {
+			break
+		}
+		r += size
+	}
+	if r == len(s) {
+		return string(s)
+	}
+	b := make([]byte, 0, len(s)+2*utf8.UTFMax)
+	b = append(b, s[:r]...)
+	for r < len(s) {
+		c := s[r]
+		switch {
+		case c == '\\':
+			e := s[r+1]
+			if e == 'u' {
+				rr := hex4(s[r+2 : r+6])
+				r += 6
+				if utf16.IsSurrogate(rr) {
+					rr1 := rune(-1)
+					if r+6 <= len(s) && s[r] == '\\' && s[r+1] == 'u' {
+						rr1 = hex4(s[r+2 : r+6])
+					}
+					if dec := utf16.DecodeRune(rr, rr1); dec != utf8.RuneError {
+						r += 6
+						rr = dec
+					} else {
+						rr = utf8.RuneError
+					}
+				}
+				b = utf8.AppendRune(b, rr)
+				continue
+			}
+			b = append(b, escaped(e))
+			r += 2
+		case c < utf8.RuneSelf:
+			b = append(b, c)
+			r++
+		default:
+			rr, size := utf8.DecodeRune(s[r:])
+			b = utf8.AppendRune(b, rr)
+			r += size
+		}
+	}
+	return string(b)
+}
+
+// unquotedEquals reports whether validated string contents decode to the
+// ASCII text want, without building the string. A non-ASCII byte or a \u
+// escape above U+007F decodes to a non-ASCII rune (or U+FFFD), which never
+// equals ASCII text.
+func unquotedEquals(s []byte, want string) bool {
+	j := 0
+	for r := 0; r < len(s); {
+		c := s[r]
+		switch {
+		case c >= utf8.RuneSelf:
+			return false
+		case c == '\\' && s[r+1] == 'u':
+			v := hex4(s[r+2 : r+6])
+			if v >= utf8.RuneSelf {
+				return false
+			}
+			c = byte(v)
+			r += 6
+		case c == '\\':
+			c = escaped(s[r+1])
+			r += 2
+		default:
+			r++
+		}
+		if j >= len(want) || want[j] != c {
+			return false
+		}
+		j++
+	}
+	return j == len(want)
+}
+
+// escaped resolves a validated one-character escape.
+func escaped(e byte) byte {
+	switch e {
+	case 'b':
+		return '\b'
+	case 'f':
+		return '\f'
+	case 'n':
+		return '\n'
+	case 'r':
+		return '\r'
+	case 't':
+		return '\t'
+	}
+	return e // '"', '\\', '/'
+}
+
+// hex4 reads four validated hex digits.
+func hex4(h []byte) rune {
+	var v rune
+	for _, c := range h[:4] {
+		switch {
+		case c <= '9':
+			c -= '0'
+		case c >= 'a':
+			c -= 'a' - 10
+		default:
+			c -= 'A' - 10
+		}
+		v = v<<4 | rune(c)
+	}
+	return v
 }

@@ -3,6 +3,7 @@ package matrix
 import (
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -35,6 +36,16 @@ func TestInvitees(t *testing.T) {
 		{"createRoom null body", createRoom, `null`, nil, ErrNotJSON},
 		{"createRoom empty body", createRoom, ``, nil, ErrNotJSON},
 		{"createRoom trailing garbage", createRoom, `{"invite":[]}x`, nil, ErrNotJSON},
+		{"createRoom key compared unescaped", createRoom, `{"\u0069nvite":["\u0040bob:b.de"]}`, []string{"@bob:b.de"}, nil},
+		{"createRoom escaped other key", createRoom, `{"invite\u0000":["@x:x.de"],"invite":[]}`, []string{}, nil},
+		{"createRoom surrogate pair in ID", createRoom, `{"invite":["@\ud83d\ude00:b.de"]}`, nil, ErrBadParam},
+		{"createRoom invalid UTF-8 elsewhere tolerated", createRoom, "{\"name\":\"\xff\",\"invite\":[\"@bob:b.de\"]}", []string{"@bob:b.de"}, nil},
+		{"createRoom byte order mark", createRoom, "\ufeff{\"invite\":[]}", nil, ErrNotJSON},
+		{"createRoom control character in string", createRoom, "{\"name\":\"\x01\"}", nil, ErrNotJSON},
+		{"createRoom leading zero", createRoom, `{"n":01,"invite":[]}`, nil, ErrNotJSON},
+		{"createRoom nesting 10000 accepted", createRoom, `{"invite":["@bob:b.de"],"x":` + strings.Repeat("[", 9999) + strings.Repeat("]", 9999) + `}`, []string{"@bob:b.de"}, nil},
+		{"createRoom nesting 10001 refused", createRoom, `{"invite":["@bob:b.de"],"x":` + strings.Repeat("[", 10000) + strings.Repeat("]", 10000) + `}`, nil, ErrNotJSON},
+		{"createRoom mismatched brackets", createRoom, `{"x":[}`, nil, ErrNotJSON},
 
 		{"invite user_id", invite, `{"user_id":"@bob:b.de","reason":"hi"}`, []string{"@bob:b.de"}, nil},
 		{"invite missing user_id (3pid)", invite, `{"id_server":"i.de","medium":"email","address":"a@b.de"}`, nil, ErrBadParam},
@@ -50,6 +61,9 @@ func TestInvitees(t *testing.T) {
 		{"membership not a string", member, `{"membership":["invite"]}`, nil, ErrBadParam},
 		{"membership invite, invalid state key", badMember, `{"membership":"invite"}`, nil, ErrBadParam},
 		{"membership malformed", member, `{"membership":`, nil, ErrNotJSON},
+		{"membership escaped invite", member, `{"membership":"\u0069nvite"}`, []string{"@bob:b.de"}, nil},
+		{"membership repeated: last wins", member, `{"membership":"invite","membership":"leave"}`, nil, nil},
+		{"membership null", member, `{"membership":null}`, nil, ErrBadParam},
 
 		{"other route has none", Classify("GET", "/_matrix/client/v3/sync"), `not json`, nil, nil},
 	} {
@@ -92,6 +106,9 @@ func TestFederationInvite(t *testing.T) {
 		{"state_key empty", v1, `{"sender":"@alice:a.de","state_key":""}`, "", "", ErrBadParam},
 		{"invalid invitee", v2, `{"event":{"sender":"@alice:a.de","state_key":"@bob:b..de"}}`, "", "", ErrBadParam},
 		{"malformed", v2, `{"event":{`, "", "", ErrNotJSON},
+		{"v2 repeated event: last wins", v2, `{"event":{"sender":"@m:m.de","state_key":"@x:x.de"},"event":` + event + `}`, "@alice:a.de", "@bob:b.de", nil},
+		{"nested sender ignored", v1, `{"content":{"sender":"@m:m.de"},"sender":"@alice:a.de","state_key":"@bob:b.de"}`, "@alice:a.de", "@bob:b.de", nil},
+		{"v2 malformed outside event", v2, `{"event":` + event + `,}`, "", "", ErrNotJSON},
 		{"not an object", v1, `"x"`, "", "", ErrNotJSON},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -152,3 +152,35 @@ func reportCPU(b *testing.B, start int64) {
 		b.ReportMetric(float64(cpuNanos()-start)/float64(b.N), "cpu-ns/op")
 	}
 }
+
+// BenchmarkEvaluatorProxy is BenchmarkEvalProxy through an Evaluator, whose
+// result is a view into its arena (no copy of the decision).
+func BenchmarkEvaluatorProxy(b *testing.B) {
+	p := loadPlan(b, "proxy")
+	data, err := ParseJSON(proxyData(b, 1_000))
+	if err != nil {
+		b.Fatal(err)
+	}
+	e := p.NewEvaluator()
+	for i, in := range proxyInputs {
+		input := mustParse(b, in)
+		b.Run(fmt.Sprintf("req=%d", i), func(b *testing.B) {
+			res, ok, err := e.Eval("tim/proxy/decision", input, data)
+			if err != nil || !ok {
+				b.Fatalf("eval: %v %v", ok, err)
+			}
+			if allow, _ := res.Get("allow"); !Equal(allow, Bool(true)) {
+				b.Fatalf("decision %s", mustJSON(res))
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			start := cpuNanos()
+			for range b.N {
+				if _, _, err := e.Eval("tim/proxy/decision", input, data); err != nil {
+					b.Fatal(err)
+				}
+			}
+			reportCPU(b, start)
+		})
+	}
+}

@@ -30,39 +30,66 @@ type vm struct {
 	depth   int
 	stack   []Value
 	sp      int
-	hiwater int
 	results []Value
 	retVal  Value
 	args    []Value // builtin argument scratch
 	now     int64
 	hasNow  bool
 	err     error
+	cfg     evalConfig
+	view    bool  // build composites in arena (Evaluator) or on the heap
+	arena   arena // see arena.go
 }
 
 // Eval evaluates entrypoint entry with input and data. An undefined input
 // (the zero Value) is allowed. defined is false when the entrypoint produced
-// no result.
+// no result. The result belongs to the caller.
 func (p *Program) Eval(entry string, input, data Value, opts ...EvalOption) (result Value, defined bool, err error) {
+	m := p.pool.Get().(*vm)
+	defer p.pool.Put(m)
+	return m.eval(p, entry, input, data, opts)
+}
+
+// Evaluator evaluates a Program's entrypoints one at a time, reusing its
+// evaluation state, and returns results as views: a result (and anything
+// reached from it) is valid only until the next call of Eval on the same
+// Evaluator. Use it where the result is read right after evaluation and not
+// kept, e.g. a per-request decision; an Evaluator is not safe for
+// concurrent use.
+type Evaluator struct {
+	p *Program
+	m vm
+}
+
+// NewEvaluator returns an Evaluator for p.
+func (p *Program) NewEvaluator() *Evaluator { return &Evaluator{p: p, m: vm{view: true}} }
+
+// Eval is Program.Eval, but its result is valid only until the next call.
+func (e *Evaluator) Eval(entry string, input, data Value, opts ...EvalOption) (Value, bool, error) {
+	return e.m.eval(e.p, entry, input, data, opts)
+}
+
+func (m *vm) eval(p *Program, entry string, input, data Value, opts []EvalOption) (result Value, defined bool, err error) {
 	pl := p.byName[entry]
 	if pl == nil {
 		return Value{}, false, fmt.Errorf("%w %q", ErrUnknownEntry, entry)
 	}
-	cfg := evalConfig{stepLimit: DefaultStepLimit}
+	// The previous result of this vm dies here.
+	m.arena.reset()
+	m.cfg = evalConfig{stepLimit: DefaultStepLimit}
 	for _, o := range opts {
-		o(&cfg)
+		o(&m.cfg)
 	}
-	m := p.pool.Get().(*vm)
-	m.prog, m.consts, m.limit, m.steps, m.depth, m.err = p, p.consts, cfg.stepLimit, 0, 0, nil
-	m.hasNow, m.now = cfg.hasNow, 0
-	if cfg.hasNow {
-		m.now = cfg.now.UnixNano()
+	m.prog, m.consts, m.limit, m.steps, m.depth, m.err = p, p.consts, m.cfg.stepLimit, 0, 0, nil
+	m.hasNow, m.now = m.cfg.hasNow, 0
+	if m.cfg.hasNow {
+		m.now = m.cfg.now.UnixNano()
 	}
 	defer func() {
 		if r := recover(); r != nil {
 			result, defined, err = Value{}, false, fmt.Errorf("planvm: internal error: %v", r)
 		}
 		m.release()
-		p.pool.Put(m)
 	}()
 
 	fr := m.alloc(pl.nlocals)
@@ -91,14 +118,18 @@ func (p *Program) Eval(entry string, input, data Value, opts ...EvalOption) (res
 }
 
 func (m *vm) release() {
-	clear(m.stack[:m.hiwater])
-	m.sp, m.hiwater = 0, 0
+	// Frames of calls are cleared when popped; what is left below sp is
+	// the entrypoint's frame (and, after a recovered panic, the frames of
+	// the calls it interrupted).
+	clear(m.stack[:m.sp])
+	m.sp = 0
 	clear(m.results)
 	m.results = m.results[:0]
 	clear(m.args)
 	m.args = m.args[:0]
 	m.retVal = Value{}
 	m.prog, m.consts = nil, nil
+	m.cfg = evalConfig{}
 }
 
 // alloc takes a zeroed frame of n slots from the stack. Frames handed out
@@ -107,13 +138,11 @@ func (m *vm) release() {
 func (m *vm) alloc(n int) []Value {
 	if m.sp+n > len(m.stack) {
 		m.stack = make([]Value, max(2*len(m.stack), m.sp+n+64))
-		m.hiwater = 0
 	}
-	// Frames are cleared when they are popped (and the whole stack after
-	// an evaluation), so a fresh frame is already zero.
+	// Frames are cleared when they are popped (and, after
+	// an evaluation, the entrypoint's), so a fresh frame is already zero.
 	f := m.stack[m.sp : m.sp+n : m.sp+n]
 	m.sp += n
-	m.hiwater = max(m.hiwater, m.sp)
 	return f
 }
 
@@ -271,19 +300,33 @@ func (m *vm) exec(fr []Value, code []instr) int {
 			v := m.read(fr, in.x)
 			fr[in.a] = Int(int64(v.Len()))
 		case opMakeArray:
-			fr[in.a] = arrayOf(make([]Value, 0, in.b))
+			if m.view {
+				fr[in.a] = m.arena.array(int(in.b))
+			} else {
+				fr[in.a] = arrayOf(make([]Value, 0, in.b))
+			}
 		case opMakeNull:
 			fr[in.a] = Null()
 		case opMakeNumber:
 			fr[in.a] = m.read(fr, in.x)
 		case opMakeObject:
 			h := &m.prog.sizes[in.b]
-			v := objectWithCap(int(h.Load()))
+			var v Value
+			if m.view {
+				v = m.arena.object(int(h.Load()))
+			} else {
+				v = objectWithCap(int(h.Load()))
+			}
 			v.c.size = h
 			fr[in.a] = v
 		case opMakeSet:
 			h := &m.prog.sizes[in.b]
-			v := setWithCap(int(h.Load()))
+			var v Value
+			if m.view {
+				v = m.arena.set(int(h.Load()))
+			} else {
+				v = setWithCap(int(h.Load()))
+			}
 			v.c.size = h
 			fr[in.a] = v
 		case opNot:
@@ -301,15 +344,15 @@ func (m *vm) exec(fr []Value, code []instr) int {
 				return brk
 			}
 		case opObjectInsert:
-			obj := fr[in.a]
+			obj := &fr[in.a]
 			if obj.k != KindObject {
 				return m.fail(errors.New("planvm: insert into non-object"))
 			}
-			k, v := m.read(fr, in.x), m.read(fr, in.y)
-			if !k.IsDefined() || !v.IsDefined() {
+			k, v := m.ref(fr, in.x), m.ref(fr, in.y)
+			if k.k == KindUndefined || v.k == KindUndefined {
 				return 0
 			}
-			obj.c.objInsert(k, v)
+			obj.c.objInsertRef(k, v)
 		case opObjectMerge:
 			fr[in.a] = merge(fr[in.b], fr[in.c])
 		case opResetLocal:

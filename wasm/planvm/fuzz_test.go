@@ -31,7 +31,8 @@ func FuzzParseJSON(f *testing.F) {
 }
 
 // FuzzEvalProxy: arbitrary input documents never make the proxy plan panic
-// or exceed its limits; the decision is always defined.
+// or exceed its limits; the decision is always defined, and an Evaluator
+// reused across all inputs decides exactly as Program.Eval.
 func FuzzEvalProxy(f *testing.F) {
 	for _, s := range proxyInputs {
 		f.Add([]byte(s))
@@ -49,14 +50,22 @@ func FuzzEvalProxy(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
+	e := p.NewEvaluator()
 	f.Fuzz(func(t *testing.T, in []byte) {
 		input, err := ParseJSON(in)
 		if err != nil {
 			return
 		}
-		_, ok, err := p.Eval("tim/proxy/decision", input, data)
+		want, ok, err := p.Eval("tim/proxy/decision", input, data)
 		if err != nil || !ok {
 			t.Fatalf("defined=%v err=%v for %s", ok, err, in)
+		}
+		got, ok, err := e.Eval("tim/proxy/decision", input, data)
+		if err != nil || !ok {
+			t.Fatalf("evaluator: defined=%v err=%v for %s", ok, err, in)
+		}
+		if g, w := mustJSON(got), mustJSON(want); g != w {
+			t.Fatalf("evaluator %s, Program.Eval %s for %s", g, w, in)
 		}
 	})
 }

@@ -55,6 +55,10 @@ func canonical(t testing.TB, raw []byte) string {
 // TestGoldenAgainstOPA evaluates every case of testdata/golden.json and
 // compares the VM's answer with OPA's: defined-ness, error and the
 // canonical JSON of the result.
+//
+// Each case runs twice: through Program.Eval and through one Evaluator per
+// plan, reused across all cases, so that its arena is reset and reused
+// between evaluations of different shapes.
 func TestGoldenAgainstOPA(t *testing.T) {
 	raw, err := os.ReadFile("testdata/golden.json")
 	if err != nil {
@@ -68,42 +72,50 @@ func TestGoldenAgainstOPA(t *testing.T) {
 		t.Fatalf("only %d golden cases", len(cases))
 	}
 	progs := map[string]*Program{}
+	evals := map[string]*Evaluator{}
 	for i, c := range cases {
-		name := fmt.Sprintf("%03d_%s", i, c.Entry)
-		t.Run(name, func(t *testing.T) {
-			p := progs[c.Plan]
-			if p == nil {
-				p = loadPlan(t, c.Plan)
-				progs[c.Plan] = p
-			}
-			var input Value
-			if len(c.Input) > 0 {
-				input = mustParse(t, string(c.Input))
-			}
-			data := NewObject()
-			if len(c.Data) > 0 {
-				data = mustParse(t, string(c.Data))
-			}
-			got, defined, err := p.Eval(c.Entry, input, data, WithNow(time.Unix(1700000000, 0)))
-			if c.Error {
-				if err == nil {
-					t.Fatalf("OPA reported an error; VM gave defined=%v %s", defined, mustJSON(got))
+		for _, mode := range []string{"program", "evaluator"} {
+			name := fmt.Sprintf("%03d_%s/%s", i, c.Entry, mode)
+			t.Run(name, func(t *testing.T) {
+				p := progs[c.Plan]
+				if p == nil {
+					p = loadPlan(t, c.Plan)
+					progs[c.Plan] = p
+					evals[c.Plan] = p.NewEvaluator()
 				}
-				return
-			}
-			if err != nil {
-				t.Fatalf("VM error %v; OPA: defined=%v %s (input %s)", err, c.Defined, c.Result, c.Input)
-			}
-			if defined != c.Defined {
-				t.Fatalf("defined=%v, OPA %v (VM result %s, OPA %s, input %s)", defined, c.Defined, mustJSON(got), c.Result, c.Input)
-			}
-			if !defined {
-				return
-			}
-			if g, w := mustJSON(got), canonical(t, c.Result); g != w {
-				t.Fatalf("result\n got %s\nwant %s\ninput %s", g, w, c.Input)
-			}
-		})
+				eval := p.Eval
+				if mode == "evaluator" {
+					eval = evals[c.Plan].Eval
+				}
+				var input Value
+				if len(c.Input) > 0 {
+					input = mustParse(t, string(c.Input))
+				}
+				data := NewObject()
+				if len(c.Data) > 0 {
+					data = mustParse(t, string(c.Data))
+				}
+				got, defined, err := eval(c.Entry, input, data, WithNow(time.Unix(1700000000, 0)))
+				if c.Error {
+					if err == nil {
+						t.Fatalf("OPA reported an error; VM gave defined=%v %s", defined, mustJSON(got))
+					}
+					return
+				}
+				if err != nil {
+					t.Fatalf("VM error %v; OPA: defined=%v %s (input %s)", err, c.Defined, c.Result, c.Input)
+				}
+				if defined != c.Defined {
+					t.Fatalf("defined=%v, OPA %v (VM result %s, OPA %s, input %s)", defined, c.Defined, mustJSON(got), c.Result, c.Input)
+				}
+				if !defined {
+					return
+				}
+				if g, w := mustJSON(got), canonical(t, c.Result); g != w {
+					t.Fatalf("result\n got %s\nwant %s\ninput %s", g, w, c.Input)
+				}
+			})
+		}
 	}
 }
 

@@ -63,6 +63,8 @@ type composite struct {
 	// MakeSet statement reached, so that the next evaluation allocates
 	// them at once at that size.
 	size *atomic.Int32
+	// scratch marks composites in a vm's arena (see arena).
+	scratch bool
 }
 
 const smallLen = 8
@@ -443,12 +445,22 @@ func (c *composite) append(k, v Value, obj bool) {
 	}
 }
 
-func (c *composite) objInsert(k, v Value) {
-	if i := c.find(k); i >= 0 {
-		c.vals[i] = v
+func (c *composite) objInsert(k, v Value) { c.objInsertRef(&k, &v) }
+
+// objInsertRef is objInsert on pointers (48-byte Values do not fit the
+// register ABI; the plan's ObjectInsert statements use this form).
+func (c *composite) objInsertRef(k, v *Value) {
+	var i int
+	if k.k == KindString {
+		i = c.findStr(k.s)
+	} else {
+		i = c.find(*k)
+	}
+	if i >= 0 {
+		c.vals[i] = *v
 		return
 	}
-	c.append(k, v, true)
+	c.append(*k, *v, true)
 }
 
 func (c *composite) setAdd(v Value) {
