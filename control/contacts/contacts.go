@@ -222,6 +222,11 @@ func (a *API) get(c *gin.Context) {
 		return
 	}
 	sc, err := a.o.Store.GetContact(c.Request.Context(), c.GetString(ctxOwner), m)
+	a.answerContact(c, sc, err)
+}
+
+// answerContact answers with the contact, or with 404 when the owner has none for that MXID.
+func (a *API) answerContact(c *gin.Context, sc store.Contact, err error) {
 	if errors.Is(err, store.ErrNotFound) {
 		fail(c, http.StatusNotFound, "NOT_FOUND", "no contact setting for this MXID")
 		return
@@ -338,16 +343,7 @@ func (a *API) update(c *gin.Context) {
 	if !ok {
 		return
 	}
-	err := a.o.Store.UpdateContact(c.Request.Context(), sc)
-	if errors.Is(err, store.ErrNotFound) {
-		fail(c, http.StatusNotFound, "NOT_FOUND", "no contact setting for this MXID")
-		return
-	}
-	if err != nil {
-		a.internal(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, toAPI(sc))
+	a.answerContact(c, sc, a.o.Store.UpdateContact(c.Request.Context(), sc))
 }
 
 func (a *API) internal(c *gin.Context, err error) {

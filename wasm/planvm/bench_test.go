@@ -61,23 +61,7 @@ func BenchmarkEvalProxy(b *testing.B) {
 		for i, in := range proxyInputs {
 			input := mustParse(b, in)
 			b.Run(fmt.Sprintf("domains=%d/req=%d", n, i), func(b *testing.B) {
-				// Sanity: the decision allows (all domains are federated).
-				res, ok, err := p.Eval("tim/proxy/decision", input, data)
-				if err != nil || !ok {
-					b.Fatalf("eval: %v %v", ok, err)
-				}
-				if allow, _ := res.Get("allow"); !Equal(allow, Bool(true)) {
-					b.Fatalf("decision %s", mustJSON(res))
-				}
-				b.ReportAllocs()
-				b.ResetTimer()
-				start := cpuNanos()
-				for range b.N {
-					if _, _, err := p.Eval("tim/proxy/decision", input, data); err != nil {
-						b.Fatal(err)
-					}
-				}
-				reportCPU(b, start)
+				benchDecision(b, p.Eval, input, data)
 			})
 		}
 	}
@@ -165,22 +149,28 @@ func BenchmarkEvaluatorProxy(b *testing.B) {
 	for i, in := range proxyInputs {
 		input := mustParse(b, in)
 		b.Run(fmt.Sprintf("req=%d", i), func(b *testing.B) {
-			res, ok, err := e.Eval("tim/proxy/decision", input, data)
-			if err != nil || !ok {
-				b.Fatalf("eval: %v %v", ok, err)
-			}
-			if allow, _ := res.Get("allow"); !Equal(allow, Bool(true)) {
-				b.Fatalf("decision %s", mustJSON(res))
-			}
-			b.ReportAllocs()
-			b.ResetTimer()
-			start := cpuNanos()
-			for range b.N {
-				if _, _, err := e.Eval("tim/proxy/decision", input, data); err != nil {
-					b.Fatal(err)
-				}
-			}
-			reportCPU(b, start)
+			benchDecision(b, e.Eval, input, data)
 		})
 	}
+}
+
+// benchDecision measures one proxy decision through eval (Program.Eval or Evaluator.Eval), after
+// checking that it allows: every benchmark input names federated domains only.
+func benchDecision(b *testing.B, eval func(string, Value, Value, ...EvalOption) (Value, bool, error), input, data Value) {
+	res, ok, err := eval("tim/proxy/decision", input, data)
+	if err != nil || !ok {
+		b.Fatalf("eval: %v %v", ok, err)
+	}
+	if allow, _ := res.Get("allow"); !Equal(allow, Bool(true)) {
+		b.Fatalf("decision %s", mustJSON(res))
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := cpuNanos()
+	for range b.N {
+		if _, _, err := eval("tim/proxy/decision", input, data); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportCPU(b, start)
 }
