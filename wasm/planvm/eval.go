@@ -25,8 +25,7 @@ const (
 type vm struct {
 	prog    *Program
 	consts  []Value
-	steps   int
-	limit   int
+	left    int // statements left before the step limit
 	depth   int
 	stack   []Value
 	sp      int
@@ -80,7 +79,7 @@ func (m *vm) eval(p *Program, entry string, input, data Value, opts []EvalOption
 	for _, o := range opts {
 		o(&m.cfg)
 	}
-	m.prog, m.consts, m.limit, m.steps, m.depth, m.err = p, p.consts, m.cfg.stepLimit, 0, 0, nil
+	m.prog, m.consts, m.left, m.depth, m.err = p, p.consts, m.cfg.stepLimit, 0, nil
 	m.hasNow, m.now = m.cfg.hasNow, 0
 	if m.cfg.hasNow {
 		m.now = m.cfg.now.UnixNano()
@@ -212,8 +211,8 @@ func (m *vm) read(fr []Value, o operand) Value {
 func (m *vm) exec(fr []Value, code []instr) int {
 	for i := range code {
 		in := &code[i]
-		m.steps++
-		if m.steps > m.limit {
+		m.left--
+		if m.left < 0 {
 			return m.fail(ErrStepLimit)
 		}
 		switch in.op {
@@ -223,13 +222,13 @@ func (m *vm) exec(fr []Value, code []instr) int {
 				return brk
 			}
 		case opAssignInt:
-			fr[in.a] = m.read(fr, in.x)
+			fr[in.a] = *m.ref(fr, in.x)
 		case opAssignVarOnce:
 			if brk := m.execAssignVarOnce(fr, in); brk != fellThrough {
 				return brk
 			}
 		case opAssignVar:
-			fr[in.a] = m.read(fr, in.x)
+			fr[in.a] = *m.ref(fr, in.x)
 		case opBlock:
 			for _, b := range in.ext.blocks {
 				if brk := m.exec(fr, b); brk > 0 {
@@ -250,10 +249,10 @@ func (m *vm) exec(fr []Value, code []instr) int {
 			if m.err != nil {
 				return retSignal
 			}
-			if !v.IsDefined() {
+			if v.k == KindUndefined {
 				return 0
 			}
-			fr[in.a] = v
+			fr[in.a] = *v
 		case opCallBuiltin:
 			if brk := m.execCallBuiltin(fr, in); brk != fellThrough {
 				return brk
@@ -308,7 +307,7 @@ func (m *vm) exec(fr []Value, code []instr) int {
 		case opMakeNull:
 			fr[in.a] = Null()
 		case opMakeNumber:
-			fr[in.a] = m.read(fr, in.x)
+			fr[in.a] = *m.ref(fr, in.x)
 		case opMakeObject:
 			h := &m.prog.sizes[in.b]
 			var v Value
@@ -443,11 +442,14 @@ func (m *vm) scan(fr []Value, in *instr) int {
 }
 
 // call runs a plan function. Arguments come either from args or from the
-// caller's frame and operands (avoiding a copy).
-func (m *vm) call(fn *function, args []Value, cfr []Value, ops []operand) Value {
+// caller's frame and operands (avoiding a copy). The result is left in
+// m.retVal (undefined on error), which the caller reads before anything
+// else runs: returning the 48-byte Value would copy it twice.
+func (m *vm) call(fn *function, args []Value, cfr []Value, ops []operand) *Value {
 	if m.depth >= DefaultMaxDepth {
 		m.fail(ErrDepthLimit)
-		return Value{}
+		m.retVal = Value{}
+		return &m.retVal
 	}
 	m.depth++
 	sp := m.sp
@@ -460,10 +462,9 @@ func (m *vm) call(fn *function, args []Value, cfr []Value, ops []operand) Value 
 		}
 	} else {
 		for j, p := range fn.params {
-			fr[p] = m.read(cfr, ops[j])
+			fr[p] = *m.ref(cfr, ops[j])
 		}
 	}
-	var res Value
 	returned := false
 	for _, b := range fn.blocks {
 		if brk := m.exec(fr, b); brk == retSignal {
@@ -471,18 +472,16 @@ func (m *vm) call(fn *function, args []Value, cfr []Value, ops []operand) Value 
 			break
 		}
 	}
-	if m.err == nil {
-		if returned {
-			res = m.retVal
-			m.retVal = Value{}
-		} else {
-			res = fr[fn.ret]
-		}
+	switch {
+	case m.err != nil:
+		m.retVal = Value{}
+	case !returned:
+		m.retVal = fr[fn.ret]
 	}
 	clear(fr)
 	m.sp = sp
 	m.depth--
-	return res
+	return &m.retVal
 }
 
 func (m *vm) lookupDynamic(fr []Value, path []operand) *function {
@@ -573,12 +572,12 @@ func (m *vm) execCallDynamic(fr []Value, in *instr) int {
 	if m.err != nil {
 		return retSignal
 	}
-	if !v.IsDefined() {
+	if v.k == KindUndefined {
 		// The planner expects a found-but-undefined function to
 		// leave the whole lookup structure (three blocks up).
 		return 3
 	}
-	fr[in.a] = v
+	fr[in.a] = *v
 	return fellThrough
 }
 
@@ -679,11 +678,12 @@ func (m *vm) execResultSetAdd(fr []Value, in *instr) int {
 //
 //go:noinline
 func (m *vm) execAssignVarOnce(fr []Value, in *instr) int {
-	v := m.read(fr, in.x)
-	if t := fr[in.a]; t.IsDefined() && !Equal(t, v) {
+	// Pointers, not copies (see opDot).
+	v, t := m.ref(fr, in.x), &fr[in.a]
+	if t.k != KindUndefined && !equalRef(t, v) {
 		return m.fail(ErrConflict)
 	}
-	fr[in.a] = v
+	*t = *v
 	return fellThrough
 }
 

@@ -379,8 +379,21 @@ func (c *composite) findStr(key string) int {
 	if c.othIdx != nil {
 		return -1
 	}
+	// Length and first byte are compared inline before the full
+	// comparison: most keys of a small object differ in one of them, and
+	// the full comparison is a call.
+	n := len(key)
+	if n == 0 {
+		for i := range c.elems {
+			if e := &c.elems[i]; e.k == KindString && len(e.s) == 0 {
+				return i
+			}
+		}
+		return -1
+	}
+	b0 := key[0]
 	for i := range c.elems {
-		if e := &c.elems[i]; e.k == KindString && e.s == key {
+		if e := &c.elems[i]; e.k == KindString && len(e.s) == n && e.s[0] == b0 && e.s == key {
 			return i
 		}
 	}
@@ -423,10 +436,13 @@ func (c *composite) index(i int) {
 	c.othIdx[canonicalKey(k)] = int32(i)
 }
 
-func (c *composite) append(k, v Value, obj bool) {
-	c.elems = append(c.elems, k)
+func (c *composite) append(k, v Value, obj bool) { c.appendRef(&k, &v, obj) }
+
+// appendRef is append on pointers (see objInsertRef).
+func (c *composite) appendRef(k, v *Value, obj bool) {
+	c.elems = append(c.elems, *k)
 	if obj {
-		c.vals = append(c.vals, v)
+		c.vals = append(c.vals, *v)
 	}
 	if c.sorted.Load() != nil { // a plain load; the store is a full barrier
 		c.sorted.Store(nil)
@@ -460,7 +476,7 @@ func (c *composite) objInsertRef(k, v *Value) {
 		c.vals[i] = *v
 		return
 	}
-	c.append(*k, *v, true)
+	c.appendRef(k, v, true)
 }
 
 func (c *composite) setAdd(v Value) {
