@@ -225,17 +225,26 @@ func (a *API) get(c *gin.Context) {
 	a.answerContact(c, sc, err)
 }
 
-// answerContact answers with the contact, or with 404 when the owner has none for that MXID.
+// answerContact answers with the contact, or with the store's error.
 func (a *API) answerContact(c *gin.Context, sc store.Contact, err error) {
-	if errors.Is(err, store.ErrNotFound) {
-		fail(c, http.StatusNotFound, "NOT_FOUND", "no contact setting for this MXID")
-		return
-	}
-	if err != nil {
-		a.internal(c, err)
+	if a.storeFailed(c, err) {
 		return
 	}
 	c.JSON(http.StatusOK, toAPI(sc))
+}
+
+// storeFailed answers a failed lookup of one contact: 404 when the owner has none for that MXID, 500
+// otherwise. It reports whether it answered.
+func (a *API) storeFailed(c *gin.Context, err error) bool {
+	switch {
+	case err == nil:
+		return false
+	case errors.Is(err, store.ErrNotFound):
+		fail(c, http.StatusNotFound, "NOT_FOUND", "no contact setting for this MXID")
+	default:
+		a.internal(c, err)
+	}
+	return true
 }
 
 func (a *API) delete(c *gin.Context) {
@@ -243,13 +252,7 @@ func (a *API) delete(c *gin.Context) {
 	if !ok {
 		return
 	}
-	err := a.o.Store.DeleteContact(c.Request.Context(), c.GetString(ctxOwner), m)
-	if errors.Is(err, store.ErrNotFound) {
-		fail(c, http.StatusNotFound, "NOT_FOUND", "no contact setting for this MXID")
-		return
-	}
-	if err != nil {
-		a.internal(c, err)
+	if a.storeFailed(c, a.o.Store.DeleteContact(c.Request.Context(), c.GetString(ctxOwner), m)) {
 		return
 	}
 	c.Status(http.StatusNoContent)

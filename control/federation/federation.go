@@ -201,29 +201,27 @@ func (m *Manager) ForProxy(ctx context.Context) *Snapshot {
 // The VZD call runs detached from ctx so that one impatient caller does not fail the others; ctx only
 // bounds how long this caller waits.
 func (m *Manager) Refresh(ctx context.Context) error {
-	ch := m.sf.DoChan("refresh", func() (any, error) {
-		return nil, m.update(context.WithoutCancel(ctx))
-	})
-	select {
-	case r := <-ch:
-		return r.Err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return m.inFlight(ctx, func() error { return m.update(context.WithoutCancel(ctx)) })
 }
 
 // refreshIfStale is Refresh for proxy requests. The conditions are checked again inside the flight: a
 // request that looked at the list just before another flight renewed it must not start a second call.
 func (m *Manager) refreshIfStale(ctx context.Context) error {
-	ch := m.sf.DoChan("refresh", func() (any, error) {
+	return m.inFlight(ctx, func() error {
 		if s := m.snap.Load(); s != nil && m.clock.Now().Sub(s.UpdatedAt) <= m.cfg.RefreshAge {
-			return nil, nil
+			return nil
 		}
 		if !m.isHealthy() {
-			return nil, nil
+			return nil
 		}
-		return nil, m.update(context.WithoutCancel(ctx))
+		return m.update(context.WithoutCancel(ctx))
 	})
+}
+
+// inFlight runs refresh in the one refresh flight (joining a running one) and waits for it as long as
+// ctx allows.
+func (m *Manager) inFlight(ctx context.Context, refresh func() error) error {
+	ch := m.sf.DoChan("refresh", func() (any, error) { return nil, refresh() })
 	select {
 	case r := <-ch:
 		return r.Err

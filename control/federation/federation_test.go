@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/timfd/fachdienst/control/federation"
+	"github.com/timfd/fachdienst/internal/syncbuf"
 	standin "github.com/timfd/fachdienst/standin/vzd"
 	"github.com/timfd/fachdienst/wasm/fedlist"
 )
@@ -81,22 +82,10 @@ type env struct {
 	clock *federation.ManualClock
 	store *federation.MemoryStore
 	m     *federation.Manager
-	logs  *syncBuffer
+	logs  *syncbuf.Buffer
 	ver   federation.Verifier
 	cfg   federation.Config
 }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 func newEnv(t *testing.T, cfg federation.Config) *env {
 	t.Helper()
@@ -107,7 +96,7 @@ func newEnv(t *testing.T, cfg federation.Config) *env {
 	ts, err := fedlist.NewTrustStore(sv.TrustAnchorPEM())
 	require.NoError(t, err)
 	e := &env{vzd: &scriptedVZD{sv: sv}, sv: sv, clock: federation.NewManualClock(time.Now()),
-		store: federation.NewMemoryStore(), logs: &syncBuffer{}, ver: federation.FedlistVerifier(ts), cfg: cfg}
+		store: federation.NewMemoryStore(), logs: &syncbuf.Buffer{}, ver: federation.FedlistVerifier(ts), cfg: cfg}
 	e.m = e.manager(t)
 	return e
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"net"
 	"net/http"
@@ -10,11 +9,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/timfd/fachdienst/internal/syncbuf"
 	standinvzd "github.com/timfd/fachdienst/standin/vzd"
 )
 
@@ -28,23 +27,6 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func freeAddr(t *testing.T) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -54,7 +36,7 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-func waitFor(t *testing.T, what string, logs *syncBuffer, cond func() bool) {
+func waitFor(t *testing.T, what string, logs *syncbuf.Buffer, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {
@@ -96,7 +78,7 @@ federation:
 		t.Fatal(err)
 	}
 	cmd := exec.Command(os.Args[0], "-config", cfgPath)
-	var stderr syncBuffer
+	var stderr syncbuf.Buffer
 	cmd.Stderr = &stderr
 	cmd.Env = append(os.Environ(), "TIM_TEST_RUN_CONTROL_MAIN=1",
 		"TIM_CONTROL_VZD_CLIENT_SECRET=secret", // secrets from the environment

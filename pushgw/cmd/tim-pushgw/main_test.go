@@ -12,14 +12,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/timfd/fachdienst/internal/syncbuf"
 	"github.com/timfd/fachdienst/pushgw/config"
+	"github.com/timfd/fachdienst/pushgw/delivery"
 	"github.com/timfd/fachdienst/pushgw/gateway"
 	"github.com/timfd/fachdienst/pushgw/providertest"
 	"github.com/timfd/fachdienst/pushgw/push"
@@ -220,14 +221,7 @@ func TestProvidersEndToEnd(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			f := newFakes(t)
-			cfg, err := config.Load(f.writeConfig(t, t.TempDir(), "0s"))
-			require.NoError(t, err)
-			svc, err := service.New(cfg, slog.New(slog.DiscardHandler))
-			require.NoError(t, err)
-			disp := svc.Dispatcher
-			srv := httptest.NewServer(svc.Handler())
-			defer srv.Close()
-			defer disp.Shutdown(context.Background())
+			srv, disp := startGateway(t, f)
 
 			ok, flaky, gone, keys := c.devices(f)
 			rec := c.rec(f)
@@ -270,14 +264,7 @@ func TestProvidersEndToEnd(t *testing.T) {
 
 func TestFCMTokenExchangeHappensOnce(t *testing.T) {
 	f := newFakes(t)
-	cfg, err := config.Load(f.writeConfig(t, t.TempDir(), "0s"))
-	require.NoError(t, err)
-	svc, err := service.New(cfg, slog.New(slog.DiscardHandler))
-	require.NoError(t, err)
-	disp := svc.Dispatcher
-	srv := httptest.NewServer(svc.Handler())
-	defer srv.Close()
-	defer disp.Shutdown(context.Background())
+	srv, _ := startGateway(t, f)
 	k := providertest.NewDeviceKeys()
 	for i := range 5 {
 		notify(t, srv.URL, fmt.Sprintf("$e%d", i), []dev{{AppID: "de.example.tim.android", PushKey: "tok", Data: k.Data()}})
@@ -297,7 +284,7 @@ func TestSIGTERMSpoolsAndRestartDelivers(t *testing.T) {
 	k := providertest.NewDeviceKeys()
 	const n = 30
 
-	logs := &syncBuffer{} // both runs; JSON lines
+	logs := &syncbuf.Buffer{} // both runs; JSON lines
 	start := func(maxDelay string) (*exec.Cmd, string) {
 		cfgPath := f.writeConfig(t, dir, maxDelay)
 		cmd := exec.Command(bin, "-config", cfgPath)
@@ -349,19 +336,18 @@ func TestSIGTERMSpoolsAndRestartDelivers(t *testing.T) {
 	require.Len(t, seen, n)
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+// startGateway runs the gateway in-process against the fakes, without the random delay; it is shut down
+// when the test ends.
+func startGateway(t *testing.T, f *fakes) (*httptest.Server, *delivery.Dispatcher) {
+	t.Helper()
+	cfg, err := config.Load(f.writeConfig(t, t.TempDir(), "0s"))
+	require.NoError(t, err)
+	svc, err := service.New(cfg, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	srv := httptest.NewServer(svc.Handler())
+	t.Cleanup(func() {
+		srv.Close()
+		svc.Dispatcher.Shutdown(context.Background())
+	})
+	return srv, svc.Dispatcher
 }
