@@ -18,6 +18,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/timfd/fachdienst/control/plancompile"
@@ -78,12 +80,21 @@ type scenario struct {
 	headers [][2]string
 	body    []byte
 	target  float64
+	// unique: "{n}" in the path and body becomes a number that differs
+	// from request to request, as transaction ids, rooms and invitees do,
+	// so that no request repeats an earlier one's input (the filter's
+	// decision memo never answers; the policy runs for every request).
+	unique bool
 }
 
 var scenarios = []scenario{
-	{"client_get", "client", [][2]string{{":method", "GET"}, {":path", "/_matrix/client/v3/sync?since=s1"}, {":authority", "matrix.home.example.de"}, {"user-agent", "TIM-Client/1.0 (Linux),tim-client-1.0"}, {"authorization", "Bearer abc"}}, nil, 3000},
-	{"federation_origin", "federation", [][2]string{{":method", "PUT"}, {":path", "/_matrix/federation/v1/send/1234"}, {":authority", "home.example.de:8448"}, {"authorization", `X-Matrix origin="d500.example.de",destination="home.example.de",key="ed25519:a",sig="c2lnbmF0dXJl"`}}, []byte(`{"pdus":[]}`), 3000},
-	{"createroom_one_invitee", "client", [][2]string{{":method", "POST"}, {":path", "/_matrix/client/v3/createRoom"}, {":authority", "matrix.home.example.de"}, {"user-agent", "TIM-Client/1.0 (Linux),tim-client-1.0"}, {"content-type", "application/json"}}, []byte(`{"preset":"private_chat","invite":["@bob:d500.example.de"],"is_direct":true}`), 25000},
+	{name: "client_get", role: "client", headers: [][2]string{{":method", "GET"}, {":path", "/_matrix/client/v3/sync?since=s1"}, {":authority", "matrix.home.example.de"}, {"user-agent", "TIM-Client/1.0 (Linux),tim-client-1.0"}, {"authorization", "Bearer abc"}}, target: 3000},
+	{name: "federation_origin", role: "federation", headers: [][2]string{{":method", "PUT"}, {":path", "/_matrix/federation/v1/send/1234"}, {":authority", "home.example.de:8448"}, {"authorization", `X-Matrix origin="d500.example.de",destination="home.example.de",key="ed25519:a",sig="c2lnbmF0dXJl"`}}, body: []byte(`{"pdus":[]}`), target: 3000},
+	{name: "createroom_one_invitee", role: "client", headers: [][2]string{{":method", "POST"}, {":path", "/_matrix/client/v3/createRoom"}, {":authority", "matrix.home.example.de"}, {"user-agent", "TIM-Client/1.0 (Linux),tim-client-1.0"}, {"content-type", "application/json"}}, body: []byte(`{"preset":"private_chat","invite":["@bob:d500.example.de"],"is_direct":true}`), target: 25000},
+	// The same requests with an input that never repeats.
+	{name: "client_send_unique", role: "client", unique: true, headers: [][2]string{{":method", "PUT"}, {":path", "/_matrix/client/v3/rooms/!room:home.example.de/send/m.room.encrypted/txn{n}"}, {":authority", "matrix.home.example.de"}, {"user-agent", "TIM-Client/1.0 (Linux),tim-client-1.0"}, {"authorization", "Bearer abc"}}, target: 3000},
+	{name: "federation_origin_unique", role: "federation", unique: true, headers: [][2]string{{":method", "PUT"}, {":path", "/_matrix/federation/v1/send/{n}"}, {":authority", "home.example.de:8448"}, {"authorization", `X-Matrix origin="d500.example.de",destination="home.example.de",key="ed25519:a",sig="c2lnbmF0dXJl"`}}, body: []byte(`{"pdus":[]}`), target: 3000},
+	{name: "createroom_one_invitee_unique", role: "client", unique: true, headers: [][2]string{{":method", "POST"}, {":path", "/_matrix/client/v3/createRoom"}, {":authority", "matrix.home.example.de"}, {"user-agent", "TIM-Client/1.0 (Linux),tim-client-1.0"}, {"content-type", "application/json"}}, body: []byte(`{"preset":"private_chat","invite":["@bob{n}:d500.example.de"],"is_direct":true}`), target: 25000},
 }
 
 // allowPolicy is a policy whose decision is a constant allow: with it the
@@ -222,7 +233,8 @@ func run(out string, heapN int, filterOnly bool) error {
 	if err != nil {
 		return err
 	}
-	sc := scenarios[2]
+	// A request that never repeats: the decision memo keeps evicting and storing.
+	sc := scenarios[5]
 	for i := 0; i < heapN; i++ {
 		if err := oneRequest(vm, sc); err != nil {
 			return err
@@ -318,6 +330,7 @@ func runV8(wasmPath string, list, policy []byte, config string, scs []scenario) 
 		Name    string      `json:"name"`
 		Headers [][2]string `json:"headers"`
 		Body    []byte      `json:"body,omitempty"`
+		Unique  bool        `json:"unique,omitempty"`
 	}
 	in := struct {
 		Wasm       string       `json:"wasm"`
@@ -327,7 +340,7 @@ func runV8(wasmPath string, list, policy []byte, config string, scs []scenario) 
 		Iterations int          `json:"iterations"`
 	}{Wasm: wasmPath, Config: config, Answers: map[string][]byte{"list": list, "policy": policy}, Iterations: 20000}
 	for _, sc := range scs {
-		in.Scenarios = append(in.Scenarios, v8scenario{sc.name, sc.headers, sc.body})
+		in.Scenarios = append(in.Scenarios, v8scenario{sc.name, sc.headers, sc.body, sc.unique})
 	}
 	b, _ := json.Marshal(in)
 	inPath, jsPath := filepath.Join(dir, "in.json"), filepath.Join(dir, "v8host.mjs")
@@ -351,17 +364,25 @@ func runV8(wasmPath string, list, policy []byte, config string, scs []scenario) 
 	return res, nil
 }
 
+// seq numbers the requests of unique scenarios.
+var seq int
+
 func oneRequest(vm *proxyhost.VM, sc scenario) error {
+	headers, body := sc.headers, sc.body
+	if sc.unique {
+		seq++
+		headers, body = numbered(sc, seq)
+	}
 	st, err := vm.NewStream()
 	if err != nil {
 		return err
 	}
-	a, err := vm.RequestHeaders(st, sc.headers, sc.body == nil)
+	a, err := vm.RequestHeaders(st, headers, body == nil)
 	if err != nil {
 		return err
 	}
-	if sc.body != nil && st.Local == nil {
-		if a, err = vm.RequestBody(st, sc.body, true); err != nil {
+	if body != nil && st.Local == nil {
+		if a, err = vm.RequestBody(st, body, true); err != nil {
 			return err
 		}
 	}
@@ -369,6 +390,21 @@ func oneRequest(vm *proxyhost.VM, sc scenario) error {
 		return fmt.Errorf("request not passed: action %d local %+v logs %v", a, st.Local, vm.Logs(proxyhost.LogWarn))
 	}
 	return vm.Done(st)
+}
+
+// numbered is the scenario's request with "{n}" replaced by n (the host's
+// work, the same for filter and pass-through).
+func numbered(sc scenario, n int) ([][2]string, []byte) {
+	num := strconv.Itoa(n)
+	hs := make([][2]string, len(sc.headers))
+	for i, h := range sc.headers {
+		hs[i] = [2]string{h[0], strings.ReplaceAll(h[1], "{n}", num)}
+	}
+	var body []byte
+	if sc.body != nil {
+		body = bytes.ReplaceAll(sc.body, []byte("{n}"), []byte(num))
+	}
+	return hs, body
 }
 
 func measure(ctx context.Context, wasm []byte, setup *filterSetup, sc scenario) (float64, error) {

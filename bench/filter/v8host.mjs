@@ -181,10 +181,18 @@ await start(input.wasm, input.config, input.answers || {});
 const out = {};
 for (const sc of input.scenarios) {
   const body = sc.body ? Buffer.from(sc.body, 'base64') : null;
-  for (let i = 0; i < 2000; i++) request(sc, body);
+  // Unique scenarios: "{n}" in path and body differs per request (see main.go).
+  let seq = 0;
+  const one = () => {
+    if (!sc.unique) return request(sc, body);
+    const num = String(++seq);
+    const headers = sc.headers.map(([k, v]) => [k, v.replaceAll('{n}', num)]);
+    return request({ ...sc, headers }, body ? Buffer.from(body.toString('latin1').replaceAll('{n}', num), 'latin1') : null);
+  };
+  for (let i = 0; i < 2000; i++) one();
   const n = input.iterations;
   const t0 = process.hrtime.bigint();
-  for (let i = 0; i < n; i++) request(sc, body);
+  for (let i = 0; i < n; i++) one();
   out[sc.name] = Number(process.hrtime.bigint() - t0) / n;
 }
 process.stdout.write(JSON.stringify(out));

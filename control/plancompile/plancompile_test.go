@@ -110,6 +110,15 @@ decision := r if {
 			line: 4, builtin: "http.send",
 		},
 		{
+			// Not offered by the filter's VM (docs/decisions/size.md).
+			name: "regular expression",
+			src: `package tim.proxy
+
+decision := {"allow": regex.match("^/_matrix/", input.path)}
+`,
+			line: 3, builtin: "regex.match",
+		},
+		{
 			name: "call in head",
 			src: `package tim.proxy
 

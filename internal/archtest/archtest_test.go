@@ -68,3 +68,35 @@ func TestFilterTreeHasNoForbiddenDependencies(t *testing.T) {
 		})
 	}
 }
+
+// forbiddenInModule lists standard packages that the compiled filter module must not link although
+// the rest of wasm/ may use them (test helpers such as fedlisttest), each with what to use instead.
+// encoding/json costs about 235 KB of code through reflection, regexp about 518 KB with its Unicode
+// tables; the module must stay under 6 MB (docs/decisions/size.md).
+var forbiddenInModule = map[string]string{
+	"encoding/json": "read JSON with planvm.ParseJSON, write it with planvm.AppendJSON",
+	"regexp":        "the plan VM offers no regex.match (size.md S7)",
+}
+
+// linked reports whether pkg is among the dependencies of the wasip1 build of module.
+func linked(t *testing.T, module, pkg string) bool {
+	t.Helper()
+	for _, p := range goList(t, []string{"GOOS=wasip1", "GOARCH=wasm"}, "-deps", module) {
+		if p == pkg {
+			return true
+		}
+	}
+	return false
+}
+
+func TestFilterModuleHasNoHeavyPackages(t *testing.T) {
+	// The check sees encoding/json where it is used, so that it cannot pass by looking at nothing.
+	if !linked(t, "./wasm/fedlist/fedlisttest", "encoding/json") {
+		t.Fatal("go list does not show encoding/json for fedlisttest, which uses it")
+	}
+	for bad, instead := range forbiddenInModule {
+		if linked(t, "./wasm/cmd/tim-filter", bad) {
+			t.Errorf("package %s is linked into the filter module; %s", bad, instead)
+		}
+	}
+}

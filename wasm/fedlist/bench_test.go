@@ -59,3 +59,24 @@ func BenchmarkContains(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkParsePayload: reading the list's JSON alone (no signature), for
+// list sizes from today's to the size the control plane bounds.
+func BenchmarkParsePayload(b *testing.B) {
+	for _, n := range []int{1000, 100000} {
+		domains := make([]fedlisttest.Domain, n)
+		for i := range domains {
+			domains[i] = fedlisttest.Domain{Domain: fmt.Sprintf("tim%06d.example.de", i), TelematikID: fmt.Sprintf("1-%d", i), TimAnbieter: "ORG-0001:BT-0001", IK: []string{"109500969"}}
+		}
+		payload := fedlisttest.Payload(1, domains)
+		b.Run(fmt.Sprintf("%d-domains", n), func(b *testing.B) {
+			b.SetBytes(int64(len(payload)))
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				if _, err := ParsePayload(payload); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"crypto/sha512"
 	"errors"
-	"fmt"
 	"hash"
 	"math/big"
 	"time"
@@ -75,25 +74,25 @@ func parseCertificate(der []byte) (*certificate, error) {
 	in := cryptobyte.String(der)
 	var cert, tbs cryptobyte.String
 	if !in.ReadASN1(&cert, asn1.SEQUENCE) || !in.Empty() {
-		return nil, fmt.Errorf("%w: not a DER SEQUENCE", errCert)
+		return nil, fault(errCert, "not a DER SEQUENCE")
 	}
 	var rawTBS cryptobyte.String
 	if !cert.ReadASN1Element(&rawTBS, asn1.SEQUENCE) {
-		return nil, fmt.Errorf("%w: no tbsCertificate", errCert)
+		return nil, fault(errCert, "no tbsCertificate")
 	}
 	c.RawTBS = rawTBS
 	tbs = rawTBS
 	if !tbs.ReadASN1(&tbs, asn1.SEQUENCE) {
-		return nil, fmt.Errorf("%w: bad tbsCertificate", errCert)
+		return nil, fault(errCert, "bad tbsCertificate")
 	}
 	var sigAlg cryptobyte.String
 	if !cert.ReadASN1(&sigAlg, asn1.SEQUENCE) || !sigAlg.ReadASN1(&sigAlg, asn1.OBJECT_IDENTIFIER) {
-		return nil, fmt.Errorf("%w: bad signatureAlgorithm", errCert)
+		return nil, fault(errCert, "bad signatureAlgorithm")
 	}
 	c.SigAlg = sigAlg
 	var sig asn1BitString
 	if !readBitString(&cert, &sig) || sig.padding != 0 || !cert.Empty() {
-		return nil, fmt.Errorf("%w: bad signatureValue", errCert)
+		return nil, fault(errCert, "bad signatureValue")
 	}
 	c.Signature = sig.bytes
 
@@ -102,26 +101,26 @@ func parseCertificate(der []byte) (*certificate, error) {
 	var verWrap cryptobyte.String
 	var hasVersion bool
 	if !tbs.ReadOptionalASN1(&verWrap, &hasVersion, asn1.Tag(0).Constructed().ContextSpecific()) {
-		return nil, fmt.Errorf("%w: bad version", errCert)
+		return nil, fault(errCert, "bad version")
 	}
 	if hasVersion && (!verWrap.ReadASN1Int64WithTag(&version, asn1.INTEGER) || !verWrap.Empty()) {
-		return nil, fmt.Errorf("%w: bad version", errCert)
+		return nil, fault(errCert, "bad version")
 	}
 	var skip, tbsSigAlg cryptobyte.String
 	if !tbs.ReadASN1(&skip, asn1.INTEGER) { // serialNumber
-		return nil, fmt.Errorf("%w: bad serial", errCert)
+		return nil, fault(errCert, "bad serial")
 	}
 	if !tbs.ReadASN1(&tbsSigAlg, asn1.SEQUENCE) || !tbsSigAlg.ReadASN1(&tbsSigAlg, asn1.OBJECT_IDENTIFIER) ||
 		!bytes.Equal(tbsSigAlg, c.SigAlg) {
-		return nil, fmt.Errorf("%w: signature algorithms differ", errCert)
+		return nil, fault(errCert, "signature algorithms differ")
 	}
 	var issuer, subject, validity, spki cryptobyte.String
 	if !tbs.ReadASN1Element(&issuer, asn1.SEQUENCE) {
-		return nil, fmt.Errorf("%w: bad issuer", errCert)
+		return nil, fault(errCert, "bad issuer")
 	}
 	c.RawIssuer = issuer
 	if !tbs.ReadASN1(&validity, asn1.SEQUENCE) {
-		return nil, fmt.Errorf("%w: bad validity", errCert)
+		return nil, fault(errCert, "bad validity")
 	}
 	var err error
 	if c.NotBefore, err = readTime(&validity); err != nil {
@@ -131,11 +130,11 @@ func parseCertificate(der []byte) (*certificate, error) {
 		return nil, err
 	}
 	if !tbs.ReadASN1Element(&subject, asn1.SEQUENCE) {
-		return nil, fmt.Errorf("%w: bad subject", errCert)
+		return nil, fault(errCert, "bad subject")
 	}
 	c.RawSubject = subject
 	if !tbs.ReadASN1(&spki, asn1.SEQUENCE) {
-		return nil, fmt.Errorf("%w: bad subjectPublicKeyInfo", errCert)
+		return nil, fault(errCert, "bad subjectPublicKeyInfo")
 	}
 	if c.Curve, c.Key, err = parseSPKI(spki); err != nil {
 		return nil, err
@@ -143,13 +142,13 @@ func parseCertificate(der []byte) (*certificate, error) {
 	// issuerUniqueID [1], subjectUniqueID [2]: skipped.
 	for _, tag := range []asn1.Tag{asn1.Tag(1).ContextSpecific(), asn1.Tag(2).ContextSpecific()} {
 		if !tbs.SkipOptionalASN1(tag) {
-			return nil, fmt.Errorf("%w: bad unique ID", errCert)
+			return nil, fault(errCert, "bad unique ID")
 		}
 	}
 	var extWrap cryptobyte.String
 	var hasExt bool
 	if !tbs.ReadOptionalASN1(&extWrap, &hasExt, asn1.Tag(3).Constructed().ContextSpecific()) {
-		return nil, fmt.Errorf("%w: bad extensions", errCert)
+		return nil, fault(errCert, "bad extensions")
 	}
 	if hasExt {
 		if err := c.parseExtensions(extWrap); err != nil {
@@ -157,7 +156,7 @@ func parseCertificate(der []byte) (*certificate, error) {
 		}
 	}
 	if !tbs.Empty() {
-		return nil, fmt.Errorf("%w: trailing data in tbsCertificate", errCert)
+		return nil, fault(errCert, "trailing data in tbsCertificate")
 	}
 	return c, nil
 }
@@ -165,7 +164,7 @@ func parseCertificate(der []byte) (*certificate, error) {
 func (c *certificate) parseExtensions(w cryptobyte.String) error {
 	var exts cryptobyte.String
 	if !w.ReadASN1(&exts, asn1.SEQUENCE) || !w.Empty() {
-		return fmt.Errorf("%w: bad extensions", errCert)
+		return fault(errCert, "bad extensions")
 	}
 	for !exts.Empty() {
 		var ext, oid, val cryptobyte.String
@@ -173,19 +172,19 @@ func (c *certificate) parseExtensions(w cryptobyte.String) error {
 		if !exts.ReadASN1(&ext, asn1.SEQUENCE) || !ext.ReadASN1(&oid, asn1.OBJECT_IDENTIFIER) ||
 			!readOptionalBool(&ext, &critical) ||
 			!ext.ReadASN1(&val, asn1.OCTET_STRING) || !ext.Empty() {
-			return fmt.Errorf("%w: bad extension", errCert)
+			return fault(errCert, "bad extension")
 		}
 		switch {
 		case bytes.Equal(oid, oidExtBasicConstr):
 			var bc cryptobyte.String
 			if !val.ReadASN1(&bc, asn1.SEQUENCE) || !readOptionalBool(&bc, &c.IsCA) {
-				return fmt.Errorf("%w: bad basicConstraints", errCert)
+				return fault(errCert, "bad basicConstraints")
 			}
 			c.HasBC = true
 		case bytes.Equal(oid, oidExtKeyUsage):
 			var ku asn1BitString
 			if !readBitString(&val, &ku) {
-				return fmt.Errorf("%w: bad keyUsage", errCert)
+				return fault(errCert, "bad keyUsage")
 			}
 			c.HasKU, c.KeyUsage = true, ku.bytes
 		case bytes.Equal(oid, oidExtCertPolicies), bytes.Equal(oid, oidExtExtKeyUsage),
@@ -214,13 +213,13 @@ func parseSPKI(spki cryptobyte.String) (string, *ecdsa.PublicKey, error) {
 	var key asn1BitString
 	if !spki.ReadASN1(&alg, asn1.SEQUENCE) || !alg.ReadASN1(&algOID, asn1.OBJECT_IDENTIFIER) ||
 		!readBitString(&spki, &key) || !spki.Empty() {
-		return "", nil, fmt.Errorf("%w: bad subjectPublicKeyInfo", errCert)
+		return "", nil, fault(errCert, "bad subjectPublicKeyInfo")
 	}
 	if !bytes.Equal(algOID, oidECPublicKey) {
-		return "", nil, fmt.Errorf("%w: public key is not an EC key", errCert)
+		return "", nil, fault(errCert, "public key is not an EC key")
 	}
 	if !alg.ReadASN1(&params, asn1.OBJECT_IDENTIFIER) || !alg.Empty() {
-		return "", nil, fmt.Errorf("%w: EC key without named curve", errCert)
+		return "", nil, fault(errCert, "EC key without named curve")
 	}
 	var name string
 	var curve elliptic.Curve
@@ -230,11 +229,11 @@ func parseSPKI(spki cryptobyte.String) (string, *ecdsa.PublicKey, error) {
 	case bytes.Equal(params, oidBrainpoolP256r1):
 		name, curve = CurveBrainpoolP256r1, brainpool.P256r1()
 	default:
-		return "", nil, fmt.Errorf("%w: unsupported EC curve", errCert)
+		return "", nil, fault(errCert, "unsupported EC curve")
 	}
 	pub, err := uncompressedPoint(curve, key.bytes)
 	if err != nil || key.padding != 0 {
-		return "", nil, fmt.Errorf("%w: bad EC point", errCert)
+		return "", nil, fault(errCert, "bad EC point")
 	}
 	return name, pub, nil
 }
@@ -286,21 +285,75 @@ func readBitString(s *cryptobyte.String, out *asn1BitString) bool {
 	return true
 }
 
+// readTime reads a certificate's notBefore or notAfter in the only forms
+// DER allows (X.690 11.7/11.8, RFC 5280 4.1.2.5): UTCTime YYMMDDHHMMSSZ
+// (years 1950..2049) or GeneralizedTime YYYYMMDDHHMMSSZ. It is read here
+// rather than with cryptobyte's time readers, which go through time.Parse:
+// that layout parser alone is 60 KB of the filter module.
 func readTime(s *cryptobyte.String) (time.Time, error) {
-	var t time.Time
+	var raw cryptobyte.String
 	switch {
 	case s.PeekASN1Tag(asn1.UTCTime):
-		if !s.ReadASN1UTCTime(&t) {
-			return t, fmt.Errorf("%w: bad UTCTime", errCert)
+		if !s.ReadASN1(&raw, asn1.UTCTime) || len(raw) != len("YYMMDDHHMMSSZ") {
+			return time.Time{}, fault(errCert, "bad UTCTime")
 		}
+		yy, ok := digits(raw[:2])
+		year := 2000 + yy
+		if yy >= 50 {
+			year = 1900 + yy
+		}
+		if t, good := derTime(year, raw[2:]); ok && good {
+			return t, nil
+		}
+		return time.Time{}, fault(errCert, "bad UTCTime")
 	case s.PeekASN1Tag(asn1.GeneralizedTime):
-		if !s.ReadASN1GeneralizedTime(&t) {
-			return t, fmt.Errorf("%w: bad GeneralizedTime", errCert)
+		if !s.ReadASN1(&raw, asn1.GeneralizedTime) || len(raw) != len("YYYYMMDDHHMMSSZ") {
+			return time.Time{}, fault(errCert, "bad GeneralizedTime")
 		}
-	default:
-		return t, fmt.Errorf("%w: bad validity time", errCert)
+		year, ok := digits(raw[:4])
+		if t, good := derTime(year, raw[4:]); ok && good {
+			return t, nil
+		}
+		return time.Time{}, fault(errCert, "bad GeneralizedTime")
 	}
-	return t, nil
+	return time.Time{}, fault(errCert, "bad validity time")
+}
+
+// derTime reads MMDDHHMMSSZ of the given year; every field must be in range
+// (no normalisation of 31 April into 1 May).
+func derTime(year int, b []byte) (time.Time, bool) {
+	if len(b) != len("MMDDHHMMSSZ") || b[10] != 'Z' {
+		return time.Time{}, false
+	}
+	var f [5]int
+	for i := range f {
+		n, ok := digits(b[2*i : 2*i+2])
+		if !ok {
+			return time.Time{}, false
+		}
+		f[i] = n
+	}
+	month, day, hour, minute, sec := f[0], f[1], f[2], f[3], f[4]
+	if month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || sec > 59 {
+		return time.Time{}, false
+	}
+	t := time.Date(year, time.Month(month), day, hour, minute, sec, 0, time.UTC)
+	if t.Day() != day {
+		return time.Time{}, false // day beyond the end of the month
+	}
+	return t, true
+}
+
+// digits reads a decimal number of ASCII digits only.
+func digits(b []byte) (int, bool) {
+	n := 0
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, true
 }
 
 // readOptionalBool reads a BOOLEAN DEFAULT FALSE. (cryptobyte's

@@ -9,6 +9,11 @@
 // what the chain check needs: names, validity, key, signature, basic
 // constraints and key usage.
 //
+// JSON (the JWS header and the list payload) is read with planvm's
+// reflection-free reader, the one JSON reader of the filter module; the
+// payload's domainList entry by entry (planvm.ParseJSONEach), so that a
+// large list is never held as a parsed tree.
+//
 // The VZD's x5c carries only the signer certificate; its issuer, a Komp-CA
 // of the TI, belongs into the trust bundle beside the TI root (see
 // TrustStore).

@@ -1,9 +1,12 @@
 package fedlist
 
 import (
-	"encoding/json"
+	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+
+	"github.com/timfd/fachdienst/wasm/planvm"
 )
 
 // Entry is one domain of the federation list.
@@ -36,21 +39,6 @@ func (l *List) Contains(domain string) bool {
 	return ok
 }
 
-type payloadJSON struct {
-	Version    *int64      `json:"version"`
-	DomainList []entryJSON `json:"domainList"`
-}
-
-type entryJSON struct {
-	Domain      string   `json:"domain"`
-	TelematikID string   `json:"telematikID"`
-	TimAnbieter string   `json:"timAnbieter"`
-	TimProvider string   `json:"timProvider"`
-	IK          []string `json:"ik"`
-	IKs         []string `json:"iks"`
-	IsInsurance bool     `json:"isInsurance"`
-}
-
 // MaxDomainLength bounds a listed domain (the Matrix limit for server names).
 const MaxDomainLength = 255
 
@@ -58,36 +46,157 @@ const MaxDomainLength = 255
 // FederationList_main.json). Field names are read leniently: the provider as
 // timAnbieter or timProvider, the IK numbers as ik or iks (both seen in
 // gematik material). version is required; domainList may be empty. When a
-// domain is listed twice, the later entry wins.
+// domain is listed twice, the later entry wins. A member of the wrong type
+// makes the whole list malformed; null counts as absent.
 func ParsePayload(b []byte) (*List, error) {
-	var p payloadJSON
-	if err := json.Unmarshal(b, &p); err != nil {
-		return nil, fmt.Errorf("%w: payload: %v", ErrMalformed, err)
-	}
-	if p.Version == nil {
-		return nil, fmt.Errorf("%w: payload has no version", ErrMalformed)
-	}
-	l := &List{Version: *p.Version, Domains: make(map[string]Entry, len(p.DomainList))}
-	for _, e := range p.DomainList {
-		d := strings.TrimSpace(e.Domain)
+	// domainList is read entry by entry: a list of 100 000 domains is never
+	// held as a parsed tree (see planvm.ParseJSONEach).
+	l := &List{Domains: map[string]Entry{}}
+	doc, err := planvm.ParseJSONEach(b, "domainList", func(i int, v planvm.Value) error {
+		ent, err := parseEntry(v)
+		if err != nil {
+			return fault(ErrMalformed, "payload: domainList["+strconv.Itoa(i)+"]: "+err.Error())
+		}
+		d := strings.TrimSpace(ent.Domain)
 		if d == "" || len(d) > MaxDomainLength {
 			l.Skipped++
-			continue
+			return nil
 		}
-		ent := Entry{
-			Domain:      d,
-			TelematikID: e.TelematikID,
-			Provider:    e.TimAnbieter,
-			IKs:         e.IK,
-			IsInsurance: e.IsInsurance,
-		}
-		if ent.Provider == "" {
-			ent.Provider = e.TimProvider
-		}
-		if ent.IKs == nil {
-			ent.IKs = e.IKs
-		}
+		ent.Domain = d
 		l.Domains[strings.ToLower(d)] = ent
+		return nil
+	})
+	if errors.Is(err, ErrMalformed) {
+		return nil, err
+	}
+	if err != nil {
+		return nil, fault(ErrMalformed, "payload: "+err.Error())
+	}
+	if doc.Kind() != planvm.KindObject {
+		return nil, fault(ErrMalformed, "payload is not a JSON object")
+	}
+	ver := member(doc, "version")
+	if !ver.IsDefined() {
+		return nil, fault(ErrMalformed, "payload has no version")
+	}
+	var ok bool
+	if l.Version, ok = ver.AsInt64(); !ok {
+		return nil, fault(ErrMalformed, "payload: version is not an integer")
+	}
+	// Streamed when an array; anything else but null is of the wrong type.
+	if k := member(doc, "domainList").Kind(); k != planvm.KindUndefined {
+		return nil, fault(ErrMalformed, "payload: domainList is not an array")
 	}
 	return l, nil
+}
+
+// parseEntry reads one entry of domainList. Its strings are copied out of
+// the parsed document into one allocation, so that the list does not keep
+// the whole payload alive and costs little per entry.
+func parseEntry(v planvm.Value) (Entry, error) {
+	var e Entry
+	switch v.Kind() {
+	case planvm.KindNull:
+		return e, nil
+	case planvm.KindObject:
+	default:
+		return e, errors.New("not an object")
+	}
+	var err error
+	if e.Domain, err = stringMember(v, "domain"); err != nil {
+		return e, err
+	}
+	if e.TelematikID, err = stringMember(v, "telematikID"); err != nil {
+		return e, err
+	}
+	if e.Provider, err = stringMember(v, "timAnbieter"); err != nil {
+		return e, err
+	}
+	if e.Provider == "" {
+		if e.Provider, err = stringMember(v, "timProvider"); err != nil {
+			return e, err
+		}
+	}
+	if e.IKs, err = stringsMember(v, "ik"); err != nil {
+		return e, err
+	}
+	if e.IKs == nil {
+		if e.IKs, err = stringsMember(v, "iks"); err != nil {
+			return e, err
+		}
+	}
+	if ins := member(v, "isInsurance"); ins.IsDefined() {
+		var ok bool
+		if e.IsInsurance, ok = ins.AsBool(); !ok {
+			return e, errors.New("isInsurance is not a boolean")
+		}
+	}
+	// One copy for all strings of the entry.
+	n := len(e.Domain) + len(e.TelematikID) + len(e.Provider)
+	for _, ik := range e.IKs {
+		n += len(ik)
+	}
+	buf := make([]byte, 0, n)
+	buf = append(append(append(buf, e.Domain...), e.TelematikID...), e.Provider...)
+	for _, ik := range e.IKs {
+		buf = append(buf, ik...)
+	}
+	all := string(buf)
+	take := func(s string) string {
+		s, all = all[:len(s)], all[len(s):]
+		return s
+	}
+	e.Domain, e.TelematikID, e.Provider = take(e.Domain), take(e.TelematikID), take(e.Provider)
+	for i, ik := range e.IKs {
+		e.IKs[i] = take(ik)
+	}
+	return e, nil
+}
+
+// member returns o[key]; null counts as absent.
+func member(o planvm.Value, key string) planvm.Value {
+	v, _ := o.Get(key)
+	if v.Kind() == planvm.KindNull {
+		return planvm.Value{}
+	}
+	return v
+}
+
+// stringMember returns the string o[key], "" when absent.
+func stringMember(o planvm.Value, key string) (string, error) {
+	v := member(o, key)
+	if !v.IsDefined() {
+		return "", nil
+	}
+	s, ok := v.AsString()
+	if !ok {
+		return "", fmt.Errorf("%s is not a string", key)
+	}
+	return s, nil
+}
+
+// stringsMember returns the array of strings o[key], nil when absent and
+// non-nil (possibly empty) when present. A null element is "".
+func stringsMember(o planvm.Value, key string) ([]string, error) {
+	v := member(o, key)
+	switch v.Kind() {
+	case planvm.KindUndefined:
+		return nil, nil
+	case planvm.KindArray:
+	default:
+		return nil, fmt.Errorf("%s is not an array", key)
+	}
+	out := make([]string, v.Len())
+	for i := range out {
+		e := v.Index(i)
+		if e.Kind() == planvm.KindNull {
+			continue
+		}
+		s, ok := e.AsString()
+		if !ok {
+			return nil, fmt.Errorf("%s[%d] is not a string", key, i)
+		}
+		out[i] = s
+	}
+	return out, nil
 }

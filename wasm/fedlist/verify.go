@@ -5,13 +5,14 @@ import (
 	"crypto/ecdsa"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"math/big"
 	"sync"
 	"time"
+
+	"github.com/timfd/fachdienst/wasm/planvm"
 )
 
 // Errors of Verify, distinct so that callers and metrics can tell them apart.
@@ -36,7 +37,9 @@ const (
 	MaxChainSize = 5        // certificates in a path, anchor included
 )
 
-// Header is the protected JWS header of the list.
+// Header is the protected JWS header of the list. The tags name its
+// members for encoders on the host side; the filter reads it with the
+// reflection-free reader of planvm (see parseHeader).
 type Header struct {
 	Alg  string   `json:"alg"`
 	Typ  string   `json:"typ,omitempty"`
@@ -175,19 +178,19 @@ func splitJWS(compact []byte) (*parsedJWS, error) {
 	i := bytes.IndexByte(compact, '.')
 	j := bytes.LastIndexByte(compact, '.')
 	if i < 0 || i == j {
-		return nil, fmt.Errorf("%w: not a compact JWS", ErrMalformed)
+		return nil, fault(ErrMalformed, "not a compact JWS")
 	}
 	rawHeader, rawPayload, rawSig := compact[:i], compact[i+1:j], compact[j+1:]
 	hdr, err := b64(rawHeader)
 	if err != nil {
-		return nil, fmt.Errorf("%w: header: %v", ErrMalformed, err)
+		return nil, fault(ErrMalformed, "header: "+err.Error())
 	}
 	p := &parsedJWS{signingInput: compact[:j]}
-	if err := json.Unmarshal(hdr, &p.header); err != nil {
-		return nil, fmt.Errorf("%w: header: %v", ErrMalformed, err)
+	if p.header, err = parseHeader(hdr); err != nil {
+		return nil, fault(ErrMalformed, "header: "+err.Error())
 	}
 	if p.sig, err = b64(rawSig); err != nil {
-		return nil, fmt.Errorf("%w: signature: %v", ErrMalformed, err)
+		return nil, fault(ErrMalformed, "signature: "+err.Error())
 	}
 	encoded := true
 	for _, c := range p.header.Crit {
@@ -197,18 +200,53 @@ func splitJWS(compact []byte) (*parsedJWS, error) {
 	}
 	if p.header.B64 != nil && !*p.header.B64 {
 		if !contains(p.header.Crit, "b64") {
-			return nil, fmt.Errorf("%w: b64 without crit", ErrMalformed)
+			return nil, fault(ErrMalformed, "b64 without crit")
 		}
 		encoded = false
 	}
 	if encoded {
 		if p.payload, err = b64(rawPayload); err != nil {
-			return nil, fmt.Errorf("%w: payload: %v", ErrMalformed, err)
+			return nil, fault(ErrMalformed, "payload: "+err.Error())
 		}
 	} else {
 		p.payload = rawPayload
 	}
 	return p, nil
+}
+
+// parseHeader reads the protected header. Members of other names are
+// ignored (crit lists those that must be understood); null counts as absent.
+func parseHeader(b []byte) (Header, error) {
+	var h Header
+	doc, err := planvm.ParseJSON(b)
+	if err != nil {
+		return h, err
+	}
+	if doc.Kind() != planvm.KindObject {
+		return h, errors.New("not a JSON object")
+	}
+	for _, f := range []struct {
+		key string
+		dst *string
+	}{{"alg", &h.Alg}, {"typ", &h.Typ}, {"kid", &h.Kid}} {
+		if *f.dst, err = stringMember(doc, f.key); err != nil {
+			return h, err
+		}
+	}
+	if h.X5C, err = stringsMember(doc, "x5c"); err != nil {
+		return h, err
+	}
+	if h.Crit, err = stringsMember(doc, "crit"); err != nil {
+		return h, err
+	}
+	if v := member(doc, "b64"); v.IsDefined() {
+		b, ok := v.AsBool()
+		if !ok {
+			return h, errors.New("b64 is not a boolean")
+		}
+		h.B64 = &b
+	}
+	return h, nil
 }
 
 // ParseUnverified parses header and payload without checking anything
@@ -230,7 +268,7 @@ func ParseUnverified(compactJWS []byte) (Header, *List, error) {
 // every certificate signed by the next and valid at now.
 func Verify(compactJWS []byte, ts *TrustStore, now time.Time) (*List, error) {
 	if ts == nil || len(ts.anchors) == 0 {
-		return nil, fmt.Errorf("%w: no trust anchors", ErrUntrustedChain)
+		return nil, fault(ErrUntrustedChain, "no trust anchors")
 	}
 	p, err := splitJWS(compactJWS)
 	if err != nil {
@@ -263,7 +301,7 @@ func Verify(compactJWS []byte, ts *TrustStore, now time.Time) (*List, error) {
 		return nil, fmt.Errorf("%w: alg %s with a %s key", ErrUnsupportedAlg, p.header.Alg, leaf.Curve)
 	}
 	if len(p.sig) != 64 {
-		return nil, fmt.Errorf("%w: signature must be 64 bytes (r||s)", ErrBadSignature)
+		return nil, fault(ErrBadSignature, "signature must be 64 bytes (r||s)")
 	}
 	digest := sha256.Sum256(p.signingInput)
 	r := new(big.Int).SetBytes(p.sig[:32])
@@ -272,7 +310,7 @@ func Verify(compactJWS []byte, ts *TrustStore, now time.Time) (*List, error) {
 		return nil, ErrBadSignature
 	}
 	if !leaf.hasKeyUsage(kuDigitalSignature) {
-		return nil, fmt.Errorf("%w: signer certificate not for digital signatures", ErrUntrustedChain)
+		return nil, fault(ErrUntrustedChain, "signer certificate not for digital signatures")
 	}
 	if key := chainKey(p.header.X5C); !ts.cachedChain(key, now) {
 		from, to, err := ts.verifyChain(leaf, chain[1:], now)
@@ -310,7 +348,7 @@ func (ts *TrustStore) verifyChain(leaf *certificate, intermediates []*certificat
 		}
 		narrow(cur)
 		if cur.UnknownCritical {
-			return from, to, fmt.Errorf("%w: unsupported critical extension", ErrUntrustedChain)
+			return from, to, fault(ErrUntrustedChain, "unsupported critical extension")
 		}
 		for _, a := range ts.anchors {
 			if bytes.Equal(cur.Raw, a.Raw) {

@@ -1,8 +1,6 @@
 package filter
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -58,23 +56,98 @@ type Policy struct {
 	Data     planvm.Value
 }
 
+// configJSON is the configuration as written.
 type configJSON struct {
-	Role         string `json:"role"`
-	ControlPlane struct {
-		Cluster          string `json:"cluster"`
-		Authority        string `json:"authority"`
-		CredentialHeader string `json:"credential_header"`
-		Credential       string `json:"credential"`
-		CredentialEnv    string `json:"credential_env"`
-		Timeout          string `json:"timeout"`
-	} `json:"control_plane"`
-	TrustAnchors       string          `json:"trust_anchors"`
-	TrustAnchorsEnv    string          `json:"trust_anchors_env"`
-	FailMode           string          `json:"fail_mode"`
-	RefreshInterval    string          `json:"refresh_interval"`
-	RefetchMinInterval string          `json:"refetch_min_interval"`
-	MaxBodyBytes       int             `json:"max_body_bytes"`
-	Policy             json.RawMessage `json:"policy"`
+	Role, FailMode                      string
+	TrustAnchors, TrustAnchorsEnv       string
+	RefreshInterval, RefetchMinInterval string
+	MaxBodyBytes                        int64
+	Policy                              planvm.Value // undefined when absent
+	ControlPlane                        controlPlaneJSON
+}
+
+type controlPlaneJSON struct {
+	Cluster, Authority, CredentialHeader, Credential, CredentialEnv, Timeout string
+}
+
+// stringField is a string member of a configuration object.
+type stringField struct {
+	name string
+	dst  *string
+}
+
+// readConfigJSON reads the configuration strictly: an unknown member is an
+// error (a misspelt setting must not silently fall back to its default), and
+// so is a member of the wrong type; null counts as absent.
+func readConfigJSON(doc planvm.Value) (*configJSON, error) {
+	raw := &configJSON{}
+	cp := &raw.ControlPlane
+	top := []stringField{{"role", &raw.Role}, {"trust_anchors", &raw.TrustAnchors}, {"trust_anchors_env", &raw.TrustAnchorsEnv},
+		{"fail_mode", &raw.FailMode}, {"refresh_interval", &raw.RefreshInterval}, {"refetch_min_interval", &raw.RefetchMinInterval}}
+	nested := []stringField{{"cluster", &cp.Cluster}, {"authority", &cp.Authority}, {"credential_header", &cp.CredentialHeader},
+		{"credential", &cp.Credential}, {"credential_env", &cp.CredentialEnv}, {"timeout", &cp.Timeout}}
+	if err := readStrings(doc, "", top, "control_plane", "max_body_bytes", "policy"); err != nil {
+		return nil, err
+	}
+	switch v := member(doc, "control_plane"); v.Kind() {
+	case planvm.KindUndefined:
+	case planvm.KindObject:
+		if err := readStrings(v, "control_plane.", nested); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, errors.New("control_plane: must be an object")
+	}
+	if v := member(doc, "max_body_bytes"); v.IsDefined() {
+		var ok bool
+		if raw.MaxBodyBytes, ok = v.AsInt64(); !ok {
+			return nil, errors.New("max_body_bytes: must be an integer")
+		}
+	}
+	raw.Policy = member(doc, "policy")
+	return raw, nil
+}
+
+// readStrings reads the string members of the object o into fields and
+// fails on a member that is neither one of them nor one of others. prefix
+// names o in messages.
+func readStrings(o planvm.Value, prefix string, fields []stringField, others ...string) error {
+	var err error
+	o.Iterate(func(k, v planvm.Value) bool {
+		name, _ := k.AsString()
+		for _, f := range fields {
+			if f.name != name {
+				continue
+			}
+			if v.Kind() == planvm.KindNull {
+				return true
+			}
+			s, ok := v.AsString()
+			if !ok {
+				err = fmt.Errorf("%s%s: must be a string", prefix, name)
+				return false
+			}
+			*f.dst = s
+			return true
+		}
+		for _, n := range others {
+			if n == name {
+				return true
+			}
+		}
+		err = fmt.Errorf("unknown field %q", prefix+name)
+		return false
+	})
+	return err
+}
+
+// member returns o[key]; null counts as absent.
+func member(o planvm.Value, key string) planvm.Value {
+	v, _ := o.Get(key)
+	if v.Kind() == planvm.KindNull {
+		return planvm.Value{}
+	}
+	return v
 }
 
 // durationField parses a Go duration string ("60s", "1m30s"); empty means
@@ -112,11 +185,16 @@ func inlineOrEnv(field, inline, envName string, getenv func(string) string) (str
 func ParseConfig(b []byte) (*Config, error) { return parseConfig(b, os.Getenv) }
 
 func parseConfig(b []byte, getenv func(string) string) (*Config, error) {
-	var raw configJSON
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&raw); err != nil {
+	doc, err := planvm.ParseJSON(b)
+	if err != nil {
 		return nil, fmt.Errorf("configuration is not valid JSON for the filter: %v", err)
+	}
+	if doc.Kind() != planvm.KindObject {
+		return nil, errors.New("configuration is not a JSON object")
+	}
+	raw, err := readConfigJSON(doc)
+	if err != nil {
+		return nil, err
 	}
 	c := &Config{}
 	switch raw.Role {
@@ -131,7 +209,6 @@ func parseConfig(b []byte, getenv func(string) string) (*Config, error) {
 	c.Cluster = strings.TrimSpace(cp.Cluster)
 	c.Authority = strings.TrimSpace(cp.Authority)
 	c.CredentialHeader = strings.ToLower(strings.TrimSpace(cp.CredentialHeader))
-	var err error
 	if c.Credential, err = inlineOrEnv("control_plane.credential", cp.Credential, cp.CredentialEnv, getenv); err != nil {
 		return nil, err
 	}
@@ -183,15 +260,15 @@ func parseConfig(b []byte, getenv func(string) string) (*Config, error) {
 	if c.RefetchMinInterval < 0 || c.RefetchMinInterval > 24*time.Hour {
 		return nil, errors.New("refetch_min_interval: must be between 0s and 24h")
 	}
-	c.MaxBodyBytes = raw.MaxBodyBytes
-	if c.MaxBodyBytes == 0 {
-		c.MaxBodyBytes = DefaultMaxBodyBytes
+	if raw.MaxBodyBytes == 0 {
+		raw.MaxBodyBytes = DefaultMaxBodyBytes
 	}
-	if c.MaxBodyBytes < 1024 || c.MaxBodyBytes > MaxBodyBytesLimit {
+	if raw.MaxBodyBytes < 1024 || raw.MaxBodyBytes > MaxBodyBytesLimit {
 		return nil, fmt.Errorf("max_body_bytes: must be between 1024 and %d", MaxBodyBytesLimit)
 	}
-	if len(raw.Policy) > 0 && string(raw.Policy) != "null" {
-		p, err := ParsePolicy(raw.Policy)
+	c.MaxBodyBytes = int(raw.MaxBodyBytes)
+	if raw.Policy.IsDefined() {
+		p, err := policyFromValue(raw.Policy)
 		if err != nil {
 			return nil, fmt.Errorf("policy: %v", err)
 		}
@@ -204,45 +281,51 @@ func parseConfig(b []byte, getenv func(string) string) (*Config, error) {
 // of GET /internal/v1/policy, or the inline "policy" of the configuration)
 // and loads its plan.
 func ParsePolicy(b []byte) (*Policy, error) {
-	var raw struct {
-		Revision json.RawMessage `json:"revision"`
-		Plan     json.RawMessage `json:"plan"`
-		Data     json.RawMessage `json:"data"`
-	}
-	if err := json.Unmarshal(b, &raw); err != nil {
+	doc, err := planvm.ParseJSON(b)
+	if err != nil {
 		return nil, fmt.Errorf("not a policy document: %v", err)
 	}
-	if len(raw.Plan) == 0 || string(raw.Plan) == "null" {
+	return policyFromValue(doc)
+}
+
+func policyFromValue(doc planvm.Value) (*Policy, error) {
+	if doc.Kind() != planvm.KindObject {
+		return nil, errors.New("not a policy document: not a JSON object")
+	}
+	plan, _ := doc.Get("plan")
+	if k := plan.Kind(); k == planvm.KindUndefined || k == planvm.KindNull {
 		return nil, errors.New("plan: missing")
 	}
-	prog, err := planvm.Load(raw.Plan)
+	prog, err := planvm.LoadValue(plan)
 	if err != nil {
 		return nil, fmt.Errorf("plan: %v", err)
 	}
 	if !hasEntrypoint(prog, Entrypoint) {
 		return nil, fmt.Errorf("plan: has no entrypoint %s", Entrypoint)
 	}
-	data := planvm.NewObject()
-	if len(raw.Data) > 0 && string(raw.Data) != "null" {
-		data, err = planvm.ParseJSON(raw.Data)
-		if err != nil {
-			return nil, fmt.Errorf("data: %v", err)
-		}
-		if data.Kind() != planvm.KindObject {
-			return nil, errors.New("data: must be an object")
-		}
+	data, _ := doc.Get("data")
+	switch data.Kind() {
+	case planvm.KindUndefined, planvm.KindNull:
+		data = planvm.NewObject()
+	case planvm.KindObject:
+	default:
+		return nil, errors.New("data: must be an object")
 	}
-	p := &Policy{Program: prog, Data: data}
-	// The revision is opaque; accept a string or a number.
-	if len(raw.Revision) > 0 {
-		var s string
-		if json.Unmarshal(raw.Revision, &s) == nil {
-			p.Revision = s
-		} else {
-			p.Revision = strings.TrimSpace(string(raw.Revision))
-		}
+	return &Policy{Program: prog, Data: data, Revision: revisionOf(doc)}, nil
+}
+
+// revisionOf returns a policy document's revision. The revision is opaque:
+// a string, or the text of a number; "" when it is absent or of another
+// type.
+func revisionOf(doc planvm.Value) string {
+	v, _ := doc.Get("revision")
+	if s, ok := v.AsString(); ok {
+		return s
 	}
-	return p, nil
+	if s, ok := v.NumberText(); ok {
+		return s
+	}
+	return ""
 }
 
 func hasEntrypoint(p *planvm.Program, name string) bool {

@@ -2,7 +2,6 @@ package filter
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"runtime"
 	"strconv"
@@ -21,6 +20,7 @@ const (
 	keyListMeta    = "tim.fedlist.meta" // version and confirmation time, 16 bytes
 	keyListLease   = "tim.fedlist.lease"
 	keyPolicy      = "tim.policy.doc"
+	keyPolicyRev   = "tim.policy.rev" // revision of keyPolicy, written after it
 	keyPolicyLease = "tim.policy.lease"
 )
 
@@ -195,9 +195,13 @@ func (p *plugin) syncShared() {
 			p.list.confirmedAt = confirmed
 		}
 	}
-	if doc, _, err := proxywasm.GetSharedData(keyPolicy); err == nil {
-		rev := policyRevision(doc)
-		if p.policy == nil || rev != p.policy.Revision {
+	// The small revision key is read on every tick; the document only when
+	// its revision is new. The document is written first, so a new revision
+	// finds its document (or, in the moment between the writes, an older
+	// document, which the revision check below ignores until the next tick).
+	if rev, _, err := proxywasm.GetSharedData(keyPolicyRev); err == nil && len(rev) > 0 &&
+		(p.policy == nil || string(rev) != p.policy.Revision) {
+		if doc, _, err := proxywasm.GetSharedData(keyPolicy); err == nil {
 			if pol, err := ParsePolicy(doc); err == nil && pol.Revision != "" && (p.policy == nil || pol.Revision != p.policy.Revision) {
 				p.installPolicy(pol, "shared data")
 			}
@@ -249,6 +253,8 @@ func (p *plugin) onPolicyResponse(_, bodySize, _ int) {
 		p.installPolicy(pol, "control plane")
 		if err := setShared(keyPolicy, body); err != nil {
 			proxywasm.LogWarnf("tim-filter: cannot share the policy: %v", err)
+		} else if err := setShared(keyPolicyRev, []byte(pol.Revision)); err != nil {
+			proxywasm.LogWarnf("tim-filter: cannot share the policy revision: %v", err)
 		}
 	case 204:
 	default:
@@ -259,24 +265,6 @@ func (p *plugin) onPolicyResponse(_, bodySize, _ int) {
 			proxywasm.LogErrorf("tim-filter: policy fetch answered %d", status)
 		}
 	}
-}
-
-// policyRevision reads only the revision of a shared policy document, so
-// that an unchanged policy is not loaded again.
-func policyRevision(doc []byte) string {
-	var r struct {
-		Revision any `json:"revision"`
-	}
-	if json.Unmarshal(doc, &r) != nil {
-		return ""
-	}
-	switch v := r.Revision.(type) {
-	case string:
-		return v
-	case float64:
-		return strconv.FormatFloat(v, 'f', -1, 64)
-	}
-	return ""
 }
 
 // responseStatus is the :status of a callout response, 0 when the call

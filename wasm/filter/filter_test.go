@@ -520,6 +520,8 @@ func TestListRotationAndRefetch(t *testing.T) {
 			_, o := e.do(clientReq("POST", "/_matrix/client/v3/createRoom"), `{"invite":["@a:`+domain+`"]}`)
 			return o
 		}
+		// Decided once under v1 (and remembered): rotation must undo that.
+		e.expect("example.de in v1", invite("example.de"), 0, "", "")
 		// A domain missing from v1 makes the filter fetch the list once
 		// more before it answers; v2 has it.
 		o := invite("new.de")
@@ -663,6 +665,38 @@ func TestDryRun(t *testing.T) {
 		if !hasLog(e.h.logs(proxyhost.LogWarn), "outcome=dry-run-deny") {
 			t.Errorf("no dry-run decision log: %v", e.h.logs(proxyhost.LogWarn))
 		}
+	})
+}
+
+// TestEndedRequestsAnswer: streams are reused once their request ended; the
+// control plane's answer for an ended request must not decide the request
+// that reuses its stream, and that request must get its own answer.
+func TestEndedRequestsAnswer(t *testing.T) {
+	both(t, func(t *testing.T, e *env) {
+		e.start(config("federation", nil))
+		h, body := fedInvite("@bob:home.example.de")
+		first, _ := e.do(h, body)
+		old := e.mustPending("/internal/v1/invite-permission")
+		e.h.done(first)
+		second, o := e.do(h, body)
+		if o.status != 0 || o.passed {
+			t.Fatalf("second invite decided before its answer: %+v", o)
+		}
+		var own callout
+		for _, c := range e.h.callouts() {
+			if strings.HasPrefix(c.path, "/internal/v1/invite-permission") && c.key != old.key {
+				own = c
+			}
+		}
+		if own.path == "" {
+			t.Fatalf("no callout for the second invite (pending: %v)", e.h.callouts())
+		}
+		e.h.respond(old, 200, nil, []byte(`{"allow":true}`))
+		if o := e.h.outcome(second); o.status != 0 || o.passed {
+			t.Fatalf("the first request's answer decided the second: %+v", o)
+		}
+		e.h.respond(own, 200, nil, []byte(`{"allow":false}`))
+		e.expect("second invite", e.h.outcome(second), 403, "M_FORBIDDEN", "")
 	})
 }
 

@@ -183,7 +183,10 @@ func (h *nativeHost) fail(c callout) {
 
 func (h *nativeHost) tick() { h.emu.Tick() }
 
+// counter reads a metric after a tick: the filter reports its check
+// counters on ticks.
 func (h *nativeHost) counter(name string) int64 {
+	h.tick()
 	v, err := h.emu.GetCounterMetric(name)
 	if err != nil {
 		return -1
@@ -335,6 +338,7 @@ func (h *wasmHost) tick() {
 }
 
 func (h *wasmHost) counter(name string) int64 {
+	h.tick()
 	v, ok := h.rt.Counter(name)
 	if !ok {
 		return -1

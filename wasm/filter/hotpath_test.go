@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/timfd/fachdienst/wasm/matrix"
+	"github.com/timfd/fachdienst/wasm/planvm"
 )
 
 // Request headers of the benchmark scenarios (bench/filter uses the same).
@@ -34,6 +35,45 @@ func TestInputLen(t *testing.T) {
 			`{"event":{"sender":"@a:a.de","state_key":"@b:home.example.de","type":"m.room.member","content":{"membership":"invite"}}}`},
 		{"media", "client", [][2]string{{":method", "GET"}, {":path", "/_matrix/client/v1/media/download/other.de:8448/abc"}, {":authority", "matrix.home.example.de"}}, ""},
 		{"bare", "client", [][2]string{{":method", "GET"}, {":path", "/"}}, ""},
+		{"createRoom, many invitees", "client", hdrCreateRoom, `{"invite":["@a:a.de","@b:b.de","@c:c.de","@d:d.de","@e:e.de","@f:f.de"]}`},
+		{"createRoom, two invitees", "client", hdrCreateRoom, `{"invite":["@x:x.de","@y:y.de"]}`},
+	}
+	reused := map[string]*plugin{}
+	for _, r := range append(rows, rows...) {
+		fresh := &stream{p: &plugin{cfg: &Config{Direction: r.role}}}
+		p := reused[r.role]
+		if p == nil {
+			p = &plugin{cfg: &Config{Direction: r.role}}
+			reused[r.role] = p
+		}
+		s := &stream{p: p}
+		for _, st := range []*stream{fresh, s} {
+			if !st.f.fromHeaders(r.hdr) {
+				t.Fatalf("%s: headers refused", r.name)
+			}
+			if r.body != "" {
+				var err error
+				if st.f.route.Name == matrix.RouteFederationInvite {
+					st.f.inviter, st.f.invitee, err = matrix.FederationInvite(st.f.route, []byte(r.body))
+					st.f.hasInvite = err == nil
+				} else {
+					st.f.invitees, err = matrix.Invitees(st.f.route, []byte(r.body))
+				}
+				if err != nil {
+					t.Fatalf("%s: body: %v", r.name, err)
+				}
+			}
+		}
+		// The input built in reused storage (after other requests) is the
+		// input built afresh.
+		want, _ := planvm.ToJSON(fresh.input(false))
+		got, _ := planvm.ToJSON(s.input(false))
+		if string(got) != string(want) {
+			t.Errorf("%s: reused storage built %s, fresh %s", r.name, got, want)
+		}
+		if n := s.inputLen(); n > maxInputLen {
+			t.Errorf("%s: %d members, over maxInputLen", r.name, n)
+		}
 	}
 	for _, r := range rows {
 		s := &stream{p: &plugin{cfg: &Config{Direction: r.role}}}

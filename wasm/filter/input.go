@@ -19,10 +19,14 @@ var (
 	boolFalse = planvm.Bool(false)
 )
 
-// input builds the policy input (docs/policy-contract.md).
+// input builds the policy input (docs/policy-contract.md) in the plugin's
+// reused storage: a VM evaluates one request at a time and the input lives
+// only during that evaluation, so the next request overwrites it.
 func (s *stream) input(expired bool) planvm.Value {
 	f := &s.f
-	b := planvm.NewObjectBuilder(s.inputLen())
+	in := s.p.inputStorage()
+	b := in.doc
+	b.Reset()
 	b.Set("direction", directionValues[s.p.cfg.Direction])
 	b.Set("method", planvm.String(f.method))
 	b.Set("path", planvm.String(f.path))
@@ -35,7 +39,8 @@ func (s *stream) input(expired bool) planvm.Value {
 		b.Set("client_id", planvm.String(f.clientID))
 	}
 	if f.hasXM {
-		xb := planvm.NewObjectBuilder(2)
+		xb := in.xmatrix
+		xb.Reset()
 		xb.Set("origin", planvm.String(f.xm.Origin))
 		if f.xm.Destination != "" {
 			xb.Set("destination", planvm.String(f.xm.Destination))
@@ -44,22 +49,28 @@ func (s *stream) input(expired bool) planvm.Value {
 	}
 	switch f.route.Name {
 	case matrix.RouteCreateRoom, matrix.RouteInvite:
-		invs := make([]planvm.Value, len(f.invitees))
-		for i, mxid := range f.invitees {
-			invs[i] = planvm.NewObject(
-				planvm.KV{Key: "mxid", Value: planvm.String(mxid)},
-				planvm.KV{Key: "domain", Value: planvm.String(userDomain(mxid))},
-			)
+		arr := in.invitees
+		if len(f.invitees) > reusedInvitees {
+			// Not kept: one large invite list must not grow the storage for good.
+			arr = planvm.NewArrayBuilder(len(f.invitees))
 		}
-		b.Set("invitees", planvm.NewArray(invs...))
+		arr.Reset()
+		for i, mxid := range f.invitees {
+			ob := in.invitee(i)
+			ob.Set("mxid", planvm.String(mxid))
+			ob.Set("domain", planvm.String(userDomain(mxid)))
+			arr.Append(ob.Value())
+		}
+		b.Set("invitees", arr.Value())
 	case matrix.RouteFederationInvite:
 		if f.hasInvite {
-			b.Set("invite", planvm.NewObject(
-				planvm.KV{Key: "inviter", Value: planvm.String(f.inviter)},
-				planvm.KV{Key: "invitee", Value: planvm.String(f.invitee)},
-				planvm.KV{Key: "inviter_domain", Value: planvm.String(userDomain(f.inviter))},
-				planvm.KV{Key: "invitee_domain", Value: planvm.String(userDomain(f.invitee))},
-			))
+			ib := in.invite
+			ib.Reset()
+			ib.Set("inviter", planvm.String(f.inviter))
+			ib.Set("invitee", planvm.String(f.invitee))
+			ib.Set("inviter_domain", planvm.String(userDomain(f.inviter)))
+			ib.Set("invitee_domain", planvm.String(userDomain(f.invitee)))
+			b.Set("invite", ib.Value())
 		}
 	case matrix.RouteMedia:
 		b.Set("media_server", planvm.String(serverDomain(f.route.MediaServer)))
@@ -72,9 +83,47 @@ func (s *stream) input(expired bool) planvm.Value {
 	return b.Value()
 }
 
-// inputLen is the number of members input sets: the builder is allocated at
-// its final size (objects above eight members also get an index map, so
-// every member spared counts).
+// inputStorage holds the input document's objects between requests.
+type inputStorage struct {
+	doc, xmatrix, invite *planvm.ObjectBuilder
+	invitees             *planvm.ArrayBuilder
+	inviteeObjs          []*planvm.ObjectBuilder
+}
+
+// reusedInvitees bounds the invitee objects kept between requests; a
+// request with more invitees builds the rest afresh.
+const reusedInvitees = 4
+
+func (p *plugin) inputStorage() *inputStorage {
+	if p.in == nil {
+		p.in = &inputStorage{
+			doc:      planvm.NewObjectBuilder(maxInputLen),
+			xmatrix:  planvm.NewObjectBuilder(2),
+			invite:   planvm.NewObjectBuilder(4),
+			invitees: planvm.NewArrayBuilder(1),
+		}
+	}
+	return p.in
+}
+
+// invitee returns an empty object builder for the i-th invitee.
+func (in *inputStorage) invitee(i int) *planvm.ObjectBuilder {
+	if i >= reusedInvitees {
+		return planvm.NewObjectBuilder(2)
+	}
+	for len(in.inviteeObjs) <= i {
+		in.inviteeObjs = append(in.inviteeObjs, planvm.NewObjectBuilder(2))
+	}
+	ob := in.inviteeObjs[i]
+	ob.Reset()
+	return ob
+}
+
+// maxInputLen is the most members input sets (see inputLen).
+const maxInputLen = 10
+
+// inputLen is the number of members input sets; TestInputLen keeps it, and
+// so maxInputLen, true to input.
 func (s *stream) inputLen() int {
 	f := &s.f
 	n := 6 // direction, method, path, host, route, federation_list_expired

@@ -1,7 +1,6 @@
 package filter
 
 import (
-	"encoding/json"
 	"errors"
 	"net/url"
 	"runtime"
@@ -23,6 +22,7 @@ const (
 	stateWaitList                // paused until a list fetch ends
 	stateWaitCallout             // paused until the control plane answers
 	stateDone                    // decided
+	stateEnded                   // the request is over; the stream waits for reuse
 )
 
 // stream is one HTTP request.
@@ -65,8 +65,8 @@ type decision struct {
 }
 
 func (s *stream) OnHttpStreamDone() {
-	delete(s.p.streams, s.id)
 	s.p.yieldAfter(s)
+	s.p.release(s)
 }
 
 func (s *stream) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
@@ -74,9 +74,14 @@ func (s *stream) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
 	if p.cfg == nil {
 		return types.ActionContinue
 	}
-	hs, err := proxywasm.GetHttpRequestHeaders()
+	hs, err := requestHeaders(p.hdrs[:0])
 	if err != nil {
 		return s.reject(500, "M_UNKNOWN", "The request could not be read", "headers unreadable")
+	}
+	if cap(hs) <= maxReusedHeaders {
+		// Kept for the next request; until then it pins this request's
+		// header buffer, at most Envoy's header size limit.
+		p.hdrs = hs
 	}
 	if !s.f.fromHeaders(hs) {
 		return s.reject(400, "M_UNRECOGNIZED", "Invalid percent-encoding in the request path", "bad path encoding")
@@ -124,6 +129,9 @@ func (s *stream) OnHttpRequestBody(size int, endOfStream bool) types.Action {
 	return s.withBody(body)
 }
 
+// maxReusedHeaders bounds the pairs storage kept between requests.
+const maxReusedHeaders = 128
+
 // withBody reads the facts of the body and decides.
 func (s *stream) withBody(body []byte) types.Action {
 	var err error
@@ -153,6 +161,15 @@ func (s *stream) decide(refetched bool) types.Action {
 	// host calls per request. The policy itself reads no clock; should it
 	// call time.now_ns, the plan VM reads the clock for that evaluation.
 	expired := p.expired(p.clock)
+	key, remember := p.memo.keyOf(&s.f, expired)
+	var h uint64
+	if remember {
+		var d decision
+		var ok bool
+		if d, h, ok = p.memo.lookup(key); ok {
+			return s.apply(d, refetched, expired)
+		}
+	}
 	in := s.input(expired)
 	res, ok, err := p.eval.Eval(Entrypoint, in, p.data)
 	if err != nil || !ok {
@@ -168,6 +185,15 @@ func (s *stream) decide(refetched bool) types.Action {
 		p.m.count(checkDefault, outcomeError)
 		return s.failClosed(checkDefault, 500, "M_UNKNOWN", "The request could not be checked", "malformed decision")
 	}
+	if remember && !p.eval.DependsOnTime() {
+		p.memo.store(key, h, d)
+	}
+	return s.apply(d, refetched, expired)
+}
+
+// apply carries out a decision.
+func (s *stream) apply(d decision, refetched, expired bool) types.Action {
+	p := s.p
 	s.dec = d
 	switch {
 	case d.allow:
@@ -180,7 +206,7 @@ func (s *stream) decide(refetched bool) types.Action {
 		return s.failClosed(d.check, d.status, "", "", "unknown ask "+d.ask)
 	case d.refetch && !refetched && !expired:
 		if p.triggerRefetch(p.now()) {
-			p.waiters = append(p.waiters, s.id)
+			p.waiters = append(p.waiters, waiter{s, s.id})
 			s.state = stateWaitList
 			return s.wait()
 		}
@@ -209,13 +235,16 @@ func (s *stream) askInvite() types.Action {
 		p.m.count(checkInvite, outcomeError)
 		return s.failClosed(checkInvite, s.dec.status, "", "", "invite-permission without invite facts")
 	}
-	body, _ := json.Marshal(struct {
-		Inviter string `json:"inviter"`
-		Invitee string `json:"invitee"`
-	}{s.f.inviter, s.f.invitee})
+	body := inviteRequestBody(s.f.inviter, s.f.invitee)
 	h := p.calloutHeaders("POST", pathInvitePermission)
 	h = append(h, [2]string{"content-type", "application/json"})
-	if _, err := proxywasm.DispatchHttpCall(p.cfg.Cluster, h, body, nil, p.timeoutMS(), s.onInviteResponse); err != nil {
+	id := s.id
+	onResponse := func(_, bodySize, _ int) {
+		if s.id == id {
+			s.onInviteResponse(bodySize)
+		}
+	}
+	if _, err := proxywasm.DispatchHttpCall(p.cfg.Cluster, h, body, nil, p.timeoutMS(), onResponse); err != nil {
 		p.m.count(checkInvite, outcomeError)
 		return s.failClosed(checkInvite, s.dec.status, "", "", "invite-permission call failed: "+err.Error())
 	}
@@ -223,7 +252,7 @@ func (s *stream) askInvite() types.Action {
 	return s.wait()
 }
 
-func (s *stream) onInviteResponse(_, bodySize, _ int) {
+func (s *stream) onInviteResponse(bodySize int) {
 	defer runtime.Gosched()
 	if s.state != stateWaitCallout {
 		return
@@ -231,23 +260,21 @@ func (s *stream) onInviteResponse(_, bodySize, _ int) {
 	s.async = true
 	p := s.p
 	status := responseStatus()
-	var ans struct {
-		Allow *bool `json:"allow"`
-	}
+	allow, answered := false, false
 	if status == 200 {
-		if b, err := responseBody(bodySize); err != nil || json.Unmarshal(b, &ans) != nil {
-			ans.Allow = nil
+		if b, err := responseBody(bodySize); err == nil {
+			allow, answered = parseInviteAnswer(b)
 		}
 	}
 	switch {
-	case ans.Allow == nil:
+	case !answered:
 		p.m.count(checkInvite, outcomeError)
 		why := "control plane did not answer"
 		if status != 0 {
 			why = "control plane answered " + itoa(status)
 		}
 		s.failClosed(checkInvite, s.dec.status, "", "", "invite-permission: "+why)
-	case *ans.Allow:
+	case allow:
 		p.m.count(checkInvite, outcomeAllowed)
 		s.pass()
 	default:
@@ -324,51 +351,48 @@ func (s *stream) answer(check, status int, body []byte, reason string) types.Act
 	return types.ActionPause
 }
 
-func errorBody(errcode, msg string) []byte {
-	b, _ := json.Marshal(struct {
-		Errcode string `json:"errcode"`
-		Error   string `json:"error"`
-	}{errcode, msg})
-	return b
-}
-
 func parseDecision(v planvm.Value) (decision, bool) {
-	var d decision
+	d := decision{check: checkDefault}
 	if v.Kind() != planvm.KindObject {
 		return d, false
 	}
-	a, ok := v.Get("allow")
-	if !ok {
-		return d, false
+	hasAllow := false
+	var body planvm.Value
+	// One pass over the members: a lookup per member costs more in Wasm.
+	for i, n := 0, v.NumMembers(); i < n; i++ {
+		k, m := v.Member(i)
+		key, _ := k.AsString()
+		switch key {
+		case "allow":
+			if d.allow, hasAllow = m.AsBool(); !hasAllow {
+				return d, false
+			}
+		case "status":
+			st, _ := m.AsInt()
+			d.status = int(st)
+		case "body":
+			body = m
+		case "ask":
+			d.ask, _ = m.AsString()
+		case "reason":
+			d.reason, _ = m.AsString()
+		case "check":
+			if name, ok := m.AsString(); ok {
+				d.check = checkIndex(name)
+			}
+		case "refetch":
+			d.refetch, _ = m.AsBool()
+		}
 	}
-	if d.allow, ok = a.AsBool(); !ok {
+	if !hasAllow {
 		return d, false
-	}
-	if st, ok := v.Get("status"); ok {
-		n, _ := st.AsInt()
-		d.status = int(n)
 	}
 	// The result is a view into the evaluator's arena, overwritten by the next evaluation; a refusal
 	// may be answered later (after a callout or a list fetch), so its body is serialised now.
-	if body, ok := v.Get("body"); ok && !d.allow && body.Kind() == planvm.KindObject {
+	if !d.allow && body.Kind() == planvm.KindObject {
 		if b, err := planvm.ToJSON(body); err == nil {
 			d.body = b
 		}
-	}
-	if ask, ok := v.Get("ask"); ok {
-		d.ask, _ = ask.AsString()
-	}
-	if r, ok := v.Get("reason"); ok {
-		d.reason, _ = r.AsString()
-	}
-	d.check = checkDefault
-	if c, ok := v.Get("check"); ok {
-		if name, ok := c.AsString(); ok {
-			d.check = checkIndex(name)
-		}
-	}
-	if r, ok := v.Get("refetch"); ok {
-		d.refetch, _ = r.AsBool()
 	}
 	return d, true
 }

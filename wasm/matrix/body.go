@@ -167,6 +167,13 @@ func isNull(raw []byte) bool {
 // replaced by U+FFFD.
 func unquote(s []byte) string {
 	r := 0
+	// Eight bytes at a time while all are ASCII and none is a backslash.
+	for r+8 <= len(s) {
+		if x := load8(bytesString(s), r); x&highs != 0 || hasByte(x, '\\') {
+			break
+		}
+		r += 8
+	}
 	for r < len(s) {
 		c := s[r]
 		if c == '\\' {

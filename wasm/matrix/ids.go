@@ -30,63 +30,97 @@ func ParseServerName(s string) (host string, port int, err error) {
 	if len(s) == 0 || len(s) > MaxIDLength {
 		return "", 0, ErrBadServerName
 	}
-	portPart, hasPort := "", false
+	i := 0 // end of the host
 	if s[0] == '[' {
-		i := strings.IndexByte(s, ']')
-		if i < 0 {
+		i = strings.IndexByte(s, ']') + 1
+		if i == 0 || i < len(s) && s[i] != ':' {
 			return "", 0, ErrBadServerName
 		}
-		host = s[:i+1]
-		switch rest := s[i+1:]; {
-		case rest == "":
-		case rest[0] == ':':
-			portPart, hasPort = rest[1:], true
-		default:
-			return "", 0, ErrBadServerName
-		}
-		a, perr := netip.ParseAddr(s[1:i])
+		a, perr := netip.ParseAddr(s[1 : i-1])
 		if perr != nil || !a.Is6() || a.Zone() != "" {
 			return "", 0, ErrBadServerName
 		}
 	} else {
-		host = s
-		if i := strings.IndexByte(s, ':'); i >= 0 {
-			host, portPart, hasPort = s[:i], s[i+1:], true
+		if i = strings.IndexByte(s, ':'); i < 0 {
+			i = len(s)
 		}
-		if !validDNSOrIPv4(host) {
+		numeric, ok := checkHost(s[:i])
+		if !ok {
 			return "", 0, ErrBadServerName
+		}
+		if numeric {
+			// Only digits and dots: this must be an IPv4 address, never a
+			// DNS name (no top-level domain is all digits).
+			if a, err := netip.ParseAddr(s[:i]); err != nil || !a.Is4() {
+				return "", 0, ErrBadServerName
+			}
 		}
 	}
-	if hasPort {
-		if len(portPart) == 0 || len(portPart) > 5 || portPart[0] == '0' {
+	if i < len(s) {
+		p := s[i+1:]
+		if len(p) == 0 || len(p) > 5 || p[0] == '0' {
 			return "", 0, ErrBadServerName
 		}
-		for i := 0; i < len(portPart); i++ {
-			c := portPart[i]
+		for j := 0; j < len(p); j++ {
+			c := p[j]
 			if c < '0' || c > '9' {
 				return "", 0, ErrBadServerName
 			}
 			port = port*10 + int(c-'0')
 		}
-		if port < 1 || port > 65535 {
+		if port > 65535 {
 			return "", 0, ErrBadServerName
 		}
 	}
-	return host, port, nil
+	return s[:i], port, nil
 }
 
-func validDNSOrIPv4(h string) bool {
-	if h == "" {
-		return false
+// checkHost checks a DNS name or dotted-decimal host: dns-chars only, no
+// empty label, labels of at most 63 bytes. numeric tells that it holds only
+// digits and dots.
+func checkHost(h string) (numeric, ok bool) {
+	if 8 <= len(h) && len(h) <= 63 {
+		// No label can exceed 63 bytes here, so only the characters and
+		// empty labels need checking: a word at a time, the words seven
+		// bytes apart so that every pair of neighbours shares a word
+		// (".." is an empty label).
+		if h[0] == '.' || h[len(h)-1] == '.' {
+			return false, false
+		}
+		var bad, alpha uint64
+		for j := 0; ; j += 7 {
+			if j > len(h)-8 {
+				j = len(h) - 8
+			}
+			// Per-byte classes (see above/below in word.go); bytes with
+			// the high bit set are no dns-char.
+			x := load8(h, j)
+			b7 := x &^ highs
+			digit := above(b7, '0'-1) & below(b7, '9'+1)
+			letter := above(b7, 'A'-1)&below(b7, 'Z'+1) | above(b7, 'a'-1)&below(b7, 'z'+1) |
+				above(b7, '-'-1)&below(b7, '-'+1)
+			dots := above(b7, '.'-1) & below(b7, '.'+1)
+			bad |= highs&^((digit|letter|dots)&^x) | dots&(dots<<8)
+			alpha |= letter
+			if j == len(h)-8 {
+				break
+			}
+		}
+		return alpha == 0, bad == 0
 	}
-	numeric := true
+	return checkHostBytes(h)
+}
+
+// checkHostBytes is checkHost byte by byte, for short and long names.
+func checkHostBytes(h string) (numeric, ok bool) {
+	numeric = true
 	label := 0
 	for i := 0; i < len(h); i++ {
 		c := h[i]
 		switch {
 		case c == '.':
 			if label == 0 {
-				return false
+				return false, false
 			}
 			label = 0
 			continue
@@ -94,23 +128,14 @@ func validDNSOrIPv4(h string) bool {
 		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c == '-':
 			numeric = false
 		default:
-			return false
+			return false, false
 		}
 		label++
 		if label > 63 {
-			return false
+			return false, false
 		}
 	}
-	if label == 0 {
-		return false
-	}
-	if numeric {
-		// Only digits and dots: this must be an IPv4 address, never a
-		// DNS name (no top-level domain is all digits).
-		a, err := netip.ParseAddr(h)
-		return err == nil && a.Is4()
-	}
-	return true
+	return numeric, label > 0
 }
 
 // ParseUserID splits a Matrix user ID "@localpart:server_name". The localpart
@@ -122,19 +147,36 @@ func ParseUserID(s string) (localpart, server string, err error) {
 		return "", "", ErrBadUserID
 	}
 	i := strings.IndexByte(s, ':')
-	if i < 2 {
+	if i < 2 || !printableASCII(s[1:i]) {
 		return "", "", ErrBadUserID
 	}
-	localpart, server = s[1:i], s[i+1:]
-	for j := 0; j < len(localpart); j++ {
-		if c := localpart[j]; c < 0x21 || c > 0x7e {
-			return "", "", ErrBadUserID
+	if _, _, err := ParseServerName(s[i+1:]); err != nil {
+		return "", "", ErrBadUserID
+	}
+	return s[1:i], s[i+1:], nil
+}
+
+// printableASCII reports whether s holds only 0x21..0x7e, a word at a time.
+func printableASCII(s string) bool {
+	if len(s) < 8 {
+		for j := 0; j < len(s); j++ {
+			if c := s[j]; c < 0x21 || c > 0x7e {
+				return false
+			}
+		}
+		return true
+	}
+	for j := 0; ; j += 8 {
+		if j > len(s)-8 {
+			j = len(s) - 8
+		}
+		if x := load8(s, j); x&highs != 0 || hasLess(x, 0x21) || hasByte(x, 0x7f) {
+			return false
+		}
+		if j == len(s)-8 {
+			return true
 		}
 	}
-	if _, _, err := ParseServerName(server); err != nil {
-		return "", "", ErrBadUserID
-	}
-	return localpart, server, nil
 }
 
 // MaxClientIDLength bounds a client id taken from a header.
@@ -155,28 +197,72 @@ const MaxClientIDLength = 128
 // printable ASCII characters; a header whose id does not qualify counts as
 // absent and the next one is tried.
 func ClientID(userAgent, timUserAgent, tiUserAgent string) (id string, ok bool) {
-	if id, ok = lastField(timUserAgent, true); ok {
-		return id, true
+	if timUserAgent != "" {
+		if id, ok = lastField(timUserAgent, true); ok {
+			return id, true
+		}
 	}
-	if id, ok = lastField(tiUserAgent, true); ok {
-		return id, true
+	if tiUserAgent != "" {
+		if id, ok = lastField(tiUserAgent, true); ok {
+			return id, true
+		}
 	}
 	return lastField(userAgent, false)
 }
 
+// lastField returns the last comma-separated field of v, trimmed, if it is a
+// valid client id. One backward pass finds the comma and checks the
+// characters (calls and extra passes are costly in Wasm): a byte that is
+// never allowed ends it at once, a tab is allowed only among the spaces
+// trimmed from the start.
 func lastField(v string, whole bool) (string, bool) {
-	i := strings.LastIndexByte(v, ',')
-	if i < 0 && !whole {
-		return "", false
+	end := len(v)
+	for end > 0 && (v[end-1] == ' ' || v[end-1] == '\t') {
+		end--
 	}
-	f := strings.Trim(v[i+1:], " \t")
-	if len(f) == 0 || len(f) > MaxClientIDLength {
-		return "", false
-	}
-	for j := 0; j < len(f); j++ {
-		if c := f[j]; c < 0x20 || c > 0x7e {
-			return "", false
+	start := end
+	tab, comma := false, false
+	for start > 0 && !comma {
+		// Eight printable, comma-free bytes at a time; a word with
+		// anything else is read byte by byte.
+		stop := 0
+		if start >= 8 {
+			x := load8(v, start-8)
+			if x&highs == 0 && !hasLess(x, 0x20) && !hasByte(x, ',') && !hasByte(x, 0x7f) {
+				start -= 8
+				continue
+			}
+			stop = start - 8
+		}
+		for ; start > stop; start-- {
+			c := v[start-1]
+			if c == ',' {
+				comma = true
+				break
+			}
+			if c < 0x20 || c > 0x7e {
+				if c != '\t' {
+					return "", false
+				}
+				tab = true
+			}
 		}
 	}
-	return f, true
+	if !comma && !whole {
+		return "", false // an ordinary user agent
+	}
+	for start < end && (v[start] == ' ' || v[start] == '\t') {
+		start++
+	}
+	if start == end || end-start > MaxClientIDLength {
+		return "", false
+	}
+	if tab {
+		for j := start; j < end; j++ {
+			if v[j] == '\t' {
+				return "", false
+			}
+		}
+	}
+	return v[start:end], true
 }

@@ -14,15 +14,16 @@ package matrix
 // on every call.
 const maxDepth = 10000
 
-// span is the byte range of a member's value; set tells whether the member
-// was present.
+// span is the byte range of a member's value; end is 0 when the member was
+// absent (a value inside an object never ends at 0). Two words, so that an
+// array of two is cleared with plain stores: in Wasm larger values are
+// cleared with a bulk-memory call that costs more than the stores.
 type span struct {
 	start, end int
-	set        bool
 }
 
 func (s span) of(b []byte) ([]byte, bool) {
-	if !s.set {
+	if s.end == 0 {
 		return nil, false
 	}
 	return b[s.start:s.end], true
@@ -108,7 +109,7 @@ func objectMembers(b []byte, keys []string, found []span) error {
 		// value or the top-level object ends.
 		for {
 			if depth == 1 && member >= 0 {
-				found[member] = span{start, i, true}
+				found[member] = span{start, i}
 				member = -1
 			}
 			i = skipSpace(b, i)
@@ -161,9 +162,24 @@ func scanKey(b []byte, i int, keys []string) (next, k int, ok bool) {
 		return 0, -1, false
 	}
 	k = -1
+	raw := b[i+1 : end-1]
 	for j, key := range keys {
-		if unquotedEquals(b[i+1:end-1], key) {
+		// The keys are plain ASCII without backslashes, and ASCII text
+		// never decodes to more bytes than it has. So a shorter raw name,
+		// or one whose first byte is neither the key's nor a backslash,
+		// differs; one of the same length equals only byte for byte. Only
+		// a longer one with escapes needs decoding (unquotedEquals, a
+		// call, which costs in Wasm).
+		switch {
+		case len(raw) < len(key) || raw[0] != key[0] && raw[0] != '\\':
+		case len(raw) == len(key):
+			if string(raw) == key {
+				k = j
+			}
+		case unquotedEquals(raw, key):
 			k = j
+		}
+		if k >= 0 {
 			break
 		}
 	}
@@ -179,6 +195,14 @@ func scanKey(b []byte, i int, keys []string) (next, k int, ok bool) {
 // other bytes, including invalid UTF-8, are accepted as by encoding/json.
 func scanString(b []byte, i int) (int, bool) {
 	for i++; i < len(b); i++ {
+		// Eight bytes at a time while none is a quote, a backslash or a
+		// control character (see word.go), then byte by byte.
+		for i+8 <= len(b) {
+			if x := load8(bytesString(b), i); hasLess(x, 0x20) || hasByte(x, '"') || hasByte(x, '\\') {
+				break
+			}
+			i += 8
+		}
 		for i < len(b) && plain[b[i]] {
 			i++
 		}

@@ -32,151 +32,289 @@ type XMatrix struct {
 // must check the very origin the homeserver authenticates, and when headers
 // disagree it cannot know which one that is, so it refuses. Headers of other
 // schemes are skipped. The signature itself is checked by the homeserver.
-func ParseXMatrix(authorizationValues []string) (XMatrix, error) {
-	var out XMatrix
+func ParseXMatrix(authorizationValues []string) (x XMatrix, err error) {
+	// Four strings rather than an XMatrix travel between the functions, and
+	// the named result is filled in only at the end: in Wasm a struct of
+	// this size is cleared and copied with bulk-memory calls, which cost
+	// more than the parsing.
+	var origin, destination, key, sig string
 	found := false
 	for _, v := range authorizationValues {
 		if len(v) > MaxAuthorizationLength {
-			return XMatrix{}, ErrBadXMatrix
+			return x, ErrBadXMatrix
 		}
-		v = strings.TrimLeft(v, " \t")
-		i := strings.IndexAny(v, " \t")
-		if i < 0 || !strings.EqualFold(v[:i], "X-Matrix") {
+		i := 0
+		for i < len(v) && (v[i] == ' ' || v[i] == '\t') {
+			i++
+		}
+		if !isXMatrixScheme(v[i:]) {
 			continue
 		}
-		x, err := parseXMatrixParams(v[i+1:])
-		if err != nil {
-			return XMatrix{}, err
-		}
-		if found && (x.Origin != out.Origin || x.Destination != out.Destination) {
-			return XMatrix{}, ErrBadXMatrix
+		o, d, k, s, ok := parseXMatrixParams(v[i+len("X-Matrix "):])
+		if !ok {
+			return x, ErrBadXMatrix
 		}
 		if !found {
-			out, found = x, true
+			origin, destination, key, sig, found = o, d, k, s, true
+		} else if o != origin || d != destination {
+			return x, ErrBadXMatrix
 		}
 	}
 	if !found {
-		return XMatrix{}, ErrNoXMatrix
+		return x, ErrNoXMatrix
 	}
-	return out, nil
-}
-
-func parseXMatrixParams(p string) (XMatrix, error) {
-	var x XMatrix
-	var seen [4]bool
-	for {
-		p = strings.TrimLeft(p, " \t,")
-		if p == "" {
-			break
-		}
-		eq := strings.IndexByte(p, '=')
-		if eq <= 0 {
-			return XMatrix{}, ErrBadXMatrix
-		}
-		name := strings.TrimRight(p[:eq], " \t")
-		if !isToken(name) {
-			return XMatrix{}, ErrBadXMatrix
-		}
-		p = strings.TrimLeft(p[eq+1:], " \t")
-		var val string
-		var err error
-		val, p, err = paramValue(p)
-		if err != nil {
-			return XMatrix{}, err
-		}
-		p = strings.TrimLeft(p, " \t")
-		if p != "" && p[0] != ',' {
-			return XMatrix{}, ErrBadXMatrix
-		}
-		var dst *string
-		var idx int
-		switch {
-		case strings.EqualFold(name, "origin"):
-			dst, idx = &x.Origin, 0
-		case strings.EqualFold(name, "destination"):
-			dst, idx = &x.Destination, 1
-		case strings.EqualFold(name, "key"):
-			dst, idx = &x.Key, 2
-		case strings.EqualFold(name, "sig"):
-			dst, idx = &x.Sig, 3
-		default:
-			continue
-		}
-		if seen[idx] {
-			// Homeservers differ on which duplicate wins; refuse.
-			return XMatrix{}, ErrBadXMatrix
-		}
-		seen[idx] = true
-		*dst = val
-	}
-	if x.Origin == "" {
-		return XMatrix{}, ErrBadXMatrix
-	}
-	if _, _, err := ParseServerName(x.Origin); err != nil {
-		return XMatrix{}, ErrBadXMatrix
-	}
-	if seen[1] {
-		if _, _, err := ParseServerName(x.Destination); err != nil {
-			return XMatrix{}, ErrBadXMatrix
-		}
-	}
-	x.Origin = strings.ToLower(x.Origin)
-	x.Destination = strings.ToLower(x.Destination)
+	x.Origin, x.Destination, x.Key, x.Sig = origin, destination, key, sig
 	return x, nil
 }
 
-// paramValue reads a quoted string or an unquoted value from the start of p.
-func paramValue(p string) (val, rest string, err error) {
-	if p == "" {
-		return "", "", ErrBadXMatrix
-	}
-	if p[0] != '"' {
+// isXMatrixScheme reports whether v starts with the scheme name X-Matrix in
+// any case, followed by a space or tab. No non-ASCII character case-folds to
+// one of its letters, so a bytewise ASCII comparison is exact.
+func isXMatrixScheme(v string) bool {
+	return len(v) > 8 && (v[8] == ' ' || v[8] == '\t') &&
+		v[0]|0x20 == 'x' && v[1] == '-' && v[2]|0x20 == 'm' && v[3]|0x20 == 'a' &&
+		v[4]|0x20 == 't' && v[5]|0x20 == 'r' && v[6]|0x20 == 'i' && v[7]|0x20 == 'x'
+}
+
+// Byte classes of the X-Matrix parameter syntax.
+const (
+	xmToken    = 1 << iota // RFC 9110 tchar: a parameter name
+	xmUnquoted             // may appear in an unquoted value
+	xmQText                // may appear unescaped in a quoted value
+)
+
+var xmClass = func() (t [256]uint8) {
+	for c := 0; c < 256; c++ {
+		b := byte(c)
+		if 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", b) >= 0 {
+			t[c] |= xmToken
+		}
 		// Unquoted: up to the next separator. Wider than an RFC 9110
 		// token because server names with ports (":") are sent unquoted.
-		i := 0
-		for i < len(p) {
-			c := p[i]
-			if c == ',' || c == ' ' || c == '\t' {
-				break
-			}
-			if c == '"' || c < 0x21 || c == 0x7f {
-				return "", "", ErrBadXMatrix
-			}
+		if b > 0x20 && b != 0x7f && b != '"' && b != ',' {
+			t[c] |= xmUnquoted
+		}
+		if (b >= 0x20 || b == '\t') && b != 0x7f && b != '"' && b != '\\' {
+			t[c] |= xmQText
+		}
+	}
+	return t
+}()
+
+// parseXMatrixParams reads the parameter list after the scheme and returns
+// the validated, lower-cased origin and destination, and key and sig.
+//
+// In Wasm, Go code pays for every call, every taken branch (a jump through
+// the function's dispatch table) and every byte a loop visits, so the common
+// spelling is read without byte loops: strings.IndexByte (assembly) finds
+// "=" and the closing quote, the known names are compared directly, and a
+// quoted value is checked a word at a time. Anything unusual (unknown
+// names, escapes, unquoted values) takes the byte-by-byte path, which
+// decides the same way.
+func parseXMatrixParams(p string) (origin, destination, key, sig string, ok bool) {
+	var seen, escaped uint8 // bit k: parameter k (knownParam) was seen / has escapes
+	i := 0
+	for {
+		for i < len(p) && (p[i] == ' ' || p[i] == '\t' || p[i] == ',') {
 			i++
 		}
-		if i == 0 {
-			return "", "", ErrBadXMatrix
+		if i == len(p) {
+			break
 		}
-		return p[:i], p[i:], nil
+		// name *(SP / HTAB) "="
+		eq := strings.IndexByte(p[i:], '=')
+		if eq < 0 {
+			return "", "", "", "", false
+		}
+		eq += i
+		ne := eq
+		for ne > i && (p[ne-1] == ' ' || p[ne-1] == '\t') {
+			ne--
+		}
+		k := knownParam(p, i, ne)
+		if k < 0 && !isToken(p[i:ne]) {
+			return "", "", "", "", false
+		}
+		i = eq + 1
+		for i < len(p) && (p[i] == ' ' || p[i] == '\t') {
+			i++
+		}
+		if i == len(p) {
+			return "", "", "", "", false
+		}
+		var start, end int
+		esc := false
+		if p[i] == '"' {
+			i++
+			start = i
+			q := strings.IndexByte(p[i:], '"')
+			if q >= 0 && plainQuoted(p[i:i+q]) {
+				i += q
+			} else if i, esc = quotedEnd(p, i); i < 0 {
+				return "", "", "", "", false
+			}
+			end = i
+			i++
+		} else {
+			start = i
+			for i < len(p) && xmClass[p[i]]&xmUnquoted != 0 {
+				i++
+			}
+			if i == start || i < len(p) && p[i] != ',' && p[i] != ' ' && p[i] != '\t' {
+				return "", "", "", "", false
+			}
+			end = i
+		}
+		for i < len(p) && (p[i] == ' ' || p[i] == '\t') {
+			i++
+		}
+		if i < len(p) && p[i] != ',' {
+			return "", "", "", "", false
+		}
+		if k < 0 {
+			continue
+		}
+		if seen&(1<<k) != 0 {
+			// Homeservers differ on which duplicate wins; refuse.
+			return "", "", "", "", false
+		}
+		seen |= 1 << k
+		if esc {
+			escaped |= 1 << k
+		}
+		switch k {
+		case 0:
+			origin = p[start:end]
+		case 1:
+			destination = p[start:end]
+		case 2:
+			key = p[start:end]
+		default:
+			sig = p[start:end]
+		}
 	}
-	// Quoted string; allocate only when it contains escapes.
-	var b *strings.Builder
-	start := 1
-	for i := 1; i < len(p); i++ {
+	if escaped != 0 {
+		origin, destination, key, sig = unescapeParams(origin, destination, key, sig, escaped)
+	}
+	if origin == "" {
+		return "", "", "", "", false
+	}
+	if _, _, err := ParseServerName(origin); err != nil {
+		return "", "", "", "", false
+	}
+	if seen&2 != 0 {
+		if _, _, err := ParseServerName(destination); err != nil {
+			return "", "", "", "", false
+		}
+	}
+	return lowerASCII(origin), lowerASCII(destination), key, sig, true
+}
+
+// unescapeParams resolves the escapes of the values whose bit is set in
+// escaped. A function of its own, so that the rare path does not swell
+// parseXMatrixParams (in Wasm every block of a function is a target of its
+// dispatch table).
+func unescapeParams(origin, destination, key, sig string, escaped uint8) (string, string, string, string) {
+	vals := [4]*string{&origin, &destination, &key, &sig}
+	for k, v := range vals {
+		if escaped&(1<<k) != 0 {
+			*v = unescapeQuoted(*v)
+		}
+	}
+	return origin, destination, key, sig
+}
+
+// knownParam returns the index of origin, destination, key or sig in
+// this order for the parameter name p[i:e] in any case, or -1.
+//
+// The name is compared a word at a time where p holds eight bytes from i:
+// OR-ing 0x20 into a byte maps exactly its two cases onto a lower-case
+// letter (see foldEquals), and bytes beyond the name are masked off. Mask,
+// fold and name words are loaded from strings like the input, so the
+// comparison does not depend on byte order.
+func knownParam(p string, i, e int) int {
+	const fold = 0x2020202020202020
+	name := p[i:e]
+	switch len(name) {
+	case len("destination"):
+		if load8(name, 0)|fold == load8("destination", 0) && load8(name, 3)|fold == load8("destination", 3) {
+			return 1
+		}
+	case len("origin"):
+		if i+8 > len(p) {
+			if foldEquals(name, "origin") {
+				return 0
+			}
+			break
+		}
+		const mask = "\xff\xff\xff\xff\xff\xff\x00\x00"
+		if (load8(p, i)|fold)&load8(mask, 0) == load8("origin\x00\x00", 0) {
+			return 0
+		}
+	case len("key"):
+		if i+8 > len(p) {
+			if foldEquals(name, "key") {
+				return 2
+			}
+			if foldEquals(name, "sig") {
+				return 3
+			}
+			break
+		}
+		const mask = "\xff\xff\xff\x00\x00\x00\x00\x00"
+		switch (load8(p, i) | fold) & load8(mask, 0) {
+		case load8("key\x00\x00\x00\x00\x00", 0):
+			return 2
+		case load8("sig\x00\x00\x00\x00\x00", 0):
+			return 3
+		}
+	}
+	return -1
+}
+
+// plainQuoted reports whether s holds only bytes that may stand unescaped in
+// a quoted value other than the tab (a tab takes the byte path).
+func plainQuoted(s string) bool {
+	if len(s) < 8 {
+		for j := 0; j < len(s); j++ {
+			if c := s[j]; c < 0x20 || c == '\\' || c == 0x7f {
+				return false
+			}
+		}
+		return true
+	}
+	for j := 0; ; j += 8 {
+		if j > len(s)-8 {
+			j = len(s) - 8
+		}
+		if x := load8(s, j); hasLess(x, 0x20) || hasByte(x, '\\') || hasByte(x, 0x7f) {
+			return false
+		}
+		if j == len(s)-8 {
+			return true
+		}
+	}
+}
+
+// quotedEnd reads a quoted value byte by byte from i (after the opening
+// quote) and returns the index of the closing quote, or -1 when the value is
+// unterminated or holds a byte that is not allowed.
+func quotedEnd(p string, i int) (end int, escaped bool) {
+	for ; i < len(p); i++ {
 		c := p[i]
-		switch {
-		case c == '"':
-			if b == nil {
-				return p[1:i], p[i+1:], nil
-			}
-			b.WriteString(p[start:i])
-			return b.String(), p[i+1:], nil
-		case c == '\\':
-			if i+1 >= len(p) || p[i+1] < 0x20 || p[i+1] == 0x7f {
-				return "", "", ErrBadXMatrix
-			}
-			if b == nil {
-				b = &strings.Builder{}
-			}
-			b.WriteString(p[start:i])
-			b.WriteByte(p[i+1])
-			i++
-			start = i + 1
-		case (c < 0x20 && c != '\t') || c == 0x7f:
-			return "", "", ErrBadXMatrix
+		if xmClass[c]&xmQText != 0 {
+			continue
 		}
+		if c == '"' {
+			return i, escaped
+		}
+		if c != '\\' || i+1 == len(p) || p[i+1] < 0x20 || p[i+1] == 0x7f {
+			return -1, false
+		}
+		escaped = true
+		i++
 	}
-	return "", "", ErrBadXMatrix // unterminated
+	return -1, false
 }
 
 func isToken(s string) bool {
@@ -184,13 +322,58 @@ func isToken(s string) bool {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
+		if xmClass[s[i]]&xmToken == 0 {
 			return false
 		}
 	}
 	return true
+}
+
+// foldEquals compares a parameter name (a token, so ASCII) with lower, which
+// holds lower-case letters only: c|0x20 equals such a letter exactly for
+// its two cases.
+func foldEquals(name, lower string) bool {
+	for i := 0; i < len(lower); i++ {
+		if name[i]|0x20 != lower[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// lowerASCII is strings.ToLower without its call and byte loop for the
+// usual text that has nothing to lower.
+func lowerASCII(s string) string {
+	if len(s) >= 8 {
+		for j := 0; ; j += 8 {
+			if j > len(s)-8 {
+				j = len(s) - 8
+			}
+			if hasUpperOrHigh(load8(s, j)) {
+				return strings.ToLower(s)
+			}
+			if j == len(s)-8 {
+				return s
+			}
+		}
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; 'A' <= c && c <= 'Z' || c >= 0x80 {
+			return strings.ToLower(s)
+		}
+	}
+	return s
+}
+
+// unescapeQuoted resolves the backslash escapes of a validated quoted value:
+// each backslash stands for the byte after it.
+func unescapeQuoted(s string) string {
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' {
+			i++
+		}
+		b = append(b, s[i])
+	}
+	return string(b)
 }

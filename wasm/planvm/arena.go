@@ -72,15 +72,21 @@ func (a *arena) reset() {
 		if i == a.vi {
 			n = a.vj
 		}
-		clear(a.vals[i][:n])
+		if n > 0 { // clear is calls and memory.fill in wasm, even when empty
+			clear(a.vals[i][:n])
+		}
 	}
 	a.ci, a.cj, a.vi, a.vj = 0, 0, 0, 0
 	// An unusual evaluation (a comprehension over a large input) may have
 	// grown the arena; keep only what typical decisions need.
-	clear(a.comps[min(len(a.comps), arenaKeep):])
-	a.comps = a.comps[:min(len(a.comps), arenaKeep)]
-	clear(a.vals[min(len(a.vals), arenaKeep):])
-	a.vals = a.vals[:min(len(a.vals), arenaKeep)]
+	if len(a.comps) > arenaKeep {
+		clear(a.comps[arenaKeep:])
+		a.comps = a.comps[:arenaKeep]
+	}
+	if len(a.vals) > arenaKeep {
+		clear(a.vals[arenaKeep:])
+		a.vals = a.vals[:arenaKeep]
+	}
 }
 
 // reset zeroes c without an atomic store: arena composites are private to

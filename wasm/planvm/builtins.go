@@ -3,12 +3,10 @@ package planvm
 import (
 	"fmt"
 	"math/big"
-	"regexp"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"unicode/utf8"
 )
 
@@ -476,47 +474,6 @@ func registerStrings() {
 		}
 		return Value{}, false
 	})
-	reg("regex.match", 2, func(_ *vm, a []Value) (Value, bool) {
-		p, ok1 := strOperand(a[0])
-		s, ok2 := strOperand(a[1])
-		if !ok1 || !ok2 {
-			return Value{}, false
-		}
-		re, err := compileRegex(p)
-		if err != nil {
-			return Value{}, false
-		}
-		return Bool(re.MatchString(s)), true
-	})
-}
-
-// regexCache holds compiled patterns; it is bounded and simply emptied when
-// full (policies use a handful of constant patterns).
-var regexCache = struct {
-	sync.Mutex
-	m map[string]*regexp.Regexp
-}{m: map[string]*regexp.Regexp{}}
-
-const regexCacheSize = 64
-
-func compileRegex(p string) (*regexp.Regexp, error) {
-	regexCache.Lock()
-	re := regexCache.m[p]
-	regexCache.Unlock()
-	if re != nil {
-		return re, nil
-	}
-	re, err := regexp.Compile(p)
-	if err != nil {
-		return nil, err
-	}
-	regexCache.Lock()
-	if len(regexCache.m) >= regexCacheSize {
-		clear(regexCache.m)
-	}
-	regexCache.m[p] = re
-	regexCache.Unlock()
-	return re, nil
 }
 
 func biSprintf(_ *vm, a []Value) (Value, bool) {

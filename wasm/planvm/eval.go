@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unsafe"
 )
 
 // Evaluation errors. Any error means the caller must deny.
@@ -13,6 +14,8 @@ var (
 	ErrConflict        = errors.New("planvm: conflicting values (complete rule or object key produced more than one value)")
 	ErrUnknownEntry    = errors.New("planvm: unknown entrypoint")
 	ErrMultipleResults = errors.New("planvm: entrypoint produced more than one result")
+
+	errInsertNonObject = errors.New("planvm: insert into non-object")
 )
 
 // signals returned by exec besides break depths.
@@ -32,12 +35,17 @@ type vm struct {
 	results []Value
 	retVal  Value
 	args    []Value // builtin argument scratch
-	now     int64
-	hasNow  bool
-	err     error
-	cfg     evalConfig
-	view    bool  // build composites in arena (Evaluator) or on the heap
-	arena   arena // see arena.go
+	hints   []int32 // per constant: where dot found that key last
+	// the last entrypoint evaluated (see eval)
+	lastProg  *Program
+	lastEntry string
+	lastPlan  *plan
+	now       int64
+	hasNow    bool
+	err       error
+	cfg       evalConfig
+	view      bool  // build composites in arena (Evaluator) or on the heap
+	arena     arena // see arena.go
 }
 
 // Eval evaluates entrypoint entry with input and data. An undefined input
@@ -69,9 +77,15 @@ func (e *Evaluator) Eval(entry string, input, data Value, opts ...EvalOption) (V
 }
 
 func (m *vm) eval(p *Program, entry string, input, data Value, opts []EvalOption) (result Value, defined bool, err error) {
-	pl := p.byName[entry]
-	if pl == nil {
-		return Value{}, false, fmt.Errorf("%w %q", ErrUnknownEntry, entry)
+	// A caller evaluates the same entrypoint, usually a constant: the plan
+	// of the last one is reused when the name is the same string (a map
+	// lookup hashes the name, which is slow in wasm).
+	pl := m.lastPlan
+	if m.lastProg != p || len(entry) != len(m.lastEntry) || unsafe.StringData(entry) != unsafe.StringData(m.lastEntry) {
+		if pl = p.byName[entry]; pl == nil {
+			return Value{}, false, fmt.Errorf("%w %q", ErrUnknownEntry, entry)
+		}
+		m.lastProg, m.lastEntry, m.lastPlan = p, entry, pl
 	}
 	// The previous result of this vm dies here.
 	m.arena.reset()
@@ -80,6 +94,9 @@ func (m *vm) eval(p *Program, entry string, input, data Value, opts []EvalOption
 		o(&m.cfg)
 	}
 	m.prog, m.consts, m.left, m.depth, m.err = p, p.consts, m.cfg.stepLimit, 0, nil
+	if len(m.hints) != len(p.consts) {
+		m.hints = make([]int32, len(p.consts))
+	}
 	m.hasNow, m.now = m.cfg.hasNow, 0
 	if m.cfg.hasNow {
 		m.now = m.cfg.now.UnixNano()
@@ -117,15 +134,24 @@ func (m *vm) eval(p *Program, entry string, input, data Value, opts []EvalOption
 }
 
 func (m *vm) release() {
-	// Frames of calls are cleared when popped; what is left below sp is
-	// the entrypoint's frame (and, after a recovered panic, the frames of
-	// the calls it interrupted).
+	// Below sp are the entrypoint's frame and those of the calls that
+	// returned while the stack was small (see call), and, after a
+	// recovered panic, those of the calls it interrupted.
 	clear(m.stack[:m.sp])
 	m.sp = 0
-	clear(m.results)
-	m.results = m.results[:0]
-	clear(m.args)
-	m.args = m.args[:0]
+	switch len(m.results) {
+	case 0:
+	case 1: // a decision: one result, cheaper to zero than to clear
+		m.results[0] = Value{}
+		m.results = m.results[:0]
+	default:
+		clear(m.results)
+		m.results = m.results[:0]
+	}
+	if len(m.args) > 0 {
+		clear(m.args)
+		m.args = m.args[:0]
+	}
 	m.retVal = Value{}
 	m.prog, m.consts = nil, nil
 	m.cfg = evalConfig{}
@@ -179,6 +205,30 @@ func lookupRef(src, key *Value) *Value {
 	return nil
 }
 
+// dot is lookupRef for DotStmt. A constant string key is looked up in a
+// small object first where it was found last time (m.hints, by constant):
+// the objects of one request have the same shape as those of the last one,
+// so most lookups compare one key instead of scanning.
+func (m *vm) dot(src, key *Value, o operand) *Value {
+	if o >= 0 || src.k != KindObject || key.k != KindString || src.c.strIdx != nil || src.c.othIdx != nil {
+		return lookupRef(src, key)
+	}
+	es, k := src.c.elems, key.s
+	h := &m.hints[^o]
+	if i := int(*h); i < len(es) {
+		if e := &es[i]; e.k == KindString && len(e.s) == len(k) && sameBytes(e.s, k) {
+			return &src.c.vals[i]
+		}
+	}
+	for i := range es {
+		if e := &es[i]; e.k == KindString && len(e.s) == len(k) && sameBytes(e.s, k) {
+			*h = int32(i)
+			return &src.c.vals[i]
+		}
+	}
+	return nil
+}
+
 // equalRef is Equal with a fast path for scalars.
 func equalRef(a, b *Value) bool {
 	if a.k != b.k {
@@ -216,19 +266,15 @@ func (m *vm) exec(fr []Value, code []instr) int {
 			return m.fail(ErrStepLimit)
 		}
 		switch in.op {
-		case opNop:
-		case opArrayAppend:
-			if brk := m.execArrayAppend(fr, in); brk != fellThrough {
-				return brk
-			}
-		case opAssignInt:
+		case opAssignVar, opAssignInt, opMakeNumber:
 			fr[in.a] = *m.ref(fr, in.x)
 		case opAssignVarOnce:
-			if brk := m.execAssignVarOnce(fr, in); brk != fellThrough {
-				return brk
+			// Pointers, not copies (see opDot).
+			v, t := m.ref(fr, in.x), &fr[in.a]
+			if t.k != KindUndefined && !equalRef(t, v) {
+				return m.fail(ErrConflict)
 			}
-		case opAssignVar:
-			fr[in.a] = *m.ref(fr, in.x)
+			*t = *v
 		case opBlock:
 			for _, b := range in.ext.blocks {
 				if brk := m.exec(fr, b); brk > 0 {
@@ -240,10 +286,6 @@ func (m *vm) exec(fr []Value, code []instr) int {
 			}
 		case opBreak:
 			return int(in.a)
-		case opCallDynamic:
-			if brk := m.execCallDynamic(fr, in); brk != fellThrough {
-				return brk
-			}
 		case opCallFunc:
 			v := m.call(in.ext.fn, nil, fr, in.ext.args)
 			if m.err != nil {
@@ -253,14 +295,10 @@ func (m *vm) exec(fr []Value, code []instr) int {
 				return 0
 			}
 			fr[in.a] = *v
-		case opCallBuiltin:
-			if brk := m.execCallBuiltin(fr, in); brk != fellThrough {
-				return brk
-			}
 		case opDot:
 			// Pointers, not copies: two 48-byte Values do not fit the
 			// register ABI and this is the most frequent statement.
-			v := lookupRef(m.ref(fr, in.x), m.ref(fr, in.y))
+			v := m.dot(m.ref(fr, in.x), m.ref(fr, in.y), in.y)
 			if v == nil {
 				return 0
 			}
@@ -275,56 +313,23 @@ func (m *vm) exec(fr []Value, code []instr) int {
 			if a.k == KindUndefined || b.k == KindUndefined || equalRef(a, b) {
 				return 0
 			}
-		case opIsArray:
-			if m.read(fr, in.x).k != KindArray {
-				return 0
-			}
-		case opIsObject:
-			if m.read(fr, in.x).k != KindObject {
-				return 0
-			}
-		case opIsSet:
-			if m.read(fr, in.x).k != KindSet {
-				return 0
-			}
 		case opIsDefined:
-			if !fr[in.a].IsDefined() {
+			if fr[in.a].k == KindUndefined {
 				return 0
 			}
 		case opIsUndefined:
-			if fr[in.a].IsDefined() {
+			if fr[in.a].k != KindUndefined {
 				return 0
 			}
-		case opLen:
-			v := m.read(fr, in.x)
-			fr[in.a] = Int(int64(v.Len()))
-		case opMakeArray:
-			if m.view {
-				fr[in.a] = m.arena.array(int(in.b))
-			} else {
-				fr[in.a] = arrayOf(make([]Value, 0, in.b))
-			}
 		case opMakeNull:
-			fr[in.a] = Null()
-		case opMakeNumber:
-			fr[in.a] = *m.ref(fr, in.x)
+			fr[in.a] = Value{k: KindNull}
 		case opMakeObject:
 			h := &m.prog.sizes[in.b]
 			var v Value
 			if m.view {
-				v = m.arena.object(int(h.Load()))
+				v = m.arena.object(int(loadInt32(h)))
 			} else {
-				v = objectWithCap(int(h.Load()))
-			}
-			v.c.size = h
-			fr[in.a] = v
-		case opMakeSet:
-			h := &m.prog.sizes[in.b]
-			var v Value
-			if m.view {
-				v = m.arena.set(int(h.Load()))
-			} else {
-				v = setWithCap(int(h.Load()))
+				v = objectWithCap(int(loadInt32(h)))
 			}
 			v.c.size = h
 			fr[in.a] = v
@@ -338,46 +343,91 @@ func (m *vm) exec(fr []Value, code []instr) int {
 			case brk > 0:
 				return brk - 1
 			}
-		case opObjectInsertOnce:
-			if brk := m.execObjectInsertOnce(fr, in); brk != fellThrough {
-				return brk
-			}
 		case opObjectInsert:
 			obj := &fr[in.a]
 			if obj.k != KindObject {
-				return m.fail(errors.New("planvm: insert into non-object"))
+				return m.fail(errInsertNonObject)
 			}
 			k, v := m.ref(fr, in.x), m.ref(fr, in.y)
 			if k.k == KindUndefined || v.k == KindUndefined {
 				return 0
 			}
 			obj.c.objInsertRef(k, v)
-		case opObjectMerge:
-			fr[in.a] = merge(fr[in.b], fr[in.c])
 		case opResetLocal:
 			fr[in.a] = Value{}
-		case opResultSetAdd:
-			if brk := m.execResultSetAdd(fr, in); brk != fellThrough {
-				return brk
-			}
 		case opReturnLocal:
 			m.retVal = fr[in.a]
 			return retSignal
-		case opScan:
-			if brk := m.scan(fr, in); brk != fellThrough {
-				return brk
-			}
-		case opSetAdd:
-			if brk := m.execSetAdd(fr, in); brk != fellThrough {
-				return brk
-			}
-		case opWith:
-			if brk := m.execWith(fr, in); brk != fellThrough {
-				return brk
-			}
 		default:
-			return m.fail(fmt.Errorf("planvm: bad opcode %d", in.op))
+			if brk := m.execRare(fr, in); brk != fellThrough {
+				return brk
+			}
 		}
+	}
+	return fellThrough
+}
+
+// execRare runs the statements that are not on a proxy decision's path.
+// exec is kept small: in wasm, every statement pays for the size of the
+// function that dispatches it (the JIT compiler moves more values between
+// registers and stack on each of its jumps), and a 34-way switch costs
+// more comparisons than an 18-way one.
+//
+//go:noinline
+func (m *vm) execRare(fr []Value, in *instr) int {
+	switch in.op {
+	case opNop:
+	case opArrayAppend:
+		return m.execArrayAppend(fr, in)
+	case opCallDynamic:
+		return m.execCallDynamic(fr, in)
+	case opCallBuiltin:
+		return m.execCallBuiltin(fr, in)
+	case opIsArray:
+		if m.read(fr, in.x).k != KindArray {
+			return 0
+		}
+	case opIsObject:
+		if m.read(fr, in.x).k != KindObject {
+			return 0
+		}
+	case opIsSet:
+		if m.read(fr, in.x).k != KindSet {
+			return 0
+		}
+	case opLen:
+		v := m.read(fr, in.x)
+		fr[in.a] = Int(int64(v.Len()))
+	case opMakeArray:
+		if m.view {
+			fr[in.a] = m.arena.array(int(in.b))
+		} else {
+			fr[in.a] = arrayOf(make([]Value, 0, in.b))
+		}
+	case opMakeSet:
+		h := &m.prog.sizes[in.b]
+		var v Value
+		if m.view {
+			v = m.arena.set(int(loadInt32(h)))
+		} else {
+			v = setWithCap(int(loadInt32(h)))
+		}
+		v.c.size = h
+		fr[in.a] = v
+	case opObjectInsertOnce:
+		return m.execObjectInsertOnce(fr, in)
+	case opObjectMerge:
+		fr[in.a] = merge(fr[in.b], fr[in.c])
+	case opResultSetAdd:
+		return m.execResultSetAdd(fr, in)
+	case opScan:
+		return m.scan(fr, in)
+	case opSetAdd:
+		return m.execSetAdd(fr, in)
+	case opWith:
+		return m.execWith(fr, in)
+	default:
+		return m.fail(fmt.Errorf("planvm: bad opcode %d", in.op))
 	}
 	return fellThrough
 }
@@ -478,11 +528,21 @@ func (m *vm) call(fn *function, args []Value, cfr []Value, ops []operand) *Value
 	case !returned:
 		m.retVal = fr[fn.ret]
 	}
-	clear(fr)
-	m.sp = sp
+	// The frame is left as it is while the stack is small: release clears
+	// what one evaluation used at once, and a clear per call (a few calls
+	// of the runtime and memory.fill in wasm) cost more than the frames'
+	// contents. Above stackKeep slots (deep recursion, a function called
+	// per element of a large collection) frames are cleared and reused.
+	if m.sp > stackKeep {
+		clear(fr)
+		m.sp = sp
+	}
 	m.depth--
 	return &m.retVal
 }
+
+// stackKeep bounds the slots an evaluation leaves uncleared (see call).
+const stackKeep = 1024
 
 func (m *vm) lookupDynamic(fr []Value, path []operand) *function {
 	n := m.prog.dynamic
@@ -637,7 +697,7 @@ func (m *vm) execWith(fr []Value, in *instr) int {
 func (m *vm) execObjectInsertOnce(fr []Value, in *instr) int {
 	obj := fr[in.a]
 	if obj.k != KindObject {
-		return m.fail(errors.New("planvm: insert into non-object"))
+		return m.fail(errInsertNonObject)
 	}
 	k, v := m.read(fr, in.x), m.read(fr, in.y)
 	if !k.IsDefined() || !v.IsDefined() {
@@ -671,19 +731,6 @@ func (m *vm) execResultSetAdd(fr []Value, in *instr) int {
 	if !dup {
 		m.results = append(m.results, v)
 	}
-	return fellThrough
-}
-
-// execAssignVarOnce is kept out of exec so that exec's frame stays small.
-//
-//go:noinline
-func (m *vm) execAssignVarOnce(fr []Value, in *instr) int {
-	// Pointers, not copies (see opDot).
-	v, t := m.ref(fr, in.x), &fr[in.a]
-	if t.k != KindUndefined && !equalRef(t, v) {
-		return m.fail(ErrConflict)
-	}
-	*t = *v
 	return fellThrough
 }
 

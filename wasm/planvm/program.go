@@ -1,9 +1,8 @@
 package planvm
 
 import (
-	"encoding/json"
+	"errors"
 	"fmt"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -103,66 +102,6 @@ type instrExt struct {
 	dpath  []operand
 }
 
-// raw JSON shapes of the plan.
-
-type rawPolicy struct {
-	Static struct {
-		Strings      []struct{ Value string } `json:"strings"`
-		BuiltinFuncs []struct {
-			Name string `json:"name"`
-		} `json:"builtin_funcs"`
-	} `json:"static"`
-	Plans struct {
-		Plans []struct {
-			Name   string     `json:"name"`
-			Blocks []rawBlock `json:"blocks"`
-		} `json:"plans"`
-	} `json:"plans"`
-	Funcs struct {
-		Funcs []struct {
-			Name   string     `json:"name"`
-			Params []int32    `json:"params"`
-			Return int32      `json:"return"`
-			Blocks []rawBlock `json:"blocks"`
-			Path   []string   `json:"path"`
-		} `json:"funcs"`
-	} `json:"funcs"`
-}
-
-type rawBlock struct {
-	Stmts []struct {
-		Type string          `json:"type"`
-		Stmt json.RawMessage `json:"stmt"`
-	} `json:"stmts"`
-}
-
-type rawOperand struct {
-	Type  string          `json:"type"`
-	Value json.RawMessage `json:"value"`
-}
-
-type rawStmt struct {
-	Source   json.RawMessage `json:"source"`
-	Target   *int32          `json:"target"`
-	Key      json.RawMessage `json:"key"`
-	Value    json.RawMessage `json:"value"`
-	A        json.RawMessage `json:"a"`
-	B        json.RawMessage `json:"b"`
-	Array    int32           `json:"array"`
-	Object   int32           `json:"object"`
-	Set      int32           `json:"set"`
-	Local    int32           `json:"local"`
-	Index    *int            `json:"index"`
-	IndexOld *int            `json:"Index"`
-	Func     string          `json:"func"`
-	Args     json.RawMessage `json:"args"`
-	Result   int32           `json:"result"`
-	Path     json.RawMessage `json:"path"`
-	Block    *rawBlock       `json:"block"`
-	Blocks   []rawBlock      `json:"blocks"`
-	Capacity int32           `json:"capacity"`
-}
-
 // maxLocal bounds local indexes so a hostile plan cannot demand huge frames.
 const maxLocal = 1 << 16
 
@@ -198,32 +137,87 @@ func (ld *loader) nslots() int { return len(ld.slots) }
 // on unknown statements and on calls of builtins the VM does not implement,
 // naming them.
 func Load(b []byte) (*Program, error) {
-	var raw rawPolicy
-	if err := json.Unmarshal(b, &raw); err != nil {
+	doc, err := ParseJSON(b)
+	if err != nil {
 		return nil, fmt.Errorf("planvm: parse plan: %w", err)
 	}
+	return LoadValue(doc)
+}
+
+// LoadValue precompiles a plan that is already parsed (by ParseJSON), such
+// as the plan member of a policy document. The plan is read with the same
+// JSON reader that reads inputs and data: there is one way to read JSON in
+// the filter, and no reflection.
+func LoadValue(doc Value) (*Program, error) {
+	if doc.Kind() != KindObject {
+		return nil, errors.New("planvm: parse plan: not an object")
+	}
+	ld := &loader{funcs: map[string]*function{}, constIx: map[string]int{}}
+	static := ld.member(doc, "static")
+	strs, err := ld.list(static, "strings")
+	if err != nil {
+		return nil, fmt.Errorf("planvm: parse plan: static.%w", err)
+	}
+	bfs, err := ld.list(static, "builtin_funcs")
+	if err != nil {
+		return nil, fmt.Errorf("planvm: parse plan: static.%w", err)
+	}
 	var missing []string
-	for _, bf := range raw.Static.BuiltinFuncs {
-		if _, ok := builtins[bf.Name]; !ok {
-			missing = append(missing, bf.Name)
+	for i := range bfs.Len() {
+		name, err := ld.text(bfs.Index(i), "name")
+		if err != nil {
+			return nil, fmt.Errorf("planvm: parse plan: static.builtin_funcs[%d].%w", i, err)
+		}
+		if _, ok := builtins[name]; !ok {
+			// Sorted by insertion: there are few, and a sort function
+			// instantiated for strings would add 17 KB to the filter.
+			j := len(missing)
+			missing = append(missing, name)
+			for ; j > 0 && missing[j-1] > name; j-- {
+				missing[j] = missing[j-1]
+			}
+			missing[j] = name
 		}
 	}
 	if len(missing) > 0 {
-		sort.Strings(missing)
 		return nil, fmt.Errorf("planvm: unsupported builtins: %s", strings.Join(missing, ", "))
 	}
-	ld := &loader{funcs: map[string]*function{}, constIx: map[string]int{}}
-	for _, s := range raw.Static.Strings {
-		ld.strings = append(ld.strings, String(s.Value))
+	for i := range strs.Len() {
+		s, err := ld.text(strs.Index(i), "value")
+		if err != nil {
+			return nil, fmt.Errorf("planvm: parse plan: static.strings[%d].%w", i, err)
+		}
+		ld.strings = append(ld.strings, String(s))
+	}
+	funcs, err := ld.list(ld.member(doc, "funcs"), "funcs")
+	if err != nil {
+		return nil, fmt.Errorf("planvm: parse plan: funcs.%w", err)
+	}
+	plans, err := ld.list(ld.member(doc, "plans"), "plans")
+	if err != nil {
+		return nil, fmt.Errorf("planvm: parse plan: plans.%w", err)
 	}
 	prog := &Program{byName: map[string]*plan{}, funcs: ld.funcs, dynamic: &dynNode{}}
 	// Declare functions first so calls can resolve to pointers.
-	for _, f := range raw.Funcs.Funcs {
-		fn := &function{name: f.Name}
-		ld.funcs[f.Name] = fn
-		if len(f.Path) > 0 {
+	for i := range funcs.Len() {
+		f := funcs.Index(i)
+		name, err := ld.text(f, "name")
+		if err != nil {
+			return nil, fmt.Errorf("planvm: func %d: %w", i, err)
+		}
+		path, err := ld.list(f, "path")
+		if err != nil {
+			return nil, fmt.Errorf("planvm: func %s: %w", name, err)
+		}
+		fn := &function{name: name}
+		ld.funcs[name] = fn
+		if path.Len() > 0 {
 			n := prog.dynamic
-			for _, seg := range f.Path {
+			for j := range path.Len() {
+				seg, ok := path.Index(j).AsString()
+				if !ok {
+					return nil, fmt.Errorf("planvm: func %s: path: not a list of strings", name)
+				}
 				if n.children == nil {
 					n.children = map[string]*dynNode{}
 				}
@@ -237,36 +231,32 @@ func Load(b []byte) (*Program, error) {
 			n.fn = fn
 		}
 	}
-	for _, f := range raw.Funcs.Funcs {
-		fn := ld.funcs[f.Name]
-		ld.reset(f.Params...)
-		fn.params = make([]int32, len(f.Params))
-		for i, p := range f.Params {
-			fn.params[i] = ld.local(p)
+	for i := range funcs.Len() {
+		f := funcs.Index(i)
+		name, _ := ld.text(f, "name")
+		fn := ld.funcs[name]
+		if err := ld.function(fn, f); err != nil {
+			return nil, fmt.Errorf("planvm: func %s: %w", name, err)
 		}
-		fn.ret = ld.local(f.Return)
-		blocks, err := ld.blocks(f.Blocks)
-		if err != nil {
-			return nil, fmt.Errorf("planvm: func %s: %w", f.Name, err)
-		}
-		if ld.nslots() > maxLocal {
-			return nil, fmt.Errorf("planvm: func %s: too many locals", f.Name)
-		}
-		fn.blocks, fn.nlocals = blocks, ld.nslots()
 		prog.maxSlots = max(prog.maxSlots, fn.nlocals)
 	}
-	for _, p := range raw.Plans.Plans {
-		ld.reset(0, 1) // input, data
-		blocks, err := ld.blocks(p.Blocks)
+	for i := range plans.Len() {
+		p := plans.Index(i)
+		name, err := ld.text(p, "name")
 		if err != nil {
-			return nil, fmt.Errorf("planvm: plan %s: %w", p.Name, err)
+			return nil, fmt.Errorf("planvm: plan %d: %w", i, err)
+		}
+		ld.reset(0, 1) // input, data
+		blocks, err := ld.blocks(p, "blocks")
+		if err != nil {
+			return nil, fmt.Errorf("planvm: plan %s: %w", name, err)
 		}
 		if ld.nslots() > maxLocal {
-			return nil, fmt.Errorf("planvm: plan %s: too many locals", p.Name)
+			return nil, fmt.Errorf("planvm: plan %s: too many locals", name)
 		}
-		pl := &plan{name: p.Name, blocks: blocks, nlocals: ld.nslots()}
+		pl := &plan{name: name, blocks: blocks, nlocals: ld.nslots()}
 		prog.plans = append(prog.plans, pl)
-		prog.byName[p.Name] = pl
+		prog.byName[name] = pl
 		prog.maxSlots = max(prog.maxSlots, pl.nlocals)
 	}
 	prog.consts = ld.consts
@@ -275,10 +265,132 @@ func Load(b []byte) (*Program, error) {
 	return prog, nil
 }
 
-func (ld *loader) blocks(rbs []rawBlock) ([][]instr, error) {
-	out := make([][]instr, len(rbs))
-	for i := range rbs {
-		b, err := ld.block(&rbs[i])
+// function precompiles the parameters, return local and blocks of f.
+func (ld *loader) function(fn *function, f Value) error {
+	params, err := ld.list(f, "params")
+	if err != nil {
+		return err
+	}
+	raw := make([]int32, params.Len())
+	for i := range raw {
+		if raw[i], err = ld.localOf(params.Index(i), "params"); err != nil {
+			return err
+		}
+	}
+	ret, err := ld.localField(f, "return", false)
+	if err != nil {
+		return err
+	}
+	ld.reset(raw...)
+	fn.params = make([]int32, len(raw))
+	for i, p := range raw {
+		fn.params[i] = ld.local(p)
+	}
+	fn.ret = ld.local(ret)
+	blocks, err := ld.blocks(f, "blocks")
+	if err != nil {
+		return err
+	}
+	if ld.nslots() > maxLocal {
+		return errors.New("too many locals")
+	}
+	fn.blocks, fn.nlocals = blocks, ld.nslots()
+	return nil
+}
+
+// Reading the plan's JSON. OPA writes every field of a statement; a member
+// that is null counts as absent, as it did for a struct decoder.
+
+// member returns o[key], undefined when o is not an object, lacks key or
+// holds null there.
+func (ld *loader) member(o Value, key string) Value {
+	v, _ := o.Get(key)
+	if v.Kind() == KindNull {
+		return Value{}
+	}
+	return v
+}
+
+// list returns the array o[key]; an absent member is an empty list.
+func (ld *loader) list(o Value, key string) (Value, error) {
+	v := ld.member(o, key)
+	switch v.Kind() {
+	case KindUndefined:
+		return NewArray(), nil
+	case KindArray:
+		return v, nil
+	}
+	return Value{}, fmt.Errorf("%s: not an array", key)
+}
+
+// text returns the string o[key]; an absent member is "".
+func (ld *loader) text(o Value, key string) (string, error) {
+	v := ld.member(o, key)
+	if !v.IsDefined() {
+		return "", nil
+	}
+	s, ok := v.AsString()
+	if !ok {
+		return "", fmt.Errorf("%s: not a string", key)
+	}
+	return s, nil
+}
+
+// integer returns o[key] as an integer; an absent member is an error when
+// required and 0 otherwise.
+func (ld *loader) integer(o Value, key string, required bool) (int64, error) {
+	v := ld.member(o, key)
+	if !v.IsDefined() {
+		if required {
+			return 0, fmt.Errorf("%s: missing", key)
+		}
+		return 0, nil
+	}
+	return ld.integerOf(v, key)
+}
+
+func (ld *loader) integerOf(v Value, what string) (int64, error) {
+	n, ok := v.AsInt64()
+	if !ok {
+		return 0, fmt.Errorf("%s: not an integer", what)
+	}
+	return n, nil
+}
+
+// localOf reads a local index: a non-negative integer in int32 range.
+func (ld *loader) localOf(v Value, what string) (int32, error) {
+	n, err := ld.integerOf(v, what)
+	if err != nil {
+		return 0, err
+	}
+	if n < 0 {
+		return 0, fmt.Errorf("%s: negative local", what)
+	}
+	if n > 1<<31-1 {
+		return 0, fmt.Errorf("%s: local out of range", what)
+	}
+	return int32(n), nil
+}
+
+func (ld *loader) localField(o Value, key string, required bool) (int32, error) {
+	v := ld.member(o, key)
+	if !v.IsDefined() {
+		if required {
+			return 0, fmt.Errorf("%s: missing", key)
+		}
+		return 0, nil
+	}
+	return ld.localOf(v, key)
+}
+
+func (ld *loader) blocks(o Value, key string) ([][]instr, error) {
+	rbs, err := ld.list(o, key)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]instr, rbs.Len())
+	for i := range out {
+		b, err := ld.block(rbs.Index(i))
 		if err != nil {
 			return nil, err
 		}
@@ -296,83 +408,146 @@ func (ld *loader) local(l int32) int32 {
 	return d
 }
 
+// localAt reads the local index o[key] and maps it to its slot.
+func (ld *loader) localAt(o Value, key string, required bool) (int32, error) {
+	l, err := ld.localField(o, key, required)
+	if err != nil {
+		return 0, err
+	}
+	return ld.local(l), nil
+}
+
 // constant interns v into the constant table.
 func (ld *loader) constant(v Value) operand {
-	if v.k == KindString {
-		if i, ok := ld.constIx[v.s]; ok {
+	if s, ok := v.AsString(); ok {
+		if i, ok := ld.constIx[s]; ok {
 			return operand(^i)
 		}
-		ld.constIx[v.s] = len(ld.consts)
+		ld.constIx[s] = len(ld.consts)
 	}
 	ld.consts = append(ld.consts, v)
 	return operand(^(len(ld.consts) - 1))
 }
 
-func (ld *loader) str(i int) (Value, error) {
-	if i < 0 || i >= len(ld.strings) {
+func (ld *loader) str(i int64) (Value, error) {
+	if i < 0 || i >= int64(len(ld.strings)) {
 		return Value{}, fmt.Errorf("string index %d out of range", i)
 	}
 	return ld.strings[i], nil
 }
 
-func (ld *loader) operand(raw json.RawMessage) (operand, error) {
-	var ro rawOperand
-	if err := json.Unmarshal(raw, &ro); err != nil {
+// operandAt reads the operand o[key].
+func (ld *loader) operandAt(o Value, key string) (operand, error) {
+	return ld.operand(ld.member(o, key))
+}
+
+func (ld *loader) operand(v Value) (operand, error) {
+	switch v.Kind() {
+	case KindUndefined:
+		return 0, errors.New("operand: missing")
+	case KindObject:
+	default:
+		return 0, errors.New("operand: not an object")
+	}
+	typ, err := ld.text(v, "type")
+	if err != nil {
 		return 0, fmt.Errorf("operand: %w", err)
 	}
-	switch ro.Type {
+	switch typ {
 	case "local":
-		var l int32
-		if err := json.Unmarshal(ro.Value, &l); err != nil {
+		l, err := ld.localField(v, "value", true)
+		if err != nil {
 			return 0, err
-		}
-		if l < 0 {
-			return 0, fmt.Errorf("negative local")
 		}
 		return operand(ld.local(l)), nil
 	case "string_index":
-		var i int
-		if err := json.Unmarshal(ro.Value, &i); err != nil {
+		i, err := ld.integer(v, "value", true)
+		if err != nil {
 			return 0, err
 		}
-		v, err := ld.str(i)
-		return ld.constant(v), err
+		s, err := ld.str(i)
+		return ld.constant(s), err
 	case "bool":
-		var b bool
-		if err := json.Unmarshal(ro.Value, &b); err != nil {
-			return 0, err
+		b, ok := ld.member(v, "value").AsBool()
+		if !ok {
+			return 0, errors.New("value: not a boolean")
 		}
 		return ld.constant(Bool(b)), nil
 	}
-	return 0, fmt.Errorf("unknown operand type %q", ro.Type)
+	return 0, fmt.Errorf("unknown operand type %q", typ)
 }
 
-func (ld *loader) block(rb *rawBlock) ([]instr, error) {
-	out := make([]instr, 0, len(rb.Stmts))
-	for _, rs := range rb.Stmts {
-		var s rawStmt
-		if len(rs.Stmt) > 0 {
-			if err := json.Unmarshal(rs.Stmt, &s); err != nil {
-				return nil, fmt.Errorf("%s: %w", rs.Type, err)
-			}
-		}
-		in, err := ld.stmt(rs.Type, &s)
+func (ld *loader) block(rb Value) ([]instr, error) {
+	if rb.Kind() != KindObject {
+		return nil, errors.New("block: not an object")
+	}
+	stmts, err := ld.list(rb, "stmts")
+	if err != nil {
+		return nil, err
+	}
+	out := make([]instr, 0, stmts.Len())
+	for i := range stmts.Len() {
+		rs := stmts.Index(i)
+		typ, err := ld.text(rs, "type")
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", rs.Type, err)
+			return nil, err
+		}
+		s := ld.member(rs, "stmt")
+		if k := s.Kind(); k != KindUndefined && k != KindObject {
+			return nil, fmt.Errorf("%s: stmt: not an object", typ)
+		}
+		in, err := ld.stmt(typ, s)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", typ, err)
 		}
 		out = append(out, in)
 	}
 	return out, nil
 }
 
-func (ld *loader) target(s *rawStmt) (int32, error) {
-	if s.Target == nil || *s.Target < 0 {
-		return 0, fmt.Errorf("missing target")
+// target reads the statement's target local, which must be present.
+func (ld *loader) target(s Value) (int32, error) {
+	v := ld.member(s, "target")
+	if !v.IsDefined() {
+		return 0, errors.New("missing target")
 	}
-	return ld.local(*s.Target), nil
+	if n, err := ld.integerOf(v, "target"); err == nil && n < 0 {
+		return 0, errors.New("missing target")
+	}
+	l, err := ld.localOf(v, "target")
+	if err != nil {
+		return 0, err
+	}
+	return ld.local(l), nil
 }
 
-func (ld *loader) stmt(typ string, s *rawStmt) (instr, error) {
+// subBlock reads the statement's nested block, which must be present.
+func (ld *loader) subBlock(s Value) ([]instr, error) {
+	b := ld.member(s, "block")
+	if !b.IsDefined() {
+		return nil, errors.New("missing block")
+	}
+	return ld.block(b)
+}
+
+// operands reads the operand list s[key].
+func (ld *loader) operands(s Value, key string) ([]operand, error) {
+	l, err := ld.list(s, key)
+	if err != nil {
+		return nil, err
+	}
+	var ops []operand
+	for i := range l.Len() {
+		op, err := ld.operand(l.Index(i))
+		if err != nil {
+			return nil, err
+		}
+		ops = append(ops, op)
+	}
+	return ops, nil
+}
+
+func (ld *loader) stmt(typ string, s Value) (instr, error) {
 	var in instr
 	var err error
 	ext := &instrExt{}
@@ -381,86 +556,81 @@ func (ld *loader) stmt(typ string, s *rawStmt) (instr, error) {
 		in.op = opNop
 	case "ArrayAppendStmt":
 		in.op = opArrayAppend
-		in.a = ld.local(s.Array)
-		in.x, err = ld.operand(s.Value)
+		if in.a, err = ld.localAt(s, "array", false); err == nil {
+			in.x, err = ld.operandAt(s, "value")
+		}
 	case "AssignIntStmt":
 		in.op = opAssignInt
 		var n int64
-		if err = json.Unmarshal(s.Value, &n); err == nil {
+		if n, err = ld.integer(s, "value", true); err == nil {
 			in.x = ld.constant(Int(n))
+			in.a, err = ld.target(s)
 		}
-		in.a, err = ld.target(s)
 	case "AssignVarOnceStmt", "AssignVarStmt":
 		in.op = opAssignVar
 		if typ == "AssignVarOnceStmt" {
 			in.op = opAssignVarOnce
 		}
-		if in.x, err = ld.operand(s.Source); err == nil {
+		if in.x, err = ld.operandAt(s, "source"); err == nil {
 			in.a, err = ld.target(s)
 		}
 	case "BlockStmt":
 		in.op = opBlock
-		ext.blocks, err = ld.blocks(s.Blocks)
+		ext.blocks, err = ld.blocks(s, "blocks")
 	case "BreakStmt":
 		in.op = opBreak
-		if s.Index != nil {
-			in.a = int32(*s.Index)
+		var n int64
+		if n, err = ld.integer(s, "index", false); err == nil && (n < 0 || n > 1<<31-1) {
+			err = errors.New("break index out of range")
 		}
-		if in.a < 0 {
-			err = fmt.Errorf("negative break index")
-		}
+		in.a = int32(n)
 	case "CallDynamicStmt":
 		in.op = opCallDynamic
-		in.a = ld.local(s.Result)
-		if err = json.Unmarshal(s.Args, &ext.largs); err != nil {
+		if in.a, err = ld.localAt(s, "result", false); err != nil {
 			break
 		}
-		for i, l := range ext.largs {
-			ext.largs[i] = ld.local(l)
-		}
-		var ops []json.RawMessage
-		if err = json.Unmarshal(s.Path, &ops); err != nil {
+		var args Value
+		if args, err = ld.list(s, "args"); err != nil {
 			break
 		}
-		for _, o := range ops {
-			var op operand
-			if op, err = ld.operand(o); err != nil {
+		for i := range args.Len() {
+			var l int32
+			if l, err = ld.localOf(args.Index(i), "args"); err != nil {
 				break
 			}
-			ext.dpath = append(ext.dpath, op)
+			ext.largs = append(ext.largs, ld.local(l))
+		}
+		if err == nil {
+			ext.dpath, err = ld.operands(s, "path")
 		}
 	case "CallStmt":
-		in.a = ld.local(s.Result)
-		var ops []json.RawMessage
-		if len(s.Args) > 0 {
-			if err = json.Unmarshal(s.Args, &ops); err != nil {
-				break
-			}
+		if in.a, err = ld.localAt(s, "result", false); err != nil {
+			break
 		}
-		for _, o := range ops {
-			var op operand
-			if op, err = ld.operand(o); err != nil {
-				return in, err
-			}
-			ext.args = append(ext.args, op)
+		if ext.args, err = ld.operands(s, "args"); err != nil {
+			break
 		}
-		if fn, ok := ld.funcs[s.Func]; ok {
+		var name string
+		if name, err = ld.text(s, "func"); err != nil {
+			break
+		}
+		if fn, ok := ld.funcs[name]; ok {
 			in.op, ext.fn = opCallFunc, fn
 			if len(ext.args) != len(fn.params) {
-				err = fmt.Errorf("call of %s with %d args, want %d", s.Func, len(ext.args), len(fn.params))
+				err = fmt.Errorf("call of %s with %d args, want %d", name, len(ext.args), len(fn.params))
 			}
-		} else if bi, ok := builtins[s.Func]; ok {
+		} else if bi, ok := builtins[name]; ok {
 			in.op, ext.bi = opCallBuiltin, bi
 			if bi.arity >= 0 && len(ext.args) != bi.arity {
-				err = fmt.Errorf("call of %s with %d args, want %d", s.Func, len(ext.args), bi.arity)
+				err = fmt.Errorf("call of %s with %d args, want %d", name, len(ext.args), bi.arity)
 			}
 		} else {
-			err = fmt.Errorf("unsupported builtin or unknown function %q", s.Func)
+			err = fmt.Errorf("unsupported builtin or unknown function %q", name)
 		}
 	case "DotStmt":
 		in.op = opDot
-		if in.x, err = ld.operand(s.Source); err == nil {
-			if in.y, err = ld.operand(s.Key); err == nil {
+		if in.x, err = ld.operandAt(s, "source"); err == nil {
+			if in.y, err = ld.operandAt(s, "key"); err == nil {
 				in.a, err = ld.target(s)
 			}
 		}
@@ -469,57 +639,70 @@ func (ld *loader) stmt(typ string, s *rawStmt) (instr, error) {
 		if typ == "NotEqualStmt" {
 			in.op = opNotEqual
 		}
-		if in.x, err = ld.operand(s.A); err == nil {
-			in.y, err = ld.operand(s.B)
+		if in.x, err = ld.operandAt(s, "a"); err == nil {
+			in.y, err = ld.operandAt(s, "b")
 		}
 	case "IsArrayStmt", "IsObjectStmt", "IsSetStmt":
-		in.op = map[string]opcode{"IsArrayStmt": opIsArray, "IsObjectStmt": opIsObject, "IsSetStmt": opIsSet}[typ]
-		in.x, err = ld.operand(s.Source)
+		switch typ {
+		case "IsArrayStmt":
+			in.op = opIsArray
+		case "IsObjectStmt":
+			in.op = opIsObject
+		default:
+			in.op = opIsSet
+		}
+		in.x, err = ld.operandAt(s, "source")
 	case "IsDefinedStmt", "IsUndefinedStmt":
 		in.op = opIsDefined
 		if typ == "IsUndefinedStmt" {
 			in.op = opIsUndefined
 		}
-		var l int32
-		if err = json.Unmarshal(s.Source, &l); err == nil {
-			in.a = ld.local(l)
-		}
+		in.a, err = ld.localAt(s, "source", true)
 	case "LenStmt":
 		in.op = opLen
-		if in.x, err = ld.operand(s.Source); err == nil {
+		if in.x, err = ld.operandAt(s, "source"); err == nil {
 			in.a, err = ld.target(s)
 		}
 	case "MakeArrayStmt":
 		in.op = opMakeArray
-		in.b = min(max(s.Capacity, 0), 1024)
-		in.a, err = ld.target(s)
+		var n int64
+		if n, err = ld.integer(s, "capacity", false); err == nil {
+			in.b = int32(min(max(n, 0), 1024))
+			in.a, err = ld.target(s)
+		}
 	case "MakeNullStmt":
 		in.op = opMakeNull
 		in.a, err = ld.target(s)
 	case "MakeNumberIntStmt":
 		in.op = opMakeNumber
 		var n int64
-		if err = json.Unmarshal(s.Value, &n); err == nil {
+		if n, err = ld.integer(s, "value", true); err == nil {
 			in.x = ld.constant(Int(n))
 			in.a, err = ld.target(s)
 		}
 	case "MakeNumberRefStmt":
 		in.op = opMakeNumber
-		idx := s.Index
-		if idx == nil {
-			idx = s.IndexOld
+		// Older planners wrote the field as "Index".
+		key := "index"
+		if !ld.member(s, key).IsDefined() {
+			key = "Index"
 		}
-		if idx == nil {
-			err = fmt.Errorf("missing index")
+		var idx int64
+		if idx, err = ld.integer(s, key, false); err != nil {
+			break
+		}
+		if !ld.member(s, key).IsDefined() {
+			err = errors.New("missing index")
 			break
 		}
 		var sv Value
-		if sv, err = ld.str(*idx); err != nil {
+		if sv, err = ld.str(idx); err != nil {
 			break
 		}
-		n, ok := Number(sv.s)
+		txt, _ := sv.AsString()
+		n, ok := Number(txt)
 		if !ok {
-			err = fmt.Errorf("invalid number %q", sv.s)
+			err = fmt.Errorf("invalid number %q", txt)
 			break
 		}
 		in.x = ld.constant(n)
@@ -534,94 +717,79 @@ func (ld *loader) stmt(typ string, s *rawStmt) (instr, error) {
 		in.a, err = ld.target(s)
 	case "NotStmt":
 		in.op = opNot
-		if s.Block == nil {
-			err = fmt.Errorf("missing block")
-			break
-		}
-		in.block, err = ld.block(s.Block)
+		in.block, err = ld.subBlock(s)
 	case "ObjectInsertOnceStmt", "ObjectInsertStmt":
 		in.op = opObjectInsert
 		if typ == "ObjectInsertOnceStmt" {
 			in.op = opObjectInsertOnce
 		}
-		in.a = ld.local(s.Object)
-		if in.x, err = ld.operand(s.Key); err == nil {
-			in.y, err = ld.operand(s.Value)
+		if in.a, err = ld.localAt(s, "object", false); err != nil {
+			break
+		}
+		if in.x, err = ld.operandAt(s, "key"); err == nil {
+			in.y, err = ld.operandAt(s, "value")
 		}
 	case "ObjectMergeStmt":
 		in.op = opObjectMerge
-		var a, b int32
-		if err = json.Unmarshal(s.A, &a); err != nil {
+		if in.b, err = ld.localAt(s, "a", true); err != nil {
 			break
 		}
-		if err = json.Unmarshal(s.B, &b); err != nil {
+		if in.c, err = ld.localAt(s, "b", true); err != nil {
 			break
 		}
-		in.b, in.c = ld.local(a), ld.local(b)
 		in.a, err = ld.target(s)
 	case "ResetLocalStmt":
 		in.op = opResetLocal
 		in.a, err = ld.target(s)
 	case "ResultSetAddStmt":
 		in.op = opResultSetAdd
-		var l int32
-		if err = json.Unmarshal(s.Value, &l); err == nil {
-			in.a = ld.local(l)
-		}
+		in.a, err = ld.localAt(s, "value", true)
 	case "ReturnLocalStmt":
 		in.op = opReturnLocal
-		var l int32
-		if err = json.Unmarshal(s.Source, &l); err == nil {
-			in.a = ld.local(l)
-		}
+		in.a, err = ld.localAt(s, "source", true)
 	case "ScanStmt":
 		in.op = opScan
-		var src, key, val int32
-		if err = json.Unmarshal(s.Source, &src); err != nil {
+		if in.a, err = ld.localAt(s, "source", true); err != nil {
 			break
 		}
-		if err = json.Unmarshal(s.Key, &key); err != nil {
+		if in.b, err = ld.localAt(s, "key", true); err != nil {
 			break
 		}
-		if err = json.Unmarshal(s.Value, &val); err != nil {
+		if in.c, err = ld.localAt(s, "value", true); err != nil {
 			break
 		}
-		in.a, in.b, in.c = ld.local(src), ld.local(key), ld.local(val)
-		if s.Block == nil {
-			err = fmt.Errorf("missing block")
-			break
-		}
-		in.block, err = ld.block(s.Block)
+		in.block, err = ld.subBlock(s)
 	case "SetAddStmt":
 		in.op = opSetAdd
-		in.a = ld.local(s.Set)
-		in.x, err = ld.operand(s.Value)
+		if in.a, err = ld.localAt(s, "set", false); err == nil {
+			in.x, err = ld.operandAt(s, "value")
+		}
 	case "WithStmt":
 		in.op = opWith
-		in.a = ld.local(s.Local)
-		var path []int
-		if len(s.Path) > 0 && string(s.Path) != "null" {
-			if err = json.Unmarshal(s.Path, &path); err != nil {
-				break
-			}
+		if in.a, err = ld.localAt(s, "local", false); err != nil {
+			break
 		}
-		for _, i := range path {
+		var path Value
+		if path, err = ld.list(s, "path"); err != nil {
+			break
+		}
+		for i := range path.Len() {
+			var idx int64
+			if idx, err = ld.integerOf(path.Index(i), "path"); err != nil {
+				return in, err
+			}
 			var v Value
-			if v, err = ld.str(i); err != nil {
+			if v, err = ld.str(idx); err != nil {
 				return in, err
 			}
 			ext.path = append(ext.path, v)
 		}
-		if in.x, err = ld.operand(s.Value); err != nil {
+		if in.x, err = ld.operandAt(s, "value"); err != nil {
 			break
 		}
-		if s.Block == nil {
-			err = fmt.Errorf("missing block")
-			break
-		}
-		in.block, err = ld.block(s.Block)
+		in.block, err = ld.subBlock(s)
 	default:
-		err = fmt.Errorf("unknown statement type")
+		err = errors.New("unknown statement type")
 	}
 	switch in.op {
 	case opBlock, opCallDynamic, opCallFunc, opCallBuiltin, opWith:

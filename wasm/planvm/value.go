@@ -3,10 +3,12 @@ package planvm
 import (
 	"math"
 	"math/big"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"unsafe"
 )
 
 // Kind is the type of a Value. The zero Value is undefined.
@@ -68,6 +70,51 @@ type composite struct {
 }
 
 const smallLen = 8
+
+// oneThread is true where Go runs on a single thread (wasm: the filter).
+// Atomic operations are function calls there (no compiler intrinsics), so
+// the size hints and cached sort orders, which are shared between
+// evaluations, are read and written with plain loads and stores instead.
+const oneThread = runtime.GOARCH == "wasm"
+
+func loadInt32(p *atomic.Int32) int32 {
+	if oneThread {
+		return *plainInt32(p)
+	}
+	return p.Load()
+}
+
+func storeInt32(p *atomic.Int32, n int32) {
+	if oneThread {
+		*plainInt32(p) = n
+		return
+	}
+	p.Store(n)
+}
+
+// sortedOf and setSorted access c.sorted (see oneThread).
+func (c *composite) sortedOf() *[]int32 {
+	if oneThread {
+		return (*[]int32)(*plainPointer(&c.sorted))
+	}
+	return c.sorted.Load()
+}
+
+func (c *composite) setSorted(p *[]int32) {
+	if oneThread {
+		*plainPointer(&c.sorted) = unsafe.Pointer(p)
+		return
+	}
+	c.sorted.Store(p)
+}
+
+// plainInt32 and plainPointer expose the word inside an atomic (its only
+// non-empty field; TestPlainAtomicLayout checks it).
+func plainInt32(p *atomic.Int32) *int32 { return (*int32)(unsafe.Pointer(p)) }
+
+func plainPointer[T any](p *atomic.Pointer[T]) *unsafe.Pointer {
+	return (*unsafe.Pointer)(unsafe.Pointer(p))
+}
 
 // KV is one object member for NewObject.
 type KV struct {
@@ -215,20 +262,110 @@ func emptySet(n int) Value {
 	return Value{k: KindSet, c: &composite{elems: make([]Value, 0, n)}}
 }
 
-// ObjectBuilder builds an object in place. It must not be used after Value.
-type ObjectBuilder struct{ v Value }
+// ObjectBuilder builds an object in place. Set after Value changes the
+// object already returned; Reset starts a new one in the same storage.
+type ObjectBuilder struct {
+	v Value
+	// Index maps of an object that grew beyond smallLen, emptied by Reset
+	// and handed back to the object when it grows that large again.
+	spareStr, spareOth map[string]int32
+}
 
 // NewObjectBuilder returns a builder with room for n members.
 func NewObjectBuilder(n int) *ObjectBuilder { return &ObjectBuilder{v: emptyObject(n)} }
 
 // Set inserts or replaces a string-keyed member.
-func (b *ObjectBuilder) Set(key string, v Value) { b.v.c.objInsert(String(key), v) }
+func (b *ObjectBuilder) Set(key string, v Value) {
+	c := b.v.c
+	if n := len(c.elems); n < smallLen && n < cap(c.elems) && n < cap(c.vals) && c.strIdx == nil && c.othIdx == nil && c.sortedOf() == nil && c.size == nil {
+		// A small object with room, such as a request's input: the key is
+		// stored field by field, without the zeroing and copying of a
+		// key Value (memory.fill and memory.copy in wasm).
+		for j := range c.elems {
+			if e := &c.elems[j]; e.k == KindString && len(e.s) == len(key) && sameBytes(e.s, key) {
+				c.vals[j] = v
+				return
+			}
+		}
+		c.elems = c.elems[:n+1]
+		e := &c.elems[n]
+		e.k, e.text, e.i, e.s, e.c = KindString, false, 0, key, nil
+		c.vals = c.vals[:n+1]
+		c.vals[n] = v
+		return
+	}
+	k := Value{k: KindString, s: key}
+	b.insert(&k, &v)
+}
 
 // SetValue inserts or replaces a member with any key.
-func (b *ObjectBuilder) SetValue(key, v Value) { b.v.c.objInsert(key, v) }
+func (b *ObjectBuilder) SetValue(key, v Value) { b.insert(&key, &v) }
+
+func (b *ObjectBuilder) insert(k, v *Value) {
+	c := b.v.c
+	if len(c.elems) == smallLen && c.strIdx == nil && c.othIdx == nil && (b.spareStr != nil || b.spareOth != nil) {
+		// The next new member indexes the object: give it the emptied
+		// maps of before the last Reset (index uses a map it finds).
+		if c.find(*k) < 0 {
+			c.strIdx, c.othIdx = b.spareStr, b.spareOth
+			b.spareStr, b.spareOth = nil, nil
+			c.appendRef(k, v, true)
+			return
+		}
+	}
+	c.objInsertRef(k, v)
+}
 
 // Value returns the object.
 func (b *ObjectBuilder) Value() Value { return b.v }
+
+// Reset empties the object and keeps its storage (member arrays, index
+// maps), so that a builder reused per request builds its object without
+// allocating. The object previously returned by Value (and anything holding
+// it, such as an enclosing object or an evaluation's result) must not be
+// used after Reset: its members are overwritten by the next Set calls.
+func (b *ObjectBuilder) Reset() {
+	c := b.v.c
+	clear(c.elems)
+	clear(c.vals)
+	c.elems, c.vals = c.elems[:0], c.vals[:0]
+	if c.strIdx != nil {
+		clear(c.strIdx)
+		b.spareStr, c.strIdx = c.strIdx, nil
+	}
+	if c.othIdx != nil {
+		clear(c.othIdx)
+		b.spareOth, c.othIdx = c.othIdx, nil
+	}
+	if c.sortedOf() != nil {
+		c.setSorted(nil)
+	}
+}
+
+// ArrayBuilder builds an array in place, like ObjectBuilder.
+type ArrayBuilder struct{ v Value }
+
+// NewArrayBuilder returns a builder with room for n elements.
+func NewArrayBuilder(n int) *ArrayBuilder {
+	return &ArrayBuilder{v: Value{k: KindArray, c: &composite{elems: make([]Value, 0, max(n, 0))}}}
+}
+
+// Append adds v at the end.
+func (b *ArrayBuilder) Append(v Value) { b.v.c.elems = append(b.v.c.elems, v) }
+
+// Value returns the array.
+func (b *ArrayBuilder) Value() Value { return b.v }
+
+// Reset empties the array and keeps its storage. The array previously
+// returned by Value (and anything holding it) must not be used after Reset.
+func (b *ArrayBuilder) Reset() {
+	c := b.v.c
+	clear(c.elems)
+	c.elems = c.elems[:0]
+	if c.sortedOf() != nil {
+		c.setSorted(nil)
+	}
+}
 
 // Accessors.
 
@@ -379,25 +516,27 @@ func (c *composite) findStr(key string) int {
 	if c.othIdx != nil {
 		return -1
 	}
-	// Length and first byte are compared inline before the full
-	// comparison: most keys of a small object differ in one of them, and
-	// the full comparison is a call.
-	n := len(key)
-	if n == 0 {
-		for i := range c.elems {
-			if e := &c.elems[i]; e.k == KindString && len(e.s) == 0 {
-				return i
-			}
-		}
-		return -1
-	}
-	b0 := key[0]
 	for i := range c.elems {
-		if e := &c.elems[i]; e.k == KindString && len(e.s) == n && e.s[0] == b0 && e.s == key {
+		if e := &c.elems[i]; e.k == KindString && len(e.s) == len(key) && sameBytes(e.s, key) {
 			return i
 		}
 	}
 	return -1
+}
+
+// sameBytes compares strings of equal length. Keys of 4 to 16 bytes
+// compare as two overlapping words each, without the call (and byte loop)
+// of the runtime's comparison, which dominates key lookups in wasm.
+func sameBytes(a, b string) bool {
+	n := len(a)
+	pa, pb := unsafe.Pointer(unsafe.StringData(a)), unsafe.Pointer(unsafe.StringData(b))
+	switch {
+	case n >= 8 && n <= 16:
+		return *(*uint64)(pa) == *(*uint64)(pb) && *(*uint64)(unsafe.Add(pa, n-8)) == *(*uint64)(unsafe.Add(pb, n-8))
+	case n >= 4 && n < 8:
+		return *(*uint32)(pa) == *(*uint32)(pb) && *(*uint32)(unsafe.Add(pa, n-4)) == *(*uint32)(unsafe.Add(pb, n-4))
+	}
+	return a == b
 }
 
 func (c *composite) find(key Value) int {
@@ -444,12 +583,12 @@ func (c *composite) appendRef(k, v *Value, obj bool) {
 	if obj {
 		c.vals = append(c.vals, *v)
 	}
-	if c.sorted.Load() != nil { // a plain load; the store is a full barrier
-		c.sorted.Store(nil)
+	if c.sortedOf() != nil { // a plain load; the store is a full barrier
+		c.setSorted(nil)
 	}
 	n := len(c.elems)
-	if c.size != nil && int32(n) > c.size.Load() {
-		c.size.Store(int32(n))
+	if c.size != nil && int32(n) > loadInt32(c.size) {
+		storeInt32(c.size, int32(n))
 	}
 	switch {
 	case n == smallLen+1:
@@ -466,6 +605,29 @@ func (c *composite) objInsert(k, v Value) { c.objInsertRef(&k, &v) }
 // objInsertRef is objInsert on pointers (48-byte Values do not fit the
 // register ABI; the plan's ObjectInsert statements use this form).
 func (c *composite) objInsertRef(k, v *Value) {
+	if k.k == KindString && c.strIdx == nil && c.othIdx == nil {
+		// A small object with string keys, such as the decision a plan
+		// builds: scan and append here, without the calls of findStr and
+		// appendRef (calls dominate in wasm).
+		for j := range c.elems {
+			if e := &c.elems[j]; e.k == KindString && len(e.s) == len(k.s) && sameBytes(e.s, k.s) {
+				c.vals[j] = *v
+				return
+			}
+		}
+		if n := len(c.elems); n < smallLen && n < cap(c.elems) && n < cap(c.vals) && c.sortedOf() == nil {
+			c.elems = c.elems[:n+1]
+			c.elems[n] = *k
+			c.vals = c.vals[:n+1]
+			c.vals[n] = *v
+			if c.size != nil && int32(n+1) > loadInt32(c.size) {
+				storeInt32(c.size, int32(n+1))
+			}
+			return
+		}
+		c.appendRef(k, v, true)
+		return
+	}
 	var i int
 	if k.k == KindString {
 		i = c.findStr(k.s)
@@ -487,7 +649,7 @@ func (c *composite) setAdd(v Value) {
 }
 
 func (c *composite) sortedOrder() []int32 {
-	if p := c.sorted.Load(); p != nil {
+	if p := c.sortedOf(); p != nil {
 		return *p
 	}
 	order := make([]int32, len(c.elems))
@@ -503,7 +665,7 @@ func (c *composite) sortedOrder() []int32 {
 	} else {
 		slices.SortFunc(order, func(a, b int32) int { return Compare(c.elems[a], c.elems[b]) })
 	}
-	c.sorted.Store(&order)
+	c.setSorted(&order)
 	return order
 }
 

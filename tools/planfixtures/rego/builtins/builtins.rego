@@ -52,7 +52,6 @@ object_filter := object.filter(input.a, input.b)
 array_concat := array.concat(input.a, input.b)
 array_slice := array.slice(input.a, input.b, input.c)
 array_reverse := array.reverse(input.a)
-regex_match := regex.match(input.a, input.b)
 now_positive if time.now_ns() > 0
 set_and := {x | some x in input.a} & {x | some x in input.b}
 set_or := {x | some x in input.a} | {x | some x in input.b}

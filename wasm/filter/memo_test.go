@@ -1,0 +1,128 @@
+package filter
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/timfd/fachdienst/wasm/matrix"
+)
+
+// TestMemoKeyDistinct: inputs that differ in any member of the input
+// document get different keys, also where plain concatenation would not
+// tell them apart.
+func TestMemoKeyDistinct(t *testing.T) {
+	base := facts{method: "GET", path: "/_matrix/client/v3/sync", host: "a.de", hostPort: "a.de", clientID: "c", route: matrix.Route{Name: "client_other"}}
+	variants := map[string]func(f *facts) bool{
+		"base":                 func(f *facts) bool { return false },
+		"method":               func(f *facts) bool { f.method = "PUT"; return false },
+		"path":                 func(f *facts) bool { f.path += "x"; return false },
+		"host port":            func(f *facts) bool { f.hostPort = "a.de:8448"; return false },
+		"route":                func(f *facts) bool { f.route.Name = "login"; return false },
+		"media server":         func(f *facts) bool { f.route.MediaServer = "m.de"; return false },
+		"client id":            func(f *facts) bool { f.clientID = "d"; return false },
+		"no client id":         func(f *facts) bool { f.clientID = ""; return false },
+		"x-matrix":             func(f *facts) bool { f.hasXM, f.xm.Origin = true, "o.de"; return false },
+		"x-matrix destination": func(f *facts) bool { f.hasXM, f.xm.Origin, f.xm.Destination = true, "o.de", "a.de"; return false },
+		"x-matrix shifted":     func(f *facts) bool { f.hasXM, f.xm.Origin, f.xm.Destination = true, "o.dea.de", ""; return false },
+		"invite":               func(f *facts) bool { f.hasInvite, f.inviter, f.invitee = true, "@a:b.de", "@c:d.de"; return false },
+		"invite swapped":       func(f *facts) bool { f.hasInvite, f.inviter, f.invitee = true, "@c:d.de", "@a:b.de"; return false },
+		"one invitee":          func(f *facts) bool { f.invitees = []string{"@a:b.de"}; return false },
+		"two invitees":         func(f *facts) bool { f.invitees = []string{"@a:b.de", "@c:d.de"}; return false },
+		"joined invitees":      func(f *facts) bool { f.invitees = []string{"@a:b.de@c:d.de"}; return false },
+		"expired":              func(f *facts) bool { return true },
+		"path into method":     func(f *facts) bool { f.method, f.path = "GET/_matrix", "/client/v3/sync"; return false },
+	}
+	m := newMemo()
+	seen := map[string]string{}
+	for name, change := range variants {
+		f := base
+		expired := change(&f)
+		k, ok := m.keyOf(&f, expired)
+		if !ok {
+			t.Fatalf("%s: no key", name)
+		}
+		if other, dup := seen[string(k)]; dup {
+			t.Errorf("%s and %s share a key", name, other)
+		}
+		seen[string(k)] = name
+	}
+}
+
+func TestMemo(t *testing.T) {
+	f := facts{method: "GET", path: "/_matrix/client/v3/sync", hostPort: "a.de", clientID: "c"}
+	g := f
+	g.clientID = "other"
+	allow := decision{allow: true, check: checkDefault}
+	deny := decision{status: 403, body: []byte(`{"errcode":"M_FORBIDDEN"}`), check: checkClientID}
+
+	m := newMemo()
+	k, _ := m.keyOf(&f, false)
+	if _, h, ok := m.lookup(k); ok {
+		t.Fatal("hit in an empty memo")
+	} else {
+		m.store(k, h, allow)
+	}
+	k2, _ := m.keyOf(&g, false)
+	_, h2, _ := m.lookup(k2)
+	m.store(k2, h2, deny)
+
+	for _, r := range []struct {
+		name string
+		f    *facts
+		want decision
+	}{{"first", &f, allow}, {"second", &g, deny}} {
+		k, _ := m.keyOf(r.f, false)
+		d, _, ok := m.lookup(k)
+		if !ok || d.allow != r.want.allow || d.check != r.want.check || string(d.body) != string(r.want.body) {
+			t.Errorf("%s: got %+v %v, want %+v", r.name, d, ok, r.want)
+		}
+	}
+	if k, _ := m.keyOf(&f, true); func() bool { _, _, ok := m.lookup(k); return ok }() {
+		t.Error("the decision of a current list answered for an expired one")
+	}
+
+	m.clear()
+	k, _ = m.keyOf(&f, false)
+	if _, _, ok := m.lookup(k); ok {
+		t.Error("hit after clear")
+	}
+
+	long := f
+	long.path = "/" + strings.Repeat("a", memoMaxKey)
+	if _, ok := m.keyOf(&long, false); ok {
+		t.Error("a key over memoMaxKey was accepted")
+	}
+	if cap(m.key) != memoMaxKey {
+		t.Errorf("scratch grew to %d after a long key", cap(m.key))
+	}
+	if k, ok := m.keyOf(&f, false); !ok || len(k) == 0 {
+		t.Error("no key after a long one")
+	}
+}
+
+// TestMemoBounded: however many distinct inputs pass, the memo holds at most
+// memoSlots entries, and a slot's key buffer is reused.
+func TestMemoBounded(t *testing.T) {
+	m := newMemo()
+	f := facts{method: "PUT", hostPort: "a.de"}
+	for i := 0; i < 10*memoSlots; i++ {
+		f.path = "/_matrix/client/v3/rooms/!r:a.de/send/m.room.message/" + itoa(i)
+		k, _ := m.keyOf(&f, false)
+		if _, h, ok := m.lookup(k); !ok {
+			m.store(k, h, decision{allow: true})
+		}
+	}
+	if len(m.slots) != memoSlots {
+		t.Fatalf("%d slots", len(m.slots))
+	}
+	allocs := testing.AllocsPerRun(100, func() {
+		f.path = "/_matrix/client/v3/rooms/!r:a.de/send/m.room.message/x"
+		k, _ := m.keyOf(&f, false)
+		if _, h, ok := m.lookup(k); !ok {
+			m.store(k, h, decision{allow: true})
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("%v allocations per lookup and store", allocs)
+	}
+}
