@@ -279,17 +279,36 @@ type row struct {
 	text    string
 }
 
+// decisionLines counts the decision-log lines so far.
+func decisionLines(e *env) int {
+	n := 0
+	for _, l := range e.h.logs(proxyhost.LogWarn) {
+		if strings.Contains(l, "decision id=") {
+			n++
+		}
+	}
+	return n
+}
+
 func runRows(t *testing.T, role string, rows []row) {
 	both(t, func(t *testing.T, e *env) {
 		e.start(config(role, nil))
 		for _, r := range rows {
 			e.clk.advance(time.Minute)
-			id, o := e.do(r.headers, r.body)
-			if o.status == 0 && !o.passed {
-				o = e.settle(id)
+			// Twice: the second time the decision memo answers, and must
+			// answer the same, with its own decision-log line on a denial.
+			for _, name := range []string{r.name, r.name + " (repeated)"} {
+				logged := decisionLines(e)
+				id, o := e.do(r.headers, r.body)
+				if o.status == 0 && !o.passed {
+					o = e.settle(id)
+				}
+				e.expect(name, o, r.status, r.errcode, r.text)
+				if want := logged + min(r.status, 1); decisionLines(e) != want {
+					t.Errorf("%s: %d decision-log lines, want %d", name, decisionLines(e), want)
+				}
+				e.h.done(id)
 			}
-			e.expect(r.name, o, r.status, r.errcode, r.text)
-			e.h.done(id)
 			// Keep the list fresh: answer the periodic fetches.
 			e.h.tick()
 			for _, c := range e.h.callouts() {

@@ -20,9 +20,8 @@ import (
 type memo struct {
 	seed  maphash.Seed
 	slots []memoSlot
-	key   []byte // scratch for the current request's key
-	// hits and misses since the last flush (reported as metrics on tick).
-	hits, misses uint64
+	key   []byte // scratch for the current request's facts key
+	raw   []byte // scratch for the current request's header key
 }
 
 type memoSlot struct {
@@ -42,7 +41,8 @@ const memoSlots = 1024
 const memoMaxKey = 512
 
 func newMemo() *memo {
-	return &memo{seed: maphash.MakeSeed(), slots: make([]memoSlot, memoSlots), key: make([]byte, 0, memoMaxKey)}
+	return &memo{seed: maphash.MakeSeed(), slots: make([]memoSlot, memoSlots),
+		key: make([]byte, 0, memoMaxKey), raw: make([]byte, 0, memoMaxKey)}
 }
 
 // clear forgets every decision.
@@ -53,17 +53,15 @@ func (m *memo) clear() {
 	}
 }
 
-// lookup returns the decision remembered for key (built by key) and the
-// slot's hash for store.
-func (m *memo) lookup(key []byte) (decision, uint64, bool) {
+// lookup returns the decision remembered for key (built by keyOf or
+// rawKeyOf), valid until the next store, and the key's hash for store.
+func (m *memo) lookup(key []byte) (*decision, uint64, bool) {
 	h := maphash.Bytes(m.seed, key)
 	s := &m.slots[h&(memoSlots-1)]
 	if s.used && s.hash == h && bytes.Equal(s.key, key) {
-		m.hits++
-		return s.dec, h, true
+		return &s.dec, h, true
 	}
-	m.misses++
-	return decision{}, h, false
+	return nil, h, false
 }
 
 // store remembers d for key.
@@ -115,6 +113,48 @@ func (m *memo) keyOf(f *facts, expired bool) ([]byte, bool) {
 	m.key = k
 	return k, true
 }
+
+// Header keys. The facts are a function of the header values alone
+// (facts.fromValues), and of the Authorization values only when one of them
+// names the X-Matrix scheme; so for a request without X-Matrix the decision
+// of a request with the same header values is its decision, and the filter
+// can answer it without reading the facts. Routes whose facts are in the
+// body never get a header key (stream.rawKeyed). The first byte keeps
+// header keys apart from facts keys (whose flags stay below rawFlag).
+const rawFlag = 0x80
+
+//
+// Only GET and HEAD requests get one: they repeat (sync, versions, profiles,
+// push rules, media), have no body, and a key that is never found would only
+// cost the others a lookup (their paths carry transaction ids).
+//
+// rawKeyOf writes the header key of r into m.raw; false when it would
+// exceed memoMaxKey, for other methods, or when an Authorization value is
+// X-Matrix.
+func (m *memo) rawKeyOf(r *headerValues, expired bool) ([]byte, bool) {
+	if r.xmatrix || (r.method != "GET" && r.method != "HEAD") {
+		return nil, false
+	}
+	flags := byte(rawFlag)
+	if expired {
+		flags |= 1
+	}
+	k := append(m.raw[:0], flags)
+	k = appendStr(k, r.method)
+	k = appendStr(k, r.path)
+	k = appendStr(k, r.hostPort)
+	k = appendStr(k, r.ua)
+	k = appendStr(k, r.timUA)
+	k = appendStr(k, r.tiUA)
+	if len(k) > memoMaxKey {
+		return nil, false
+	}
+	m.raw = k
+	return k, true
+}
+
+// rawKey is the header key rawKeyOf wrote last.
+func (m *memo) rawKey() []byte { return m.raw }
 
 func appendStr(k []byte, s string) []byte {
 	k = appendLen(k, len(s))

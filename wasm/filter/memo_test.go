@@ -126,3 +126,57 @@ func TestMemoBounded(t *testing.T) {
 		t.Errorf("%v allocations per lookup and store", allocs)
 	}
 }
+
+// TestMemoHeaderKey: header values that differ give different header keys,
+// Authorization values do not count unless one is X-Matrix (then there is
+// no header key), and no header key equals a facts key.
+func TestMemoHeaderKey(t *testing.T) {
+	base := headerValues{method: "GET", path: "/_matrix/client/v3/sync", hostPort: "a.de", ua: "X/1,c"}
+	variants := map[string]func(r *headerValues) bool{
+		"base":       func(r *headerValues) bool { return false },
+		"method":     func(r *headerValues) bool { r.method = "HEAD"; return false },
+		"path":       func(r *headerValues) bool { r.path += "/x"; return false },
+		"host":       func(r *headerValues) bool { r.hostPort = "a.de:443"; return false },
+		"ua":         func(r *headerValues) bool { r.ua = "X/1,d"; return false },
+		"x-tim-ua":   func(r *headerValues) bool { r.timUA = "c"; return false },
+		"ti-ua":      func(r *headerValues) bool { r.tiUA = "c"; return false },
+		"ua shifted": func(r *headerValues) bool { r.ua, r.timUA = "X/1,", "c"; return false },
+		"expired":    func(r *headerValues) bool { return true },
+	}
+	m := newMemo()
+	seen := map[string]string{}
+	for name, change := range variants {
+		r := base
+		expired := change(&r)
+		k, ok := m.rawKeyOf(&r, expired)
+		if !ok {
+			t.Fatalf("%s: no key", name)
+		}
+		if k[0]&rawFlag == 0 {
+			t.Errorf("%s: header key without rawFlag", name)
+		}
+		if other, dup := seen[string(k)]; dup {
+			t.Errorf("%s and %s share a key", name, other)
+		}
+		seen[string(k)] = name
+	}
+	// The Authorization values are not part of headerValues: a Bearer token
+	// never reaches a header key.
+	r := base
+	r.xmatrix = true
+	if _, ok := m.rawKeyOf(&r, false); ok {
+		t.Error("a header key for a request with X-Matrix")
+	}
+	r.xmatrix = false
+	for _, method := range []string{"PUT", "POST", "get"} {
+		r.method = method
+		if _, ok := m.rawKeyOf(&r, false); ok {
+			t.Errorf("a header key for %s", method)
+		}
+	}
+	var f facts
+	f.fromHeaders([][2]string{{":method", "GET"}, {":path", "/"}})
+	if k, _ := m.keyOf(&f, true); k[0]&rawFlag != 0 {
+		t.Error("a facts key with rawFlag")
+	}
+}

@@ -39,6 +39,10 @@ type stream struct {
 	dec   decision
 	// bodyBytes is the size of the body the filter read (yield budget).
 	bodyBytes int
+	// rawKeyed: the decision is remembered under the header key (memo.raw)
+	// with hash rawHash; see OnHttpRequestHeaders.
+	rawKeyed bool
+	rawHash  uint64
 }
 
 // facts are what Go learns from the request; see docs/policy-contract.md.
@@ -83,13 +87,33 @@ func (s *stream) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
 		// header buffer, at most Envoy's header size limit.
 		p.hdrs = hs
 	}
-	if !s.f.fromHeaders(hs) {
+	var hv headerValues
+	var buf [2]string
+	authz := hv.collect(hs, buf[:0])
+	// A request whose headers equal an earlier one's gets its decision
+	// without its facts being read (memo.rawKeyOf says which qualify).
+	if !hv.xmatrix && p.ready() {
+		expired := p.expired(p.clock)
+		if key, ok := p.memo.rawKeyOf(&hv, expired); ok {
+			d, h, hit := p.memo.lookup(key)
+			if hit {
+				if !d.allow && !s.f.fromValues(&hv, authz) { // a denial logs the facts
+					return s.reject(400, "M_UNRECOGNIZED", "Invalid percent-encoding in the request path", "bad path encoding")
+				}
+				return s.apply(d, false, expired)
+			}
+			s.rawKeyed, s.rawHash = true, h
+		}
+	}
+	if !s.f.fromValues(&hv, authz) {
 		return s.reject(400, "M_UNRECOGNIZED", "Invalid percent-encoding in the request path", "bad path encoding")
 	}
 	if !p.ready() {
 		return s.notReady()
 	}
 	if s.f.route.NeedsBody {
+		// The body's facts are not in the header key.
+		s.rawKeyed = false
 		if endOfStream {
 			return s.withBody(nil)
 		}
@@ -161,10 +185,21 @@ func (s *stream) decide(refetched bool) types.Action {
 	// host calls per request. The policy itself reads no clock; should it
 	// call time.now_ns, the plan VM reads the clock for that evaluation.
 	expired := p.expired(p.clock)
-	key, remember := p.memo.keyOf(&s.f, expired)
+	// Remembered under the header key (looked up and missed just now), else
+	// under the facts key. A second evaluation after a list fetch is not
+	// remembered: the header key's buffer holds another request's by then.
+	var key []byte
 	var h uint64
-	if remember {
-		var d decision
+	remember := false
+	switch {
+	case refetched:
+	case s.rawKeyed:
+		key, h, remember = p.memo.rawKey(), s.rawHash, true
+	default:
+		key, remember = p.memo.keyOf(&s.f, expired)
+	}
+	if remember && !s.rawKeyed {
+		var d *decision
 		var ok bool
 		if d, h, ok = p.memo.lookup(key); ok {
 			return s.apply(d, refetched, expired)
@@ -188,17 +223,20 @@ func (s *stream) decide(refetched bool) types.Action {
 	if remember && !p.eval.DependsOnTime() {
 		p.memo.store(key, h, d)
 	}
-	return s.apply(d, refetched, expired)
+	return s.apply(&d, refetched, expired)
 }
 
-// apply carries out a decision.
-func (s *stream) apply(d decision, refetched, expired bool) types.Action {
+// apply carries out a decision (d may be the memo's: it is read at once and
+// copied only when the stream keeps it).
+func (s *stream) apply(d *decision, refetched, expired bool) types.Action {
 	p := s.p
-	s.dec = d
-	switch {
-	case d.allow:
+	if d.allow {
 		p.m.count(d.check, outcomeAllowed)
 		return s.pass()
+	}
+	s.dec = *d
+	d = &s.dec
+	switch {
 	case d.ask == "invite-permission":
 		return s.askInvite()
 	case d.ask != "":
@@ -434,50 +472,78 @@ func itoa(n int) string {
 	return string(b[i:])
 }
 
-// fromHeaders reads the facts of the request headers. It reports false when
-// the path's percent-encoding is invalid.
-func (f *facts) fromHeaders(hs [][2]string) bool {
-	var authzBuf [2]string
-	authz := authzBuf[:0]
-	var ua, timUA, tiUA, rawPath string
+// headerValues are the request header values the facts come from.
+type headerValues struct {
+	method, path, hostPort, ua, timUA, tiUA string
+	// xmatrix is set when an Authorization value names the X-Matrix scheme:
+	// without one, the Authorization values contribute nothing to the facts.
+	xmatrix bool
+}
+
+// collect reads the header values and returns the Authorization values
+// appended to authz (kept apart from r: a slice in r pointing to the
+// caller's array would move both to the heap); the path loses its query.
+func (r *headerValues) collect(hs [][2]string, authz []string) []string {
 	for _, h := range hs {
 		switch h[0] {
 		case ":method":
-			f.method = strings.ToUpper(h[1])
+			r.method = h[1]
 		case ":path":
-			rawPath = h[1]
+			r.path = h[1]
 		case ":authority", "host":
-			if f.hostPort == "" {
-				f.hostPort = strings.ToLower(h[1])
+			if r.hostPort == "" {
+				r.hostPort = h[1]
 			}
 		case "authorization":
 			authz = append(authz, h[1])
+			if matrix.HasXMatrixScheme(h[1]) {
+				r.xmatrix = true
+			}
 		case "user-agent":
-			ua = h[1]
+			r.ua = h[1]
 		case "x-tim-user-agent":
-			timUA = h[1]
+			r.timUA = h[1]
 		case "ti-user-agent":
-			tiUA = h[1]
+			r.tiUA = h[1]
 		}
 	}
-	f.host = stripPort(f.hostPort)
-	if i := strings.IndexByte(rawPath, '?'); i >= 0 {
-		rawPath = rawPath[:i]
+	if i := strings.IndexByte(r.path, '?'); i >= 0 {
+		r.path = r.path[:i]
 	}
-	f.path = rawPath
-	if strings.IndexByte(rawPath, '%') >= 0 {
-		p, err := url.PathUnescape(rawPath)
+	return authz
+}
+
+// fromHeaders reads the facts of the request headers. It reports false when
+// the path's percent-encoding is invalid.
+func (f *facts) fromHeaders(hs [][2]string) bool {
+	var r headerValues
+	var buf [2]string
+	authz := r.collect(hs, buf[:0])
+	return f.fromValues(&r, authz)
+}
+
+// fromValues derives the facts from the header values: a function of them
+// alone (the decision memo relies on it, see memo.rawKeyOf).
+func (f *facts) fromValues(r *headerValues, authz []string) bool {
+	f.method = strings.ToUpper(r.method)
+	f.hostPort = strings.ToLower(r.hostPort)
+	f.host = stripPort(f.hostPort)
+	f.path = r.path
+	if strings.IndexByte(r.path, '%') >= 0 {
+		p, err := url.PathUnescape(r.path)
 		if err != nil {
 			return false
 		}
 		f.path = p
 	}
 	f.route = matrix.Classify(f.method, f.path)
-	if id, ok := matrix.ClientID(ua, timUA, tiUA); ok {
+	if id, ok := matrix.ClientID(r.ua, r.timUA, r.tiUA); ok {
 		f.clientID = id
 	}
-	if xm, err := matrix.ParseXMatrix(authz); err == nil {
-		f.xm, f.hasXM = xm, true
+	if r.xmatrix {
+		if xm, err := matrix.ParseXMatrix(authz); err == nil {
+			f.xm, f.hasXM = xm, true
+		}
 	}
 	return true
 }

@@ -60,6 +60,15 @@ func FuzzParseXMatrix(f *testing.F) {
 	f.Add(`X-Matrix origin="a\"b"`, "Bearer x")
 	f.Fuzz(func(t *testing.T, a, b string) {
 		x, err := ParseXMatrix([]string{a, b})
+		// HasXMatrixScheme tells exactly whether a value is read at all.
+		if err == nil && !HasXMatrixScheme(a) && !HasXMatrixScheme(b) {
+			t.Fatalf("parsed %+v from values without the X-Matrix scheme", x)
+		}
+		if !HasXMatrixScheme(a) && len(a) <= MaxAuthorizationLength {
+			if x2, err2 := ParseXMatrix([]string{b}); x2 != x || (err2 == nil) != (err == nil) {
+				t.Fatalf("a value without the scheme changed the result: %+v %v vs %+v %v", x, err, x2, err2)
+			}
+		}
 		if err != nil {
 			if !errors.Is(err, ErrBadXMatrix) && !errors.Is(err, ErrNoXMatrix) {
 				t.Fatalf("error %v", err)

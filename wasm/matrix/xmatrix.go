@@ -43,10 +43,7 @@ func ParseXMatrix(authorizationValues []string) (x XMatrix, err error) {
 		if len(v) > MaxAuthorizationLength {
 			return x, ErrBadXMatrix
 		}
-		i := 0
-		for i < len(v) && (v[i] == ' ' || v[i] == '\t') {
-			i++
-		}
+		i := schemeStart(v)
 		if !isXMatrixScheme(v[i:]) {
 			continue
 		}
@@ -65,6 +62,21 @@ func ParseXMatrix(authorizationValues []string) (x XMatrix, err error) {
 	}
 	x.Origin, x.Destination, x.Key, x.Sig = origin, destination, key, sig
 	return x, nil
+}
+
+// HasXMatrixScheme reports whether an Authorization value names the X-Matrix
+// scheme: exactly the values ParseXMatrix reads (it skips all others), so
+// a request none of whose values does carries no X-Matrix facts, whatever
+// its other Authorization values say.
+func HasXMatrixScheme(v string) bool { return isXMatrixScheme(v[schemeStart(v):]) }
+
+// schemeStart skips the blanks before an Authorization value's scheme.
+func schemeStart(v string) int {
+	i := 0
+	for i < len(v) && (v[i] == ' ' || v[i] == '\t') {
+		i++
+	}
+	return i
 }
 
 // isXMatrixScheme reports whether v starts with the scheme name X-Matrix in

@@ -77,3 +77,21 @@ func TestParseXMatrixAllocs(t *testing.T) {
 		t.Errorf("%.0f allocations", n)
 	}
 }
+
+func TestHasXMatrixScheme(t *testing.T) {
+	for v, want := range map[string]bool{
+		`X-Matrix origin=o.de`:  true,
+		`x-matrix origin=o.de`:  true,
+		" \tX-MATRIX\torigin=a": true,
+		`X-Matrix`:              false,
+		`X-Matrixorigin=o.de`:   false,
+		`Bearer abc`:            false,
+		`XMatrix origin=o.de`:   false,
+		``:                      false,
+		` `:                     false,
+	} {
+		if got := HasXMatrixScheme(v); got != want {
+			t.Errorf("HasXMatrixScheme(%q) = %v", v, got)
+		}
+	}
+}
