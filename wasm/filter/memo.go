@@ -123,7 +123,6 @@ func (m *memo) keyOf(f *facts, expired bool) ([]byte, bool) {
 // header keys apart from facts keys (whose flags stay below rawFlag).
 const rawFlag = 0x80
 
-//
 // Only GET and HEAD requests get one: they repeat (sync, versions, profiles,
 // push rules, media), have no body, and a key that is never found would only
 // cost the others a lookup (their paths carry transaction ids).
