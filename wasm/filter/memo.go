@@ -118,15 +118,13 @@ func (m *memo) keyOf(f *facts, expired bool) ([]byte, bool) {
 // (facts.fromValues), and of the Authorization values only when one of them
 // names the X-Matrix scheme; so for a request without X-Matrix the decision
 // of a request with the same header values is its decision, and the filter
-// can answer it without reading the facts. Routes whose facts are in the
-// body never get a header key (stream.rawKeyed). The first byte keeps
-// header keys apart from facts keys (whose flags stay below rawFlag).
+// can answer it without reading the facts. Only GET and HEAD requests get
+// a header key: they repeat (sync, versions, profiles, push rules, media)
+// and have no body, while the others' paths carry transaction ids, so a key
+// would only cost them a lookup that never finds anything. The first byte
+// keeps header keys apart from facts keys (whose flags stay below rawFlag).
 const rawFlag = 0x80
 
-// Only GET and HEAD requests get one: they repeat (sync, versions, profiles,
-// push rules, media), have no body, and a key that is never found would only
-// cost the others a lookup (their paths carry transaction ids).
-//
 // rawKeyOf writes the header key of r into m.raw; false when it would
 // exceed memoMaxKey, for other methods, or when an Authorization value is
 // X-Matrix.
