@@ -50,18 +50,8 @@ func filterInputs() map[string]Value {
 	c.Set("route", String("client_other"))
 	c.Set("client_id", String("tim-client-1.0"))
 	c.Set("federation_list_expired", Bool(false))
-	x := NewObjectBuilder(2)
-	x.Set("origin", String("d500.example.de"))
-	x.Set("destination", String("home.example.de"))
-	f := NewObjectBuilder(7)
-	f.Set("direction", String("federation"))
-	f.Set("method", String("PUT"))
-	f.Set("path", String("/_matrix/federation/v1/send/1"))
-	f.Set("host", String("home.example.de"))
-	f.Set("route", String("federation_other"))
-	f.Set("federation_list_expired", Bool(false))
-	f.Set("xmatrix", x.Value())
-	return map[string]Value{"client": c.Value(), "federation": f.Value()}
+	fed := buildInput(NewObjectBuilder(7), NewObjectBuilder(2))
+	return map[string]Value{"client": c.Value(), "federation": fed}
 }
 
 func loadFilterPlan(t testing.TB) *Program {

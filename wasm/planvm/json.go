@@ -92,86 +92,119 @@ func (p *parser) lit(word string, v Value) (Value, error) {
 }
 
 func (p *parser) object(depth int) (Value, error) {
-	p.i++ // {
 	base := len(p.scratch)
 	defer func() { p.scratch = p.scratch[:base] }()
+	err := p.members(func(k string) error {
+		v, err := p.value(depth + 1)
+		if err != nil {
+			return err
+		}
+		p.scratch = append(p.scratch, String(k), v)
+		return nil
+	})
+	if err != nil {
+		return Value{}, err
+	}
+	members := p.scratch[base:]
+	obj := emptyObject(len(members) / 2)
+	for j := 0; j < len(members); j += 2 {
+		obj.c.objInsert(members[j], members[j+1]) // later duplicates win
+	}
+	clear(members)
+	return obj, nil
+}
+
+// members reads an object (p.i at its '{'), calling member with each key
+// once the value is next to be read; member reads the value.
+func (p *parser) members(member func(k string) error) error {
+	p.i++ // {
 	p.ws()
 	if p.i < len(p.s) && p.s[p.i] == '}' {
 		p.i++
-		return emptyObject(0), nil
+		return nil
 	}
 	for {
 		p.ws()
 		if p.i >= len(p.s) || p.s[p.i] != '"' {
-			return Value{}, p.errf("expected object key")
+			return p.errf("expected object key")
 		}
 		k, err := p.str()
 		if err != nil {
-			return Value{}, err
+			return err
 		}
 		p.ws()
 		if p.i >= len(p.s) || p.s[p.i] != ':' {
-			return Value{}, p.errf("expected ':'")
+			return p.errf("expected ':'")
 		}
 		p.i++
 		p.ws()
-		v, err := p.value(depth + 1)
-		if err != nil {
-			return Value{}, err
+		if err := member(k); err != nil {
+			return err
 		}
-		p.scratch = append(p.scratch, String(k), v)
 		p.ws()
 		if p.i >= len(p.s) {
-			return Value{}, p.errf("unexpected end in object")
+			return p.errf("unexpected end in object")
 		}
 		switch p.s[p.i] {
 		case ',':
 			p.i++
 		case '}':
 			p.i++
-			members := p.scratch[base:]
-			obj := emptyObject(len(members) / 2)
-			for j := 0; j < len(members); j += 2 {
-				obj.c.objInsert(members[j], members[j+1]) // later duplicates win
-			}
-			clear(members)
-			return obj, nil
+			return nil
 		default:
-			return Value{}, p.errf("expected ',' or '}'")
+			return p.errf("expected ',' or '}'")
 		}
 	}
 }
 
 func (p *parser) array(depth int) (Value, error) {
-	p.i++ // [
 	base := len(p.scratch)
 	defer func() { p.scratch = p.scratch[:base] }()
+	err := p.elements(func(int) error {
+		v, err := p.value(depth + 1)
+		if err != nil {
+			return err
+		}
+		p.scratch = append(p.scratch, v)
+		return nil
+	})
+	if err != nil {
+		return Value{}, err
+	}
+	if len(p.scratch) == base {
+		return arrayOf(nil), nil
+	}
+	elems := slices.Clone(p.scratch[base:])
+	clear(p.scratch[base:])
+	return arrayOf(elems), nil
+}
+
+// elements reads an array (p.i at its '['), calling element with each
+// index once the element is next to be read; element reads it.
+func (p *parser) elements(element func(i int) error) error {
+	p.i++ // [
 	p.ws()
 	if p.i < len(p.s) && p.s[p.i] == ']' {
 		p.i++
-		return arrayOf(nil), nil
+		return nil
 	}
-	for {
+	for i := 0; ; i++ {
 		p.ws()
-		v, err := p.value(depth + 1)
-		if err != nil {
-			return Value{}, err
+		if err := element(i); err != nil {
+			return err
 		}
-		p.scratch = append(p.scratch, v)
 		p.ws()
 		if p.i >= len(p.s) {
-			return Value{}, p.errf("unexpected end in array")
+			return p.errf("unexpected end in array")
 		}
 		switch p.s[p.i] {
 		case ',':
 			p.i++
 		case ']':
 			p.i++
-			elems := slices.Clone(p.scratch[base:])
-			clear(p.scratch[base:])
-			return arrayOf(elems), nil
+			return nil
 		default:
-			return Value{}, p.errf("expected ',' or ']'")
+			return p.errf("expected ',' or ']'")
 		}
 	}
 }

@@ -36,91 +36,33 @@ func ParseJSONEach(b []byte, key string, each func(i int, elem Value) error) (Va
 
 // objectEach is object (depth 0) with the member key streamed to each.
 func (p *parser) objectEach(key string, each func(int, Value) error) (Value, error) {
-	p.i++ // {
 	seen := false
 	obj := emptyObject(0)
-	p.ws()
-	if p.i < len(p.s) && p.s[p.i] == '}' {
-		p.i++
-		return obj, nil
-	}
-	for {
-		p.ws()
-		if p.i >= len(p.s) || p.s[p.i] != '"' {
-			return Value{}, p.errf("expected object key")
-		}
-		k, err := p.str()
-		if err != nil {
-			return Value{}, err
-		}
-		p.ws()
-		if p.i >= len(p.s) || p.s[p.i] != ':' {
-			return Value{}, p.errf("expected ':'")
-		}
-		p.i++
-		p.ws()
+	err := p.members(func(k string) error {
 		if k == key {
 			if seen {
-				return Value{}, p.errf("duplicate member %q", key)
+				return p.errf("duplicate member %q", key)
 			}
 			seen = true
-		}
-		if k == key && p.i < len(p.s) && p.s[p.i] == '[' {
-			if err := p.arrayEach(each); err != nil {
-				return Value{}, err
+			if p.i < len(p.s) && p.s[p.i] == '[' {
+				return p.elements(func(i int) error {
+					v, err := p.value(2)
+					if err != nil {
+						return err
+					}
+					return each(i, v)
+				})
 			}
-		} else {
-			v, err := p.value(1)
-			if err != nil {
-				return Value{}, err
-			}
-			obj.c.objInsert(String(k), v) // later duplicates win
 		}
-		p.ws()
-		if p.i >= len(p.s) {
-			return Value{}, p.errf("unexpected end in object")
-		}
-		switch p.s[p.i] {
-		case ',':
-			p.i++
-		case '}':
-			p.i++
-			return obj, nil
-		default:
-			return Value{}, p.errf("expected ',' or '}'")
-		}
-	}
-}
-
-// arrayEach parses an array (depth 1) and hands each element to each.
-func (p *parser) arrayEach(each func(int, Value) error) error {
-	p.i++ // [
-	p.ws()
-	if p.i < len(p.s) && p.s[p.i] == ']' {
-		p.i++
-		return nil
-	}
-	for i := 0; ; i++ {
-		p.ws()
-		v, err := p.value(2)
+		v, err := p.value(1)
 		if err != nil {
 			return err
 		}
-		if err := each(i, v); err != nil {
-			return err
-		}
-		p.ws()
-		if p.i >= len(p.s) {
-			return p.errf("unexpected end in array")
-		}
-		switch p.s[p.i] {
-		case ',':
-			p.i++
-		case ']':
-			p.i++
-			return nil
-		default:
-			return p.errf("expected ',' or ']'")
-		}
+		obj.c.objInsert(String(k), v) // later duplicates win
+		return nil
+	})
+	if err != nil {
+		return Value{}, err
 	}
+	return obj, nil
 }
