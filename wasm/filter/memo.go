@@ -9,14 +9,16 @@ import (
 // plan, data and input alone (unless the evaluation read the clock, which
 // the filter then does not remember), so a request whose input equals an
 // earlier one's gets the earlier decision without evaluating the policy:
-// exact, not approximate. Installing a policy or a list, or a change of the
-// list's expiry, clears it.
+// exact, not approximate. Installing a policy or a list clears it; the
+// list's expiry is part of the key.
 //
 // The key is the input document's content in a fixed binary layout (see
-// key), built in a reused buffer; the table is direct-mapped with a fixed
-// number of slots whose key buffers are reused, so neither a hit nor a miss
-// allocates once the slots have grown to their keys' length. A colliding
-// input replaces the slot's entry; nothing grows beyond memoSlots entries.
+// keyOf; rawKeyOf for keys made of header values), built in a reused
+// buffer; the table is direct-mapped with a fixed number of slots whose key
+// buffers are reused, so neither a hit nor a miss allocates once the slots
+// have grown to their keys' length. A colliding input replaces the slot's
+// entry; the table never holds more than memoSlots keys of at most
+// memoMaxKey bytes (512 KiB).
 type memo struct {
 	seed  maphash.Seed
 	slots []memoSlot
@@ -70,7 +72,7 @@ func (m *memo) store(key []byte, h uint64, d decision) {
 	s.used, s.hash, s.key, s.dec = true, h, append(s.key[:0], key...), d
 }
 
-// key writes the input's content into m.key: every member of the input
+// keyOf writes the input's content into m.key: every member of the input
 // document (docs/policy-contract.md) that the request sets, each string
 // length-prefixed so that no two inputs share a key. It reports false when
 // the key would exceed memoMaxKey.
