@@ -98,7 +98,7 @@ func (s *stream) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
 			d, h, hit := p.memo.lookup(key)
 			if hit {
 				if !d.allow && !s.f.fromValues(&hv, authz) { // a denial logs the facts
-					return s.reject(400, "M_UNRECOGNIZED", "Invalid percent-encoding in the request path", "bad path encoding")
+					return s.rejectPath()
 				}
 				return s.apply(d, false, expired)
 			}
@@ -106,7 +106,7 @@ func (s *stream) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
 		}
 	}
 	if !s.f.fromValues(&hv, authz) {
-		return s.reject(400, "M_UNRECOGNIZED", "Invalid percent-encoding in the request path", "bad path encoding")
+		return s.rejectPath()
 	}
 	if !p.ready() {
 		return s.notReady()
@@ -349,6 +349,11 @@ func (s *stream) deny(check, status int, body []byte, reason string) types.Actio
 // reject answers a request Go refuses before the policy runs.
 func (s *stream) reject(status int, errcode, msg, reason string) types.Action {
 	return s.answer(checkRequest, status, errorBody(errcode, msg), reason)
+}
+
+// rejectPath answers a path whose percent-encoding is invalid.
+func (s *stream) rejectPath() types.Action {
+	return s.reject(400, "M_UNRECOGNIZED", "Invalid percent-encoding in the request path", "bad path encoding")
 }
 
 // notReady answers while there is no valid policy or list (fail closed).
