@@ -333,6 +333,8 @@ func TestClientServer(t *testing.T) {
 		{name: "client id from X-TIM-User-Agent", headers: append(withUA(clientReq("GET", "/_matrix/client/v3/sync"), ""), [2]string{"x-tim-user-agent", "tim-client-1.0"})},
 		{name: "exemption /health", headers: withUA(clientReq("GET", "/health"), "")},
 		{name: "versions exempt from client id", headers: withUA(clientReq("GET", "/_matrix/client/versions"), "")},
+		{name: "percent-encoded path decoded before the checks", headers: withUA(clientReq("GET", "/_matrix/client/%76ersions"), "")},
+		{name: "invalid percent-encoding", headers: clientReq("GET", "/_matrix/client/v3/rooms/%zz/state"), status: 400, errcode: "M_UNRECOGNIZED"},
 		{name: "invite federated", headers: clientReq("POST", "/_matrix/client/v3/rooms/!r:home.example.de/invite"), body: `{"user_id":"@bob:example.de"}`},
 		{name: "invite own domain", headers: clientReq("POST", "/_matrix/client/v3/rooms/!r:home.example.de/invite"), body: `{"user_id":"@bob:home.example.de"}`},
 		{name: "invite federated, mixed case and port", headers: clientReq("POST", "/_matrix/client/v3/rooms/!r:home.example.de/invite"), body: `{"user_id":"@bob:kasse.de:8448"}`},
