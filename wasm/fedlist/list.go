@@ -3,6 +3,7 @@ package fedlist
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
 	"strings"
 
@@ -48,11 +49,22 @@ const MaxDomainLength = 255
 // gematik material). version is required; domainList may be empty. When a
 // domain is listed twice, the later entry wins. A member of the wrong type
 // makes the whole list malformed; null counts as absent.
+// yieldEvery is how many list entries are parsed between yields.
+const yieldEvery = 2048
+
 func ParsePayload(b []byte) (*List, error) {
 	// domainList is read entry by entry: a list of 100 000 domains is never
 	// held as a parsed tree (see planvm.ParseJSONEach).
 	l := &List{Domains: map[string]Entry{}}
 	doc, err := planvm.ParseJSONEach(b, "domainList", func(i int, v planvm.Value) error {
+		if i%yieldEvery == yieldEvery-1 {
+			// Each entry leaves its parse behind as garbage. In a Wasm
+			// VM the collector's background work runs only when the
+			// program yields; without that the heap grew by the whole
+			// parse (90 MB for 100 000 domains), and Wasm memory never
+			// shrinks again.
+			runtime.Gosched()
+		}
 		ent, err := parseEntry(v)
 		if err != nil {
 			return fault(ErrMalformed, "payload: domainList["+strconv.Itoa(i)+"]: "+err.Error())

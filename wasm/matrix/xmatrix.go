@@ -43,13 +43,19 @@ func ParseXMatrix(authorizationValues []string) (x XMatrix, err error) {
 		if len(v) > MaxAuthorizationLength {
 			return x, ErrBadXMatrix
 		}
-		i := schemeStart(v)
-		if !isXMatrixScheme(v[i:]) {
-			continue
+		var o, d, k, s string
+		ok := false
+		if len(v) > len("X-Matrix ") && load8(v, 0) == load8("X-Matrix", 0) && v[8] == ' ' {
+			o, d, k, s, ok = commonParams(v[len("X-Matrix "):])
 		}
-		o, d, k, s, ok := parseXMatrixParams(v[i+len("X-Matrix "):])
 		if !ok {
-			return x, ErrBadXMatrix
+			i := schemeStart(v)
+			if !isXMatrixScheme(v[i:]) {
+				continue
+			}
+			if o, d, k, s, ok = parseXMatrixParams(v[i+len("X-Matrix "):]); !ok {
+				return x, ErrBadXMatrix
+			}
 		}
 		if !found {
 			origin, destination, key, sig, found = o, d, k, s, true
@@ -112,6 +118,131 @@ var xmClass = func() (t [256]uint8) {
 	}
 	return t
 }()
+
+// commonParams reads the parameter list as homeservers send it: the four
+// known names in lower case, each at most once, in any order, with quoted
+// values, separated by single commas, origin present, and origin and
+// destination lower-case DNS names (see plainServerName). It reports ok
+// only when parseXMatrixParams would accept the list with the same result;
+// anything else, valid or not, is left to parseXMatrixParams.
+//
+// In Wasm it is the calls, not the bytes, that cost most (see
+// parseXMatrixParams): here a name is recognised by one or two word
+// comparisons at the position where it must start, each value is delimited
+// by one strings.IndexByte and checked a word at a time, and nothing else is
+// called for the usual values.
+func commonParams(p string) (origin, destination, key, sig string, ok bool) {
+	const (
+		mask5 = "\xff\xff\xff\xff\xff\x00\x00\x00"
+		key5  = "key=\"\x00\x00\x00"
+		sig5  = "sig=\"\x00\x00\x00"
+	)
+	var seen uint8
+	for i := 0; i < len(p); {
+		if len(p)-i < 8 {
+			return "", "", "", "", false
+		}
+		w := load8(p, i)
+		var k uint8
+		switch {
+		case w == load8(`origin="`, 0):
+			k, i = 0, i+len(`origin="`)
+		case w&load8(mask5, 0) == load8(key5, 0):
+			k, i = 2, i+len(`key="`)
+		case w&load8(mask5, 0) == load8(sig5, 0):
+			k, i = 3, i+len(`sig="`)
+		case w == load8(`destinat`, 0) && len(p)-i >= len(`destination="`) && load8(p, i+5) == load8(`nation="`, 0):
+			k, i = 1, i+len(`destination="`)
+		default:
+			return "", "", "", "", false
+		}
+		q := strings.IndexByte(p[i:], '"')
+		if q < 0 || seen&(1<<k) != 0 {
+			return "", "", "", "", false
+		}
+		seen |= 1 << k
+		v := p[i : i+q]
+		i += q + 1
+		// After the closing quote: the end, or a comma and the next name.
+		if i < len(p) {
+			if p[i] != ',' {
+				return "", "", "", "", false
+			}
+			i++
+		}
+		switch k {
+		case 0:
+			origin = v
+		case 1:
+			destination = v
+		case 2:
+			key = v
+		default:
+			sig = v
+		}
+	}
+	if seen&1 == 0 || !plainServerName(origin) || seen&2 != 0 && !plainServerName(destination) ||
+		!plainQuoted(key) || !plainQuoted(sig) {
+		return "", "", "", "", false
+	}
+	return origin, destination, key, sig, true
+}
+
+// plainServerName reports whether s is a server name that ParseServerName
+// accepts with a DNS host (not an IPv4 address) and that has no capital
+// letter, so that lower-casing leaves it as it is: 8 to 63 bytes of
+// lower-case letters, digits, "-" and ".", no empty label, not all digits
+// and dots, and an optional port of 1..65535 without leading zero. It may
+// answer false for some such names (shorter or longer ones); callers then
+// ask ParseServerName. Within 63 bytes no label can be too long.
+func plainServerName(s string) bool {
+	n := len(s)
+	if n < 8 || n > 63 || s[0] == '.' || s[n-1] == '.' {
+		return false
+	}
+	// A word at a time, the words seven bytes apart so that every pair of
+	// neighbours shares a word ("..": an empty label); as in checkHost.
+	var bad, alpha, colon uint64
+	for j := 0; ; j += 7 {
+		if j > n-8 {
+			j = n - 8
+		}
+		x := load8(s, j)
+		b7 := x &^ highs
+		digit := above(b7, '0'-1) & below(b7, '9'+1)
+		letter := above(b7, 'a'-1)&below(b7, 'z'+1) | above(b7, '-'-1)&below(b7, '-'+1)
+		dots := above(b7, '.'-1) & below(b7, '.'+1)
+		colons := above(b7, ':'-1) & below(b7, ':'+1)
+		bad |= highs&^((digit|letter|dots|colons)&^x) | dots&(dots<<8)
+		alpha |= letter
+		colon |= colons
+		if j == n-8 {
+			break
+		}
+	}
+	if bad != 0 || alpha == 0 {
+		return false
+	}
+	if colon == 0 {
+		return true
+	}
+	// The port: only digits after the first colon (so no second colon,
+	// and the letters counted above are the host's).
+	c := strings.IndexByte(s, ':')
+	p := s[c+1:]
+	if c == 0 || s[c-1] == '.' || len(p) == 0 || len(p) > 5 || p[0] == '0' {
+		return false
+	}
+	port := 0
+	for j := 0; j < len(p); j++ {
+		d := p[j]
+		if d < '0' || d > '9' {
+			return false
+		}
+		port = port*10 + int(d-'0')
+	}
+	return port <= 65535
+}
 
 // parseXMatrixParams reads the parameter list after the scheme and returns
 // the validated, lower-cased origin and destination, and key and sig.
