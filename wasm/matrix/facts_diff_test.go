@@ -2,6 +2,7 @@ package matrix
 
 import (
 	"bufio"
+	"net/netip"
 	"os"
 	"strings"
 	"testing"
@@ -85,6 +86,16 @@ func checkServerName(t *testing.T, s string) {
 	if h != oh || p != op || err != oerr {
 		t.Fatalf("ParseServerName(%q) = %q %d %v, reference %q %d %v", s, h, p, err, oh, op, oerr)
 	}
+	// The shortcut of ParseXMatrix may only accept names that the full
+	// check accepts as DNS names and that lower-casing leaves unchanged.
+	if plainServerName(s) {
+		if oerr != nil || strings.ToLower(s) != s {
+			t.Fatalf("plainServerName(%q) = true, reference %q %d %v", s, oh, op, oerr)
+		}
+		if a, err := netip.ParseAddr(oh); err == nil {
+			t.Fatalf("plainServerName(%q) = true for the address %v", s, a)
+		}
+	}
 }
 
 func FuzzServerNameDifferential(f *testing.F) {
@@ -162,8 +173,67 @@ var diffXMatrix = []string{
 	"X-Matrix origin=o.de,\x4bey=k", "X-Matrix origin=o.de,\x0bey=k", "X-Matrix \x0frigin=o.de", `X-Matrix origin=o.de,sig=`,
 }
 
+// The spellings that commonParams reads and their near misses, so that the
+// fuzzer starts on both sides of every condition of that path.
+var diffXMatrixCommon = []string{
+	`X-Matrix origin="d500.example.de",destination="home.example.de",key="ed25519:a",sig="c2lnbmF0dXJl"`,
+	`X-Matrix origin="d500.example.de:8448",key="ed25519:a",sig="c2lnbmF0dXJl",destination="home.example.de:8448"`,
+	`X-Matrix origin="d500.example.de",key="ed25519:a",sig="c2lnbmF0dXJl"`,
+	`X-Matrix origin="d500.example.de",key="k",sig="s"`, `X-Matrix origin="d500.example.de",key="",sig=""`,
+	`X-Matrix origin="d500.example.de",destination="home.example.de",key="k",sig="s",destination="home.example.de"`,
+	`X-Matrix origin="d500.example.de",destination="home.example.de",key="k",sig="s",`,
+	`X-Matrix origin="d500.example.de",destination="home.example.de",key="k",sig="s",foo="x"`,
+	`X-Matrix origin="d500.example.de", destination="home.example.de",key="k",sig="s"`,
+	`X-Matrix origin="d500.example.de",destination="home.example.de",key="k",sig="s" `,
+	`X-Matrix origin="d500.example.de",sig="s",key="k"`, `X-Matrix key="k",origin="d500.example.de",sig="s"`,
+	`X-Matrix origin="d500.example.de",Key="k",sig="s"`, `X-Matrix Origin="d500.example.de",key="k",sig="s"`,
+	`X-Matrix origin="D500.example.de",key="k",sig="s"`, `X-Matrix origin="d500.example.de",destination="Home.example.de",key="k",sig="s"`,
+	`X-Matrix origin="o.de",key="k",sig="s"`, `X-Matrix origin="o.de:80",key="k",sig="s"`, `X-Matrix origin="1234567.9",key="k",sig="s"`,
+	`X-Matrix origin="10.20.30.40",key="k",sig="s"`, `X-Matrix origin="10.20.30.400",key="k",sig="s"`, `X-Matrix origin="10.20.30.40:8448",key="k",sig="s"`,
+	`X-Matrix origin="example.de:0",key="k",sig="s"`, `X-Matrix origin="example.de:08448",key="k",sig="s"`,
+	`X-Matrix origin="example.de:65535",key="k",sig="s"`, `X-Matrix origin="example.de:65536",key="k",sig="s"`,
+	`X-Matrix origin="example.de:123456",key="k",sig="s"`, `X-Matrix origin="example.de:",key="k",sig="s"`,
+	`X-Matrix origin=":example.de",key="k",sig="s"`, `X-Matrix origin="example.:80",key="k",sig="s"`,
+	`X-Matrix origin="example.de:8:8",key="k",sig="s"`, `X-Matrix origin="example.de:8a",key="k",sig="s"`,
+	`X-Matrix origin=".example.de",key="k",sig="s"`, `X-Matrix origin="example.de.",key="k",sig="s"`,
+	`X-Matrix origin="example..de",key="k",sig="s"`, `X-Matrix origin="exa_mple.de",key="k",sig="s"`,
+	`X-Matrix origin="-example-.de",key="k",sig="s"`, "X-Matrix origin=\"exämple.de\",key=\"k\",sig=\"s\"",
+	`X-Matrix origin="` + strings.Repeat("a", 63) + `",key="k",sig="s"`, `X-Matrix origin="` + strings.Repeat("a", 64) + `",key="k",sig="s"`,
+	`X-Matrix origin="` + strings.Repeat("a", 58) + `:8448",key="k",sig="s"`, `X-Matrix origin="[::1]:8448",key="k",sig="s"`,
+	`X-Matrix origin="d500.example.de",key="k\x",sig="s"`, "X-Matrix origin=\"d500.example.de\",key=\"k\tx\",sig=\"s\"",
+	"X-Matrix origin=\"d500.example.de\",key=\"k\x7fx\",sig=\"\xff\xfe\"", "X-Matrix origin=\"d500.example.de\",key=\"k\",sig=\"s\x00\"",
+	`X-Matrix origin="d500.example.de,key="k",sig="s"`, `X-Matrix origin="d500.example.de",key="k",sig="s`,
+	`X-Matrix origin="d500.example.de",destination="",key="k",sig="s"`, `X-Matrix origin="",key="k",sig="s"`,
+	`X-Matrix origin="d500.example.de",destinatio="x.de",key="k",sig="s"`, `X-Matrix origin="d500.example.de",key="k",sig="s",destination="x`,
+	`X-Matrix  origin="d500.example.de",key="k",sig="s"`, `x-matrix origin="d500.example.de",key="k",sig="s"`,
+	"X-Matrix\torigin=\"d500.example.de\",key=\"k\",sig=\"s\"", `X-Matrix origin="d500.example.de"`, `X-Matrix origin=`,
+}
+
+// FuzzXMatrixCommonDifferential builds headers of the common shape from
+// their parts, so that the fuzzer spends its time near the shortcut.
+func FuzzXMatrixCommonDifferential(f *testing.F) {
+	f.Add("d500.example.de", "home.example.de", "ed25519:a", "c2lnbmF0dXJl", uint8(0))
+	f.Add("d500.example.de:8448", "home.example.de:8448", "ed25519:a", "c2lnbmF0dXJl", uint8(1))
+	f.Add("d500.example.de", "", "ed25519:a", "c2lnbmF0dXJl", uint8(2))
+	f.Add("Example.DE", "1.2.3.4", "k", "s", uint8(3))
+	f.Fuzz(func(t *testing.T, origin, destination, key, sig string, shape uint8) {
+		var h string
+		switch shape % 4 {
+		case 0:
+			h = `X-Matrix origin="` + origin + `",destination="` + destination + `",key="` + key + `",sig="` + sig + `"`
+		case 1:
+			h = `X-Matrix origin="` + origin + `",key="` + key + `",sig="` + sig + `",destination="` + destination + `"`
+		case 2:
+			h = `X-Matrix origin="` + origin + `",key="` + key + `",sig="` + sig + `"`
+		default:
+			h = `X-Matrix origin="` + origin + destination + `",key="` + key + sig + `"`
+		}
+		checkXMatrix(t, h, `X-Matrix origin="`+origin+`"`)
+	})
+}
+
 func FuzzXMatrixDifferential(f *testing.F) {
-	for _, a := range diffXMatrix {
+	for _, a := range append(diffXMatrix, diffXMatrixCommon...) {
 		f.Add(a, "")
 		f.Add(a, `X-Matrix origin=o.de,key=k,sig=s`)
 	}

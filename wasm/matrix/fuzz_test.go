@@ -58,6 +58,7 @@ func FuzzParseXMatrix(f *testing.F) {
 	f.Add(`X-Matrix origin="o.de",destination="d.de",key="ed25519:k",sig="s"`, "")
 	f.Add(`x-matrix origin=o.de:8448,key=k,sig=s`, `X-Matrix origin=o.de:8448`)
 	f.Add(`X-Matrix origin="a\"b"`, "Bearer x")
+	f.Add(`X-Matrix origin="d500.example.de",key="ed25519:a",sig="c2lnbmF0dXJl",destination="home.example.de:8448"`, `X-Matrix origin="d500.example.de",key="ed25519:b",sig="cw"`)
 	f.Fuzz(func(t *testing.T, a, b string) {
 		x, err := ParseXMatrix([]string{a, b})
 		// HasXMatrixScheme tells exactly whether a value is read at all.

@@ -119,69 +119,68 @@ var xmClass = func() (t [256]uint8) {
 	return t
 }()
 
-// commonParams reads the parameter list as homeservers send it: the four
-// known names in lower case, each at most once, in any order, with quoted
-// values, separated by single commas, origin present, and origin and
-// destination lower-case DNS names (see plainServerName). It reports ok
-// only when parseXMatrixParams would accept the list with the same result;
-// anything else, valid or not, is left to parseXMatrixParams.
+// commonParams reads the parameter list as homeservers send it: origin
+// first, then destination, key and sig (the specification's example), or
+// key, sig and destination (Synapse), or no destination; names in lower
+// case, quoted values, single commas, no blanks; origin and destination
+// lower-case DNS names (see plainServerName). It reports ok only when
+// parseXMatrixParams would accept the list with the same result; anything
+// else, valid or not, is left to parseXMatrixParams.
 //
-// In Wasm it is the calls, not the bytes, that cost most (see
-// parseXMatrixParams): here a name is recognised by one or two word
-// comparisons at the position where it must start, each value is delimited
-// by one strings.IndexByte and checked a word at a time, and nothing else is
-// called for the usual values.
+// In Wasm it is calls and taken branches, not the bytes, that cost most
+// (see parseXMatrixParams): this path runs straight through, recognises
+// each name together with the comma before it by one or two word
+// comparisons where it must start, delimits each value by one
+// strings.IndexByte and checks the values a word at a time. A loop over the
+// parameters in any order cost half as much again.
 func commonParams(p string) (origin, destination, key, sig string, ok bool) {
-	const (
-		mask5 = "\xff\xff\xff\xff\xff\x00\x00\x00"
-		key5  = "key=\"\x00\x00\x00"
-		sig5  = "sig=\"\x00\x00\x00"
-	)
-	var seen uint8
-	for i := 0; i < len(p); {
-		if len(p)-i < 8 {
-			return "", "", "", "", false
-		}
-		w := load8(p, i)
-		var k uint8
-		switch {
-		case w == load8(`origin="`, 0):
-			k, i = 0, i+len(`origin="`)
-		case w&load8(mask5, 0) == load8(key5, 0):
-			k, i = 2, i+len(`key="`)
-		case w&load8(mask5, 0) == load8(sig5, 0):
-			k, i = 3, i+len(`sig="`)
-		case w == load8(`destinat`, 0) && len(p)-i >= len(`destination="`) && load8(p, i+5) == load8(`nation="`, 0):
-			k, i = 1, i+len(`destination="`)
-		default:
-			return "", "", "", "", false
-		}
-		q := strings.IndexByte(p[i:], '"')
-		if q < 0 || seen&(1<<k) != 0 {
-			return "", "", "", "", false
-		}
-		seen |= 1 << k
-		v := p[i : i+q]
-		i += q + 1
-		// After the closing quote: the end, or a comma and the next name.
-		if i < len(p) {
-			if p[i] != ',' {
-				return "", "", "", "", false
-			}
-			i++
-		}
-		switch k {
-		case 0:
-			origin = v
-		case 1:
-			destination = v
-		case 2:
-			key = v
-		default:
-			sig = v
-		}
+	const mask6 = "\xff\xff\xff\xff\xff\xff\x00\x00"
+	if len(p) < 8 || load8(p, 0) != load8(`origin="`, 0) {
+		return
 	}
-	if seen&1 == 0 || !plainServerName(origin) || seen&2 != 0 && !plainServerName(destination) ||
+	i := len(`origin="`)
+	q := strings.IndexByte(p[i:], '"') + i
+	if q < i {
+		return
+	}
+	origin, i = p[i:q], q+1
+	dest := len(p)-i >= len(`,destination="`) && load8(p, i) == load8(`,destina`, 0) && load8(p, i+6) == load8(`nation="`, 0)
+	if dest {
+		i += len(`,destination="`)
+		q = strings.IndexByte(p[i:], '"') + i
+		if q < i {
+			return
+		}
+		destination, i = p[i:q], q+1
+	}
+	if len(p)-i < 8 || load8(p, i)&load8(mask6, 0) != load8(",key=\"\x00\x00", 0) {
+		return
+	}
+	i += len(`,key="`)
+	q = strings.IndexByte(p[i:], '"') + i
+	if q < i {
+		return
+	}
+	key, i = p[i:q], q+1
+	if len(p)-i < 8 || load8(p, i)&load8(mask6, 0) != load8(",sig=\"\x00\x00", 0) {
+		return
+	}
+	i += len(`,sig="`)
+	q = strings.IndexByte(p[i:], '"') + i
+	if q < i {
+		return
+	}
+	sig, i = p[i:q], q+1
+	if !dest && len(p)-i >= len(`,destination="`) && load8(p, i) == load8(`,destina`, 0) && load8(p, i+6) == load8(`nation="`, 0) {
+		i += len(`,destination="`)
+		q = strings.IndexByte(p[i:], '"') + i
+		if q < i {
+			return
+		}
+		destination, i = p[i:q], q+1
+		dest = true
+	}
+	if i != len(p) || !plainServerName(origin) || dest && !plainServerName(destination) ||
 		!plainQuoted(key) || !plainQuoted(sig) {
 		return "", "", "", "", false
 	}
@@ -245,11 +244,13 @@ func plainServerName(s string) bool {
 }
 
 // parseXMatrixParams reads the parameter list after the scheme and returns
-// the validated, lower-cased origin and destination, and key and sig.
+// the validated, lower-cased origin and destination, and key and sig. It is
+// the general path: every spelling the grammar allows, and the reference
+// for commonParams, which handles the usual one.
 //
 // In Wasm, Go code pays for every call, every taken branch (a jump through
-// the function's dispatch table) and every byte a loop visits, so the common
-// spelling is read without byte loops: strings.IndexByte (assembly) finds
+// the function's dispatch table) and every byte a loop visits, so quoted
+// values of known names are read without byte loops: strings.IndexByte (assembly) finds
 // "=" and the closing quote, the known names are compared directly, and a
 // quoted value is checked a word at a time. Anything unusual (unknown
 // names, escapes, unquoted values) takes the byte-by-byte path, which

@@ -95,3 +95,39 @@ func TestHasXMatrixScheme(t *testing.T) {
 		}
 	}
 }
+
+// TestCommonParams checks which spellings take the shortcut and that it
+// returns what the general path returns for them.
+func TestCommonParams(t *testing.T) {
+	const sig = "c2lnbmF0dXJl"
+	for _, c := range []struct {
+		p    string
+		fast bool
+	}{
+		{`origin="d500.example.de",destination="home.example.de",key="ed25519:a",sig="` + sig + `"`, true},
+		{`origin="d500.example.de:8448",key="ed25519:a",sig="` + sig + `",destination="home.example.de:443"`, true},
+		{`origin="d500.example.de",key="ed25519:a",sig="` + sig + `"`, true},
+		{`origin="d500.example.de",key="k",sig="s"`, true},
+		{`origin="d500.example.de",destination="home.example.de",key="ed25519:a",sig="` + sig + `",`, false},        // trailing comma
+		{`origin="d500.example.de",key="ed25519:a",destination="home.example.de",sig="` + sig + `"`, false},         // other order
+		{`origin="d500.example.de", key="ed25519:a",sig="` + sig + `"`, false},                                      // blank
+		{`origin="D500.example.de",key="ed25519:a",sig="` + sig + `"`, false},                                       // capital
+		{`origin="o.de",key="ed25519:a",sig="` + sig + `"`, false},                                                  // short name
+		{`origin="10.20.30.40",key="ed25519:a",sig="` + sig + `"`, false},                                           // IPv4
+		{`origin="d500.example.de",key="ed25519:a",sig="` + sig + `",destination="home.example.de",foo="x"`, false}, // unknown name
+		{`origin="d500.example.de",key="ed\25519:a",sig="` + sig + `"`, false},                                      // escape
+	} {
+		o, d, k, s, ok := commonParams(c.p)
+		if ok != c.fast {
+			t.Errorf("commonParams(%q) ok = %v", c.p, ok)
+			continue
+		}
+		ro, rd, rk, rs, rok := parseXMatrixParams(c.p)
+		if !rok {
+			t.Errorf("parseXMatrixParams(%q) refused", c.p)
+		}
+		if ok && (o != ro || d != rd || k != rk || s != rs) {
+			t.Errorf("commonParams(%q) = %q %q %q %q, general path %q %q %q %q", c.p, o, d, k, s, ro, rd, rk, rs)
+		}
+	}
+}
