@@ -110,11 +110,7 @@ func (m *vm) eval(p *Program, entry string, input, data Value, opts []EvalOption
 
 	fr := m.alloc(pl.nlocals)
 	fr[0], fr[1] = input, data
-	for _, b := range pl.blocks {
-		if brk := m.exec(fr, b); brk == retSignal {
-			break
-		}
-	}
+	m.exec(fr, pl.code)
 	if m.err != nil {
 		return Value{}, false, m.err
 	}
@@ -254,14 +250,16 @@ func (m *vm) read(fr []Value, o operand) Value {
 	return m.consts[^o]
 }
 
-// exec runs one block. It returns fellThrough when the block ran to its
-// end, 0 when a statement was undefined or a "break 0" left the block, n > 0
-// when a break leaves n further enclosing blocks, and retSignal on return.
-// Evaluation errors are stored in m.err and end execution with retSignal.
+// exec runs a flat stream (see flatten). It returns fellThrough when the
+// stream ran to its end, retSignal on return, and, for the body of a scan
+// or with, n >= 0 when a statement or break left the body's block and n
+// blocks around it. Evaluation errors are stored in m.err and end execution
+// with retSignal.
 func (m *vm) exec(fr []Value, code []instr) int {
-	for i := range code {
-		in := &code[i]
-		m.left--
+	for pc := 0; pc < len(code); {
+		in := &code[pc]
+		pc++
+		m.left -= int(in.steps)
 		if m.left < 0 {
 			return m.fail(ErrStepLimit)
 		}
@@ -275,24 +273,15 @@ func (m *vm) exec(fr []Value, code []instr) int {
 				return m.fail(ErrConflict)
 			}
 			*t = *v
-		case opBlock:
-			for _, b := range in.ext.blocks {
-				if brk := m.exec(fr, b); brk > 0 {
-					if brk == retSignal {
-						return brk
-					}
-					return brk - 1
-				}
-			}
-		case opBreak:
-			return int(in.a)
+		case opJump:
+			goto exit
 		case opCallFunc:
 			v := m.call(in.ext.fn, nil, fr, in.ext.args)
 			if m.err != nil {
 				return retSignal
 			}
 			if v.k == KindUndefined {
-				return 0
+				goto exit
 			}
 			fr[in.a] = *v
 		case opDot:
@@ -300,26 +289,26 @@ func (m *vm) exec(fr []Value, code []instr) int {
 			// register ABI and this is the most frequent statement.
 			v := m.dot(m.ref(fr, in.x), m.ref(fr, in.y), in.y)
 			if v == nil {
-				return 0
+				goto exit
 			}
 			fr[in.a] = *v
 		case opEqual:
 			a, b := m.ref(fr, in.x), m.ref(fr, in.y)
 			if a.k == KindUndefined || b.k == KindUndefined || !equalRef(a, b) {
-				return 0
+				goto exit
 			}
 		case opNotEqual:
 			a, b := m.ref(fr, in.x), m.ref(fr, in.y)
 			if a.k == KindUndefined || b.k == KindUndefined || equalRef(a, b) {
-				return 0
+				goto exit
 			}
 		case opIsDefined:
 			if fr[in.a].k == KindUndefined {
-				return 0
+				goto exit
 			}
 		case opIsUndefined:
 			if fr[in.a].k != KindUndefined {
-				return 0
+				goto exit
 			}
 		case opMakeNull:
 			fr[in.a] = Value{k: KindNull}
@@ -333,16 +322,6 @@ func (m *vm) exec(fr []Value, code []instr) int {
 			}
 			v.c.size = h
 			fr[in.a] = v
-		case opNot:
-			brk := m.exec(fr, in.block)
-			switch {
-			case brk == retSignal:
-				return brk
-			case brk == fellThrough:
-				return 0 // the negated block was satisfied
-			case brk > 0:
-				return brk - 1
-			}
 		case opObjectInsert:
 			obj := &fr[in.a]
 			if obj.k != KindObject {
@@ -350,7 +329,7 @@ func (m *vm) exec(fr []Value, code []instr) int {
 			}
 			k, v := m.ref(fr, in.x), m.ref(fr, in.y)
 			if k.k == KindUndefined || v.k == KindUndefined {
-				return 0
+				goto exit
 			}
 			obj.c.objInsertRef(k, v)
 		case opResetLocal:
@@ -359,10 +338,27 @@ func (m *vm) exec(fr []Value, code []instr) int {
 			m.retVal = fr[in.a]
 			return retSignal
 		default:
-			if brk := m.execRare(fr, in); brk != fellThrough {
+			switch brk := m.execRare(fr, in); brk {
+			case fellThrough:
+			case retSignal:
 				return brk
+			case 0:
+				goto exit
+			default: // leaves brk blocks around the statement's
+				t := breakTarget(in.ext.exits, in.ext.inBody, brk)
+				if t < 0 {
+					return ^int(t)
+				}
+				pc = int(t)
 			}
 		}
+		continue
+	exit: // the statement was undefined, or a jump
+		if in.exit < 0 {
+			return ^int(in.exit)
+		}
+		m.left -= int(in.skipped)
+		pc = int(in.exit)
 	}
 	return fellThrough
 }
@@ -444,7 +440,7 @@ func (m *vm) scan(fr []Value, in *instr) int {
 	src := fr[in.a]
 	body := func(k, v Value) int {
 		fr[in.b], fr[in.c] = k, v
-		brk := m.exec(fr, in.block)
+		brk := m.exec(fr, in.ext.body)
 		switch {
 		case brk == retSignal:
 			return brk
@@ -515,13 +511,7 @@ func (m *vm) call(fn *function, args []Value, cfr []Value, ops []operand) *Value
 			fr[p] = *m.ref(cfr, ops[j])
 		}
 	}
-	returned := false
-	for _, b := range fn.blocks {
-		if brk := m.exec(fr, b); brk == retSignal {
-			returned = true
-			break
-		}
-	}
+	returned := m.exec(fr, fn.code) == retSignal
 	switch {
 	case m.err != nil:
 		m.retVal = Value{}
@@ -678,7 +668,7 @@ func (m *vm) execWith(fr []Value, in *instr) int {
 	} else {
 		fr[in.a] = upsert(saved, in.ext.path, v)
 	}
-	brk := m.exec(fr, in.block)
+	brk := m.exec(fr, in.ext.body)
 	fr[in.a] = saved
 	switch {
 	case brk == retSignal:

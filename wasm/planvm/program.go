@@ -22,7 +22,7 @@ type Program struct {
 
 type plan struct {
 	name    string
-	blocks  [][]instr
+	code    []instr // flat (see flatten)
 	nlocals int
 }
 
@@ -30,7 +30,9 @@ type function struct {
 	name    string
 	params  []int32
 	ret     int32
-	blocks  [][]instr
+	code    []instr   // flat (see flatten)
+	tree    [][]instr // as read, while loading
+	tslots  int       // frame size of tree
 	nlocals int
 }
 
@@ -76,6 +78,7 @@ const (
 	opScan
 	opSetAdd
 	opWith
+	opJump // flat code only: continue at exit (see flatten)
 )
 
 // operand is a local slot (>= 0) or a constant (^index into
@@ -86,14 +89,20 @@ type operand int32
 // fields live in ext. Fields are used per opcode.
 type instr struct {
 	op      opcode
+	steps   uint8 // step count: 1, plus enclosing Block/Not statements folded in (see flatten)
+	skipped uint8 // steps of the statements the exit jumps over (see thread)
 	a, b, c int32 // locals (target/source/key/value) or break index
 	x, y    operand
-	block   []instr
+	exit    target // where execution continues when the statement is undefined
 	ext     *instrExt
 }
 
 type instrExt struct {
-	blocks [][]instr
+	blocks [][]instr // BlockStmt, as read (before flatten)
+	block  []instr   // NotStmt, ScanStmt, WithStmt, as read (before flatten)
+	body   []instr   // ScanStmt, WithStmt: the block, flat
+	exits  []target  // ScanStmt, WithStmt, CallDynamicStmt: see breakTarget
+	inBody bool      // ... in the body of a ScanStmt or WithStmt
 	fn     *function
 	bi     *builtin
 	args   []operand
@@ -231,13 +240,19 @@ func LoadValue(doc Value) (*Program, error) {
 			n.fn = fn
 		}
 	}
+	order := make([]*function, 0, funcs.Len())
 	for i := range funcs.Len() {
 		f := funcs.Index(i)
 		name, _ := ld.text(f, "name")
 		fn := ld.funcs[name]
+		order = append(order, fn)
 		if err := ld.function(fn, f); err != nil {
 			return nil, fmt.Errorf("planvm: func %s: %w", name, err)
 		}
+	}
+	// Flattened once all are read: small ones are inlined into callers.
+	for _, fn := range order {
+		fn.code, fn.nlocals = flatten(fn.tree, false, fn.tslots)
 		prog.maxSlots = max(prog.maxSlots, fn.nlocals)
 	}
 	for i := range plans.Len() {
@@ -254,10 +269,14 @@ func LoadValue(doc Value) (*Program, error) {
 		if ld.nslots() > maxLocal {
 			return nil, fmt.Errorf("planvm: plan %s: too many locals", name)
 		}
-		pl := &plan{name: name, blocks: blocks, nlocals: ld.nslots()}
+		code, n := flatten(blocks, false, ld.nslots())
+		pl := &plan{name: name, code: code, nlocals: n}
 		prog.plans = append(prog.plans, pl)
 		prog.byName[name] = pl
 		prog.maxSlots = max(prog.maxSlots, pl.nlocals)
+	}
+	for _, fn := range order {
+		fn.tree = nil
 	}
 	prog.consts = ld.consts
 	prog.sizes = make([]atomic.Int32, ld.nsizes)
@@ -294,7 +313,7 @@ func (ld *loader) function(fn *function, f Value) error {
 	if ld.nslots() > maxLocal {
 		return errors.New("too many locals")
 	}
-	fn.blocks, fn.nlocals = blocks, ld.nslots()
+	fn.tree, fn.tslots = blocks, ld.nslots()
 	return nil
 }
 
@@ -717,7 +736,7 @@ func (ld *loader) stmt(typ string, s Value) (instr, error) {
 		in.a, err = ld.target(s)
 	case "NotStmt":
 		in.op = opNot
-		in.block, err = ld.subBlock(s)
+		ext.block, err = ld.subBlock(s)
 	case "ObjectInsertOnceStmt", "ObjectInsertStmt":
 		in.op = opObjectInsert
 		if typ == "ObjectInsertOnceStmt" {
@@ -758,7 +777,7 @@ func (ld *loader) stmt(typ string, s Value) (instr, error) {
 		if in.c, err = ld.localAt(s, "value", true); err != nil {
 			break
 		}
-		in.block, err = ld.subBlock(s)
+		ext.block, err = ld.subBlock(s)
 	case "SetAddStmt":
 		in.op = opSetAdd
 		if in.a, err = ld.localAt(s, "set", false); err == nil {
@@ -787,12 +806,12 @@ func (ld *loader) stmt(typ string, s Value) (instr, error) {
 		if in.x, err = ld.operandAt(s, "value"); err != nil {
 			break
 		}
-		in.block, err = ld.subBlock(s)
+		ext.block, err = ld.subBlock(s)
 	default:
 		err = errors.New("unknown statement type")
 	}
 	switch in.op {
-	case opBlock, opCallDynamic, opCallFunc, opCallBuiltin, opWith:
+	case opBlock, opNot, opScan, opCallDynamic, opCallFunc, opCallBuiltin, opWith:
 		in.ext = ext
 	}
 	return in, err

@@ -277,7 +277,7 @@ func TestPanicRecovered(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Corrupt the compiled program the way a bug would: an out-of-range slot.
-	p.plans[0].blocks[0][0].a = 1 << 20
+	p.plans[0].code[0].a = 1 << 20
 	if _, _, err := p.Eval("t/p", Value{}, NewObject()); err == nil || !strings.Contains(err.Error(), "internal error") {
 		t.Fatalf("err = %v, want recovered internal error", err)
 	}
