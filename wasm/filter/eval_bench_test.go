@@ -5,7 +5,6 @@ package filter
 import (
 	"os"
 	"testing"
-	"time"
 
 	"github.com/timfd/fachdienst/wasm/fedlist"
 	"github.com/timfd/fachdienst/wasm/matrix"
@@ -32,7 +31,7 @@ func BenchmarkDecide(b *testing.B) {
 		b.Fatal(err)
 	}
 	l := &fedlist.List{Version: 1, Domains: map[string]fedlist.Entry{"example.de": {}}}
-	p := &plugin{cfg: &Config{Direction: "client"}, policy: &Policy{Program: prog, Data: d}, list: newListState(l, time.Time{})}
+	p := &plugin{cfg: &Config{Direction: "client"}, policy: &Policy{Program: prog, Data: d}, list: &listState{list: l}}
 	p.rebuildData()
 	s := &stream{p: p, f: facts{method: "GET", path: "/_matrix/client/v3/sync", host: "matrix.home.example.de", hostPort: "matrix.home.example.de", clientID: "tim-client-1.0"}}
 	s.f.route = matrix.Classify("GET", s.f.path)

@@ -85,7 +85,7 @@ func (p *plugin) fetchList(now time.Time) bool {
 	}
 	path := pathFederationList
 	if p.list != nil {
-		path += "?version=" + strconv.FormatInt(p.list.version, 10)
+		path += "?version=" + strconv.FormatInt(p.list.list.Version, 10)
 	}
 	_, err := proxywasm.DispatchHttpCall(p.cfg.Cluster, p.calloutHeaders("GET", path), nil, nil, p.timeoutMS(), p.onListResponse)
 	if err != nil {
@@ -117,7 +117,7 @@ func (p *plugin) onListResponse(_, bodySize, _ int) {
 	case 204:
 		if p.list != nil {
 			p.list.confirmedAt = now
-			p.publishListMeta(p.list.version, now)
+			p.publishListMeta(p.list.list.Version, now)
 			p.checkExpiry(now)
 		}
 	default:
@@ -140,15 +140,15 @@ func (p *plugin) acceptList(jws []byte, now time.Time) {
 		proxywasm.LogErrorf("tim-filter: federation list rejected, keeping the last good one: %v", err)
 		return
 	}
-	if p.list != nil && l.Version < p.list.version {
+	if p.list != nil && l.Version < p.list.list.Version {
 		p.m.listRejected.Increment(1)
-		proxywasm.LogErrorf("tim-filter: federation list version %d rejected: older than the installed version %d", l.Version, p.list.version)
+		proxywasm.LogErrorf("tim-filter: federation list version %d rejected: older than the installed version %d", l.Version, p.list.list.Version)
 		return
 	}
-	if p.list != nil && l.Version == p.list.version {
+	if p.list != nil && l.Version == p.list.list.Version {
 		p.list.confirmedAt = now
 	} else {
-		p.installList(l, now, "control plane")
+		p.installList(l, jws, now, "control plane")
 		if err := setShared(keyListJWS, jws); err != nil {
 			proxywasm.LogWarnf("tim-filter: cannot share the federation list: %v", err)
 		}
@@ -185,13 +185,13 @@ func (p *plugin) syncShared() {
 		version := int64(binary.BigEndian.Uint64(meta))
 		confirmed := time.Unix(0, int64(binary.BigEndian.Uint64(meta[8:])))
 		switch {
-		case p.list == nil || version > p.list.version:
+		case p.list == nil || version > p.list.list.Version:
 			if jws, _, err := proxywasm.GetSharedData(keyListJWS); err == nil {
-				if l, err := fedlist.Verify(jws, p.cfg.Trust, now); err == nil && (p.list == nil || l.Version > p.list.version) {
-					p.installList(l, confirmed, "shared data")
+				if l, err := fedlist.Verify(jws, p.cfg.Trust, now); err == nil && (p.list == nil || l.Version > p.list.list.Version) {
+					p.installList(l, jws, confirmed, "shared data")
 				}
 			}
-		case version == p.list.version && confirmed.After(p.list.confirmedAt):
+		case version == p.list.list.Version && confirmed.After(p.list.confirmedAt):
 			p.list.confirmedAt = confirmed
 		}
 	}

@@ -100,19 +100,11 @@ type plugin struct {
 	waiters []waiter
 }
 
-// listState is a verified federation list. Only its version and its
-// domains as the policy's data are kept: the list's own domain map and the
-// JWS (tens of megabytes per VM for 100 000 domains, most of them pointers
-// the GC would mark again and again) are dropped once these are built.
+// listState is a verified federation list.
 type listState struct {
-	version     int64
-	count       int          // number of domains
-	domains     planvm.Value // data.federation.domains
-	confirmedAt time.Time    // last time the control plane served or confirmed it
-}
-
-func newListState(l *fedlist.List, confirmed time.Time) *listState {
-	return &listState{version: l.Version, count: len(l.Domains), domains: domainsValue(l), confirmedAt: confirmed}
+	list        *fedlist.List
+	jws         []byte
+	confirmedAt time.Time // last time the control plane served or confirmed it
 }
 
 // fetchState makes a fetch single-flight: a fetch counts as running until
@@ -268,7 +260,7 @@ func (p *plugin) checkExpiry(now time.Time) {
 	exp := p.expired(now)
 	if exp && !p.expiredLog {
 		proxywasm.LogCriticalf("tim-filter: incident: federation list version %d not confirmed since %s (older than %s); federation is blocked",
-			p.list.version, p.list.confirmedAt.UTC().Format(time.RFC3339), FederationListTTL)
+			p.list.list.Version, p.list.confirmedAt.UTC().Format(time.RFC3339), FederationListTTL)
 		p.m.listExpired.Increment(1)
 	}
 	p.expiredLog = exp
@@ -292,7 +284,7 @@ func (p *plugin) rebuildData() {
 	})
 	domains := planvm.NewObject()
 	if p.list != nil {
-		domains = p.list.domains
+		domains = domainsValue(p.list.list)
 	}
 	b.Set("federation", planvm.NewObject(planvm.KV{Key: "domains", Value: domains}))
 	p.data = b.Value()
@@ -325,11 +317,11 @@ func (p *plugin) installPolicy(pol *Policy, from string) {
 	proxywasm.LogInfof("tim-filter: policy revision %q installed from %s", pol.Revision, from)
 }
 
-func (p *plugin) installList(l *fedlist.List, confirmed time.Time, from string) {
-	p.list = newListState(l, confirmed)
+func (p *plugin) installList(l *fedlist.List, jws []byte, confirmed time.Time, from string) {
+	p.list = &listState{list: l, jws: jws, confirmedAt: confirmed}
 	p.rebuildData()
 	p.m.listUpdates.Increment(1)
-	proxywasm.LogInfof("tim-filter: federation list version %d (%d domains) installed from %s", p.list.version, p.list.count, from)
+	proxywasm.LogInfof("tim-filter: federation list version %d (%d domains) installed from %s", l.Version, len(l.Domains), from)
 	p.checkExpiry(p.now())
 }
 
