@@ -518,15 +518,6 @@ func (r *headerValues) collect(hs [][2]string, authz []string) []string {
 	return authz
 }
 
-// fromHeaders reads the facts of the request headers. It reports false when
-// the path's percent-encoding is invalid.
-func (f *facts) fromHeaders(hs [][2]string) bool {
-	var r headerValues
-	var buf [2]string
-	authz := r.collect(hs, buf[:0])
-	return f.fromValues(&r, authz)
-}
-
 // fromValues derives the facts from the header values: a function of them
 // alone (the decision memo relies on it, see memo.rawKeyOf).
 func (f *facts) fromValues(r *headerValues, authz []string) bool {
