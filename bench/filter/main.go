@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -441,17 +442,25 @@ func measure(ctx context.Context, wasm []byte, setup *filterSetup, sc scenario) 
 	if err := oneRequest(vm, sc); err != nil {
 		return 0, err
 	}
-	var runErr error
-	r := testing.Benchmark(func(b *testing.B) {
-		for i := 0; i < b.N; i++ {
-			if err := oneRequest(vm, sc); err != nil {
-				runErr = err
-				b.FailNow()
+	// The best of measureRounds rounds: the machine is shared, and other
+	// load only ever adds to a round (the V8 figures are taken the same way).
+	best := math.Inf(1)
+	for round := 0; round < measureRounds; round++ {
+		var runErr error
+		r := testing.Benchmark(func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				if err := oneRequest(vm, sc); err != nil {
+					runErr = err
+					b.FailNow()
+				}
 			}
+		})
+		if runErr != nil {
+			return 0, runErr
 		}
-	})
-	if runErr != nil {
-		return 0, runErr
+		best = min(best, float64(r.T.Nanoseconds())/float64(r.N))
 	}
-	return float64(r.T.Nanoseconds()) / float64(r.N), nil
+	return best, nil
 }
+
+const measureRounds = 3

@@ -1,10 +1,55 @@
 package filter
 
+import (
+	"slices"
+	"strings"
+	"testing"
+)
+
 // fromHeaders reads the facts of request headers as OnHttpRequestHeaders
 // does. It reports false when the path's percent-encoding is invalid.
 func (f *facts) fromHeaders(hs [][2]string) bool {
 	var r headerValues
-	var buf [2]string
-	authz := r.collect(hs, buf[:0])
-	return f.fromValues(&r, authz)
+	r.collect(hs)
+	return f.fromValues(&r)
+}
+
+// TestCollect: each header the facts come from is read by its exact name,
+// names of the same length are not mistaken for it, the first host wins,
+// the query is dropped and X-Matrix is read from the Authorization values.
+func TestCollect(t *testing.T) {
+	xm := `X-Matrix origin="a.example.de",destination="b.example.de",key="ed25519:a",sig="c2ln"`
+	hs := [][2]string{
+		{":scheme", "https"}, {":method", "PUT"}, {":path", "/p?q=1"}, {"x-path", "/no"},
+		{"host", "h.example.de"}, {":authority", "other.example.de"}, {"user-agen", "no"}, {"user-agent", "U/1,c"},
+		{"x-tim-user-agent", "tim"}, {"x-tim-user-agenx", "no"}, {"ti-user-agent", "ti"}, {"authorization", "Bearer t"},
+		{"authorizatioN", xm}, {"authorization", xm}, {":methox", "GET"},
+	}
+	var r headerValues
+	r.collect(hs)
+	want := headerValues{method: "PUT", path: "/p", hostPort: "h.example.de", ua: "U/1,c", timUA: "tim", tiUA: "ti",
+		xmatrix: true, hasXM: true, origin: "a.example.de", destination: "b.example.de"}
+	if r != want {
+		t.Errorf("collect = %+v, want %+v", r, want)
+	}
+	// Key id and signature, which differ per request, are not collected.
+	other := slices.Clone(hs)
+	other[13][1] = strings.Replace(xm, `key="ed25519:a",sig="c2ln"`, `key="ed25519:b",sig="b3RoZXI"`, 1)
+	var r2 headerValues
+	r2.collect(other)
+	if r2 != want {
+		t.Errorf("collect with another signature = %+v, want %+v", r2, want)
+	}
+	// Without X-Matrix the Authorization values give nothing.
+	r = headerValues{}
+	r.collect([][2]string{{":authority", "a.de"}, {"host", "b.de"}, {"authorization", "Bearer t"}})
+	if r != (headerValues{hostPort: "a.de"}) {
+		t.Errorf("collect = %+v", r)
+	}
+	// Unreadable X-Matrix: named, but no facts.
+	r = headerValues{}
+	r.collect([][2]string{{"authorization", `X-Matrix origin=`}})
+	if !r.xmatrix || r.hasXM {
+		t.Errorf("collect = %+v", r)
+	}
 }

@@ -2,6 +2,7 @@ package filter
 
 import (
 	"encoding/binary"
+	"slices"
 	"unsafe"
 
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/types"
@@ -20,6 +21,10 @@ func parseHeaderPairs(out [][2]string, b []byte) ([][2]string, error) {
 		return nil, types.ErrorStatusBadArgument
 	}
 	sizes, data := 4, 4+8*n
+	// The pairs are stored string by string: appending a [2]string copies
+	// 32 bytes, a bulk-memory call in Wasm.
+	base := len(out)
+	out = slices.Grow(out, n)[:base+n]
 	for i := 0; i < n; i++ {
 		ks := int(binary.LittleEndian.Uint32(b[sizes:]))
 		vs := int(binary.LittleEndian.Uint32(b[sizes+4:]))
@@ -27,11 +32,11 @@ func parseHeaderPairs(out [][2]string, b []byte) ([][2]string, error) {
 		if ks > len(b) || vs > len(b) || data+ks+1+vs+1 > len(b) {
 			return nil, types.ErrorStatusBadArgument
 		}
-		k := unsafe.String(&b[data], ks)
+		o := &out[base+i]
+		o[0] = unsafe.String(&b[data], ks)
 		data += ks + 1
-		v := unsafe.String(&b[data], vs)
+		o[1] = unsafe.String(&b[data], vs)
 		data += vs + 1
-		out = append(out, [2]string{k, v})
 	}
 	return out, nil
 }

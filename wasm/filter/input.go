@@ -41,9 +41,9 @@ func (s *stream) input(expired bool) planvm.Value {
 	if f.hasXM {
 		xb := in.xmatrix
 		xb.Reset()
-		xb.Set("origin", planvm.String(f.xm.Origin))
-		if f.xm.Destination != "" {
-			xb.Set("destination", planvm.String(f.xm.Destination))
+		xb.Set("origin", planvm.String(f.origin))
+		if f.destination != "" {
+			xb.Set("destination", planvm.String(f.destination))
 		}
 		b.Set("xmatrix", xb.Value())
 	}

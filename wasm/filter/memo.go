@@ -1,8 +1,10 @@
 package filter
 
 import (
-	"bytes"
 	"hash/maphash"
+	"unsafe"
+
+	"github.com/timfd/fachdienst/wasm/internal/word"
 )
 
 // memo remembers the decisions of recent inputs. A decision is a function of
@@ -12,25 +14,35 @@ import (
 // exact, not approximate. Installing a policy or a list clears it; the
 // list's expiry is part of the key.
 //
-// The key is the input document's content in a fixed binary layout (see
-// keyOf; rawKeyOf for keys made of header values), built in a reused
-// buffer; the table is direct-mapped with a fixed number of slots whose key
-// buffers are reused, so neither a hit nor a miss allocates once the slots
-// have grown to their keys' length. A colliding input replaces the slot's
-// entry; the table never holds more than memoSlots keys of at most
-// memoMaxKey bytes (512 KiB).
+// A key is a flags byte and a list of strings: the members of the input
+// document the request sets (keyOf), or the header values they are read
+// from (rawKeyOf). The strings are views into the request's buffers, hashed
+// and compared where they are; a slot stores its key encoded (each string
+// length-prefixed, so no two lists share an encoding) in a buffer it
+// reuses. The table is direct-mapped with a fixed number of slots, so
+// neither a hit nor a miss allocates once the slots have grown to their
+// keys' length. A colliding input replaces the slot's entry; the table
+// never holds more than memoSlots keys of at most memoMaxKey bytes (512 KiB).
 type memo struct {
-	seed  maphash.Seed
+	seed  uint64
 	slots []memoSlot
-	key   []byte // scratch for the current request's facts key
-	raw   []byte // scratch for the current request's header key
+	key   memoKey // the current request's facts key
+	raw   memoKey // the current request's header key
 }
 
 type memoSlot struct {
 	used bool
 	hash uint64
-	key  []byte
+	key  []byte // the key, encoded
 	dec  decision
+}
+
+// memoKey is a key before it is stored: flags and the strings in order.
+type memoKey struct {
+	flags byte
+	n     int
+	size  int // the encoded length
+	f     [memoMaxFields]string
 }
 
 // memoSlots is the table size (a power of two). Each slot holds a key of
@@ -38,13 +50,23 @@ type memoSlot struct {
 // with every other request that got it.
 const memoSlots = 1024
 
-// memoMaxKey bounds what is remembered: inputs with longer keys (long paths,
-// many invitees) are evaluated each time and keep no buffer that large.
-const memoMaxKey = 512
+// memoMaxKey and memoMaxFields bound what is remembered: inputs with longer
+// keys (long paths, many invitees) are evaluated each time and keep no
+// buffer that large.
+const (
+	memoMaxKey    = 512
+	memoMaxFields = 16
+)
+
+// memoKey.equal reads length prefixes of at most two bytes.
+const _ = uint(1<<14 - memoMaxKey)
 
 func newMemo() *memo {
-	return &memo{seed: maphash.MakeSeed(), slots: make([]memoSlot, memoSlots),
-		key: make([]byte, 0, memoMaxKey), raw: make([]byte, 0, memoMaxKey)}
+	// A random seed, so that which inputs share a slot cannot be known
+	// from outside (a colliding input only evicts, but evicting on purpose
+	// would make every request evaluate).
+	seed := maphash.String(maphash.MakeSeed(), "memo")
+	return &memo{seed: seed, slots: make([]memoSlot, memoSlots)}
 }
 
 // clear forgets every decision.
@@ -55,29 +77,102 @@ func (m *memo) clear() {
 	}
 }
 
-// lookup returns the decision remembered for key (built by keyOf or
+// lookup returns the decision remembered for k (built by keyOf or
 // rawKeyOf), valid until the next store, and the key's hash for store.
-func (m *memo) lookup(key []byte) (*decision, uint64, bool) {
-	h := maphash.Bytes(m.seed, key)
+// The strings are hashed and compared a word at a time and in place: in
+// Wasm the runtime's byte loops (maphash, bytes.Equal) and copying them
+// into one buffer first cost more than the rest of a remembered request.
+func (m *memo) lookup(k *memoKey) (*decision, uint64, bool) {
+	h := word.Hash(m.seed^uint64(k.flags), k.f[:k.n])
 	s := &m.slots[h&(memoSlots-1)]
-	if s.used && s.hash == h && bytes.Equal(s.key, key) {
+	if s.used && s.hash == h && k.equal(s.key) {
 		return &s.dec, h, true
 	}
 	return nil, h, false
 }
 
-// store remembers d for key.
-func (m *memo) store(key []byte, h uint64, d decision) {
+// store remembers d for k.
+func (m *memo) store(k *memoKey, h uint64, d decision) {
 	s := &m.slots[h&(memoSlots-1)]
-	s.used, s.hash, s.key, s.dec = true, h, append(s.key[:0], key...), d
+	s.used, s.hash, s.key, s.dec = true, h, k.encode(s.key[:0]), d
 }
 
-// keyOf writes the input's content into m.key: every member of the input
-// document (docs/policy-contract.md) that the request sets, each string
-// length-prefixed so that no two inputs share a key. It reports false when
-// the key would exceed memoMaxKey.
-func (m *memo) keyOf(f *facts, expired bool) ([]byte, bool) {
-	k := m.key[:0]
+// reset starts a key with flags; add appends a string. full reports whether
+// the key has gone over the bounds (then it is not remembered).
+func (k *memoKey) reset(flags byte) { k.flags, k.n, k.size = flags, 0, 1 }
+
+func (k *memoKey) add(s string) {
+	if k.n < memoMaxFields {
+		k.f[k.n] = s
+	}
+	k.n++
+	k.size += lenSize(len(s)) + len(s)
+}
+
+func (k *memoKey) full() bool { return k.n > memoMaxFields || k.size > memoMaxKey }
+
+// encode appends the key's encoding: the flags, then each string after its
+// length as a varint.
+func (k *memoKey) encode(b []byte) []byte {
+	b = append(b, k.flags)
+	for _, f := range k.f[:k.n] {
+		b = appendLen(b, len(f))
+		b = append(b, f...)
+	}
+	return b
+}
+
+// equal reports whether enc is k's encoding, reading it in place, a word
+// at a time and without calls (each costs as much as comparing a dozen
+// words in Wasm).
+func (k *memoKey) equal(enc []byte) bool {
+	if len(enc) != k.size || enc[0] != k.flags {
+		return false
+	}
+	e := bytesView(enc)
+	i := 1
+	for _, f := range k.f[:k.n] {
+		// The length prefix: one byte below 128, two below 16 384 (more
+		// would exceed memoMaxKey).
+		n := len(f)
+		if n < 0x80 {
+			if int(e[i]) != n {
+				return false
+			}
+			i++
+		} else {
+			if int(e[i]) != n&0x7f|0x80 || int(e[i+1]) != n>>7 {
+				return false
+			}
+			i += 2
+		}
+		j := 0
+		for ; j+8 <= n; j += 8 {
+			if word.Load(e, i+j) != word.Load(f, j) {
+				return false
+			}
+		}
+		if j < n && n >= 8 {
+			// The last word, overlapping the one before.
+			if word.Load(e, i+n-8) != word.Load(f, n-8) {
+				return false
+			}
+		} else {
+			for ; j < n; j++ {
+				if e[i+j] != f[j] {
+					return false
+				}
+			}
+		}
+		i += n
+	}
+	return i == len(e)
+}
+
+// keyOf sets m.key to the input's content: every member of the input
+// document (docs/policy-contract.md) that the request sets. It reports
+// false when the key would exceed the bounds.
+func (m *memo) keyOf(f *facts, expired bool) (*memoKey, bool) {
 	flags := byte(0)
 	if expired {
 		flags |= 1
@@ -88,77 +183,76 @@ func (m *memo) keyOf(f *facts, expired bool) ([]byte, bool) {
 	if f.hasInvite {
 		flags |= 4
 	}
-	k = append(k, flags)
-	k = appendStr(k, f.method)
-	k = appendStr(k, f.path)
-	k = appendStr(k, f.hostPort)
-	k = appendStr(k, f.route.Name)
-	k = appendStr(k, f.route.MediaServer)
-	k = appendStr(k, f.clientID)
+	k := &m.key
+	k.reset(flags)
+	k.add(f.method)
+	k.add(f.path)
+	k.add(f.hostPort)
+	k.add(f.route.Name)
+	k.add(f.route.MediaServer)
+	k.add(f.clientID)
 	if f.hasXM {
-		k = appendStr(k, f.xm.Origin)
-		k = appendStr(k, f.xm.Destination)
+		k.add(f.origin)
+		k.add(f.destination)
 	}
 	if f.hasInvite {
-		k = appendStr(k, f.inviter)
-		k = appendStr(k, f.invitee)
+		k.add(f.inviter)
+		k.add(f.invitee)
 	}
-	k = appendLen(k, len(f.invitees))
+	// The invitees come last: the encoding is unambiguous without their
+	// count, since every string carries its length and the flags fix how
+	// many strings come before them.
 	for _, inv := range f.invitees {
-		k = appendStr(k, inv)
+		k.add(inv)
 	}
-	if len(k) > memoMaxKey {
-		// k has left m.key's buffer (its capacity is memoMaxKey), which
-		// stays as it was: one long request does not grow it for good.
-		return nil, false
-	}
-	m.key = k
-	return k, true
+	return k, !k.full()
 }
 
 // Header keys. The facts are a function of the header values alone
-// (facts.fromValues), and of the Authorization values only when one of them
-// names the X-Matrix scheme; so for a request without X-Matrix the decision
-// of a request with the same header values is its decision, and the filter
-// can answer it without reading the facts. Only GET and HEAD requests get
-// a header key: they repeat (sync, versions, profiles, push rules, media)
-// and have no body, while the others' paths carry transaction ids, so a key
-// would only cost them a lookup that never finds anything. The first byte
-// keeps header keys apart from facts keys (whose flags stay below rawFlag).
+// (facts.fromValues), the Authorization values counting only through the
+// X-Matrix authorization they hold (headerValues.collect); so a request with
+// the same header values and the same X-Matrix origin and destination as an
+// earlier one has the earlier one's decision, and the filter can answer it
+// without reading the facts. GET and HEAD requests get a header key: they
+// repeat (sync, versions, profiles, push rules, media) and have no body. So
+// do requests with X-Matrix: a server's requests (queries, keys, media,
+// transactions) are all signed, and the key leaves out the signature, which
+// differs per request. Other methods' paths carry transaction ids, and their
+// routes may need the body, so a header key would only cost them a lookup
+// that never finds anything. The first byte keeps header keys apart from
+// facts keys (whose flags stay below rawFlag).
 const rawFlag = 0x80
 
-// rawKeyOf writes the header key of r into m.raw; false when it would
-// exceed memoMaxKey, for other methods, or when an Authorization value is
-// X-Matrix.
-func (m *memo) rawKeyOf(r *headerValues, expired bool) ([]byte, bool) {
-	if r.xmatrix || (r.method != "GET" && r.method != "HEAD") {
+// rawKeyOf sets m.raw to the header key of r; false when it would exceed
+// the bounds or the request gets none (see above).
+func (m *memo) rawKeyOf(r *headerValues, expired bool) (*memoKey, bool) {
+	if !r.hasXM && r.method != "GET" && r.method != "HEAD" {
 		return nil, false
 	}
 	flags := byte(rawFlag)
 	if expired {
 		flags |= 1
 	}
-	k := append(m.raw[:0], flags)
-	k = appendStr(k, r.method)
-	k = appendStr(k, r.path)
-	k = appendStr(k, r.hostPort)
-	k = appendStr(k, r.ua)
-	k = appendStr(k, r.timUA)
-	k = appendStr(k, r.tiUA)
-	if len(k) > memoMaxKey {
-		return nil, false
+	if r.hasXM {
+		flags |= 2
 	}
-	m.raw = k
-	return k, true
+	k := &m.raw
+	k.reset(flags)
+	k.add(r.method)
+	k.add(r.path)
+	k.add(r.hostPort)
+	k.add(r.ua)
+	k.add(r.timUA)
+	k.add(r.tiUA)
+	if r.hasXM {
+		k.add(r.origin)
+		k.add(r.destination)
+	}
+	return k, !k.full()
 }
 
-// rawKey is the header key rawKeyOf wrote last.
-func (m *memo) rawKey() []byte { return m.raw }
-
-func appendStr(k []byte, s string) []byte {
-	k = appendLen(k, len(s))
-	return append(k, s...)
-}
+// rawKey is the header key rawKeyOf set last.
+func (m *memo) rawKey() *memoKey { return &m.raw }
 
 // appendLen writes n as a varint.
 func appendLen(k []byte, n int) []byte {
@@ -168,3 +262,17 @@ func appendLen(k []byte, n int) []byte {
 	}
 	return append(k, byte(n))
 }
+
+// lenSize is the length of n's varint.
+func lenSize(n int) int {
+	w := 1
+	for n >= 0x80 {
+		n >>= 7
+		w++
+	}
+	return w
+}
+
+// bytesView is b as a string without a copy, for a comparison during which
+// b does not change.
+func bytesView(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }

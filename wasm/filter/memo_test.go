@@ -21,9 +21,9 @@ func TestMemoKeyDistinct(t *testing.T) {
 		"media server":         func(f *facts) bool { f.route.MediaServer = "m.de"; return false },
 		"client id":            func(f *facts) bool { f.clientID = "d"; return false },
 		"no client id":         func(f *facts) bool { f.clientID = ""; return false },
-		"x-matrix":             func(f *facts) bool { f.hasXM, f.xm.Origin = true, "o.de"; return false },
-		"x-matrix destination": func(f *facts) bool { f.hasXM, f.xm.Origin, f.xm.Destination = true, "o.de", "a.de"; return false },
-		"x-matrix shifted":     func(f *facts) bool { f.hasXM, f.xm.Origin, f.xm.Destination = true, "o.dea.de", ""; return false },
+		"x-matrix":             func(f *facts) bool { f.hasXM, f.origin = true, "o.de"; return false },
+		"x-matrix destination": func(f *facts) bool { f.hasXM, f.origin, f.destination = true, "o.de", "a.de"; return false },
+		"x-matrix shifted":     func(f *facts) bool { f.hasXM, f.origin, f.destination = true, "o.dea.de", ""; return false },
 		"invite":               func(f *facts) bool { f.hasInvite, f.inviter, f.invitee = true, "@a:b.de", "@c:d.de"; return false },
 		"invite swapped":       func(f *facts) bool { f.hasInvite, f.inviter, f.invitee = true, "@c:d.de", "@a:b.de"; return false },
 		"one invitee":          func(f *facts) bool { f.invitees = []string{"@a:b.de"}; return false },
@@ -41,10 +41,21 @@ func TestMemoKeyDistinct(t *testing.T) {
 		if !ok {
 			t.Fatalf("%s: no key", name)
 		}
-		if other, dup := seen[string(k)]; dup {
+		enc := string(k.encode(nil))
+		if other, dup := seen[enc]; dup {
 			t.Errorf("%s and %s share a key", name, other)
 		}
-		seen[string(k)] = name
+		seen[enc] = name
+	}
+	// A key equals exactly its own encoding, read in place.
+	for name, change := range variants {
+		f := base
+		k, _ := m.keyOf(&f, change(&f))
+		for enc, other := range seen {
+			if got := k.equal([]byte(enc)); got != (other == name) {
+				t.Errorf("key %s equal to the encoding of %s: %v", name, other, got)
+			}
+		}
 	}
 }
 
@@ -92,10 +103,30 @@ func TestMemo(t *testing.T) {
 	if _, ok := m.keyOf(&long, false); ok {
 		t.Error("a key over memoMaxKey was accepted")
 	}
-	if cap(m.key) != memoMaxKey {
-		t.Errorf("scratch grew to %d after a long key", cap(m.key))
+	// Strings of 128 bytes and more have two-byte length prefixes.
+	mid := f
+	mid.path = "/" + strings.Repeat("b", 300)
+	k, _ = m.keyOf(&mid, false)
+	if _, h, ok := m.lookup(k); ok {
+		t.Error("hit for a new long path")
+	} else {
+		m.store(k, h, deny)
 	}
-	if k, ok := m.keyOf(&f, false); !ok || len(k) == 0 {
+	if k, _ = m.keyOf(&mid, false); func() bool { d, _, ok := m.lookup(k); return !ok || d.allow }() {
+		t.Error("a long path was not remembered")
+	}
+	mid.path = "/" + strings.Repeat("b", 299) + "c"
+	if k, _ = m.keyOf(&mid, false); func() bool { _, _, ok := m.lookup(k); return ok }() {
+		t.Error("a long path answered for another of the same length")
+	}
+	many := f
+	for i := 0; i < memoMaxFields; i++ {
+		many.invitees = append(many.invitees, "@a:b.de")
+	}
+	if _, ok := m.keyOf(&many, false); ok {
+		t.Error("a key of more than memoMaxFields strings was accepted")
+	}
+	if k, ok := m.keyOf(&f, false); !ok || k.n == 0 {
 		t.Error("no key after a long one")
 	}
 }
@@ -127,21 +158,32 @@ func TestMemoBounded(t *testing.T) {
 	}
 }
 
-// TestMemoHeaderKey: header values that differ give different header keys,
-// Authorization values do not count unless one is X-Matrix (then there is
-// no header key), and no header key equals a facts key.
+// TestMemoHeaderKey: header values that differ give different header keys;
+// Authorization values count only through the X-Matrix origin and
+// destination (never the signature or a Bearer token); and no header key
+// equals a facts key.
 func TestMemoHeaderKey(t *testing.T) {
 	base := headerValues{method: "GET", path: "/_matrix/client/v3/sync", hostPort: "a.de", ua: "X/1,c"}
+	withXM := func(r *headerValues, origin, destination string) {
+		r.xmatrix, r.hasXM = true, true
+		r.origin, r.destination = origin, destination
+	}
 	variants := map[string]func(r *headerValues) bool{
-		"base":       func(r *headerValues) bool { return false },
-		"method":     func(r *headerValues) bool { r.method = "HEAD"; return false },
-		"path":       func(r *headerValues) bool { r.path += "/x"; return false },
-		"host":       func(r *headerValues) bool { r.hostPort = "a.de:443"; return false },
-		"ua":         func(r *headerValues) bool { r.ua = "X/1,d"; return false },
-		"x-tim-ua":   func(r *headerValues) bool { r.timUA = "c"; return false },
-		"ti-ua":      func(r *headerValues) bool { r.tiUA = "c"; return false },
-		"ua shifted": func(r *headerValues) bool { r.ua, r.timUA = "X/1,", "c"; return false },
-		"expired":    func(r *headerValues) bool { return true },
+		"base":              func(r *headerValues) bool { return false },
+		"method":            func(r *headerValues) bool { r.method = "HEAD"; return false },
+		"path":              func(r *headerValues) bool { r.path += "/x"; return false },
+		"host":              func(r *headerValues) bool { r.hostPort = "a.de:443"; return false },
+		"ua":                func(r *headerValues) bool { r.ua = "X/1,d"; return false },
+		"x-tim-ua":          func(r *headerValues) bool { r.timUA = "c"; return false },
+		"ti-ua":             func(r *headerValues) bool { r.tiUA = "c"; return false },
+		"ua shifted":        func(r *headerValues) bool { r.ua, r.timUA = "X/1,", "c"; return false },
+		"expired":           func(r *headerValues) bool { return true },
+		"x-matrix":          func(r *headerValues) bool { withXM(r, "b.de", "a.de"); return false },
+		"x-matrix origin":   func(r *headerValues) bool { withXM(r, "c.de", "a.de"); return false },
+		"x-matrix dest.":    func(r *headerValues) bool { withXM(r, "b.de", "d.de"); return false },
+		"x-matrix no dest.": func(r *headerValues) bool { withXM(r, "b.de", ""); return false },
+		"x-matrix shifted":  func(r *headerValues) bool { withXM(r, "b.dea.de", ""); return false },
+		"x-matrix PUT":      func(r *headerValues) bool { r.method = "PUT"; withXM(r, "b.de", "a.de"); return false },
 	}
 	m := newMemo()
 	seen := map[string]string{}
@@ -152,31 +194,34 @@ func TestMemoHeaderKey(t *testing.T) {
 		if !ok {
 			t.Fatalf("%s: no key", name)
 		}
-		if k[0]&rawFlag == 0 {
+		if k.flags&rawFlag == 0 {
 			t.Errorf("%s: header key without rawFlag", name)
 		}
-		if other, dup := seen[string(k)]; dup {
+		enc := string(k.encode(nil))
+		if other, dup := seen[enc]; dup {
 			t.Errorf("%s and %s share a key", name, other)
 		}
-		seen[string(k)] = name
+		seen[enc] = name
 	}
-	// The Authorization values are not part of headerValues: a Bearer token
-	// never reaches a header key.
+	// Unreadable X-Matrix values give no facts: the request's facts, and
+	// so its key, are those of the same request without them.
 	r := base
 	r.xmatrix = true
-	if _, ok := m.rawKeyOf(&r, false); ok {
-		t.Error("a header key for a request with X-Matrix")
+	k1, _ := m.rawKeyOf(&r, false)
+	enc := k1.encode(nil)
+	if k2, _ := m.rawKeyOf(&base, false); !k2.equal(enc) {
+		t.Error("unreadable X-Matrix values changed the header key")
 	}
-	r.xmatrix = false
+	r = base
 	for _, method := range []string{"PUT", "POST", "get"} {
 		r.method = method
 		if _, ok := m.rawKeyOf(&r, false); ok {
-			t.Errorf("a header key for %s", method)
+			t.Errorf("a header key for %s without X-Matrix", method)
 		}
 	}
 	var f facts
 	f.fromHeaders([][2]string{{":method", "GET"}, {":path", "/"}})
-	if k, _ := m.keyOf(&f, true); k[0]&rawFlag != 0 {
+	if k, _ := m.keyOf(&f, true); k.flags&rawFlag != 0 {
 		t.Error("a facts key with rawFlag")
 	}
 }

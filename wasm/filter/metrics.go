@@ -135,8 +135,8 @@ func (p *plugin) logDenial(s *stream, check, status int, reason string) string {
 	}
 	field("client", s.f.clientID)
 	if s.f.hasXM {
-		field("origin", s.f.xm.Origin)
-		field("destination", s.f.xm.Destination)
+		field("origin", s.f.origin)
+		field("destination", s.f.destination)
 	}
 	field("host", s.f.host)
 	field("inviter", s.f.inviter)

@@ -10,6 +10,7 @@ import (
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/types"
 
+	"github.com/timfd/fachdienst/wasm/internal/word"
 	"github.com/timfd/fachdienst/wasm/matrix"
 	"github.com/timfd/fachdienst/wasm/planvm"
 )
@@ -50,11 +51,12 @@ type facts struct {
 	method, path, host, hostPort string
 	route                        matrix.Route
 	clientID                     string
-	xm                           matrix.XMatrix
-	hasXM                        bool
-	invitees                     []string
-	inviter, invitee             string
-	hasInvite                    bool
+	// origin and destination of the X-Matrix authorization (hasXM).
+	origin, destination string
+	hasXM               bool
+	invitees            []string
+	inviter, invitee    string
+	hasInvite           bool
 }
 
 // decision is the policy's answer.
@@ -88,16 +90,15 @@ func (s *stream) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
 		p.hdrs = hs
 	}
 	var hv headerValues
-	var buf [2]string
-	authz := hv.collect(hs, buf[:0])
-	// A request whose headers equal an earlier one's gets its decision
+	hv.collect(hs)
+	// A request whose header values equal an earlier one's gets its decision
 	// without its facts being read (memo.rawKeyOf says which qualify).
-	if !hv.xmatrix && p.ready() {
+	if p.ready() {
 		expired := p.expired(p.clock)
 		if key, ok := p.memo.rawKeyOf(&hv, expired); ok {
 			d, h, hit := p.memo.lookup(key)
 			if hit {
-				if !d.allow && !s.f.fromValues(&hv, authz) { // a denial logs the facts
+				if !d.allow && !s.f.fromValues(&hv) { // a denial logs the facts
 					return s.rejectPath()
 				}
 				return s.apply(d, false, expired)
@@ -105,7 +106,7 @@ func (s *stream) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
 			s.rawKeyed, s.rawHash = true, h
 		}
 	}
-	if !s.f.fromValues(&hv, authz) {
+	if !s.f.fromValues(&hv) {
 		return s.rejectPath()
 	}
 	if !p.ready() {
@@ -188,7 +189,7 @@ func (s *stream) decide(refetched bool) types.Action {
 	// Remembered under the header key (looked up and missed just now), else
 	// under the facts key. A second evaluation after a list fetch is not
 	// remembered: the header key's buffer holds another request's by then.
-	var key []byte
+	var key *memoKey
 	var h uint64
 	remember := false
 	switch {
@@ -477,50 +478,72 @@ func itoa(n int) string {
 	return string(b[i:])
 }
 
-// headerValues are the request header values the facts come from.
+// headerValues are the request header values the facts come from, and the
+// X-Matrix authorization read from the Authorization values (the only facts
+// those give: a Bearer token never leaves collect).
 type headerValues struct {
 	method, path, hostPort, ua, timUA, tiUA string
-	// xmatrix is set when an Authorization value names the X-Matrix scheme:
-	// without one, the Authorization values contribute nothing to the facts.
-	xmatrix bool
+	// xmatrix is set when an Authorization value names the X-Matrix scheme;
+	// origin and destination are what they say when they parse (hasXM).
+	xmatrix             bool
+	hasXM               bool
+	origin, destination string
 }
 
-// collect reads the header values and returns the Authorization values
-// appended to authz (kept apart from r: a slice in r pointing to the
-// caller's array would move both to the heap); the path loses its query.
-func (r *headerValues) collect(hs [][2]string, authz []string) []string {
-	for _, h := range hs {
-		switch h[0] {
-		case ":method":
-			r.method = h[1]
-		case ":path":
-			r.path = h[1]
-		case ":authority", "host":
-			if r.hostPort == "" {
-				r.hostPort = h[1]
+// collect reads the header values; the path loses its query.
+func (r *headerValues) collect(hs [][2]string) {
+	var buf [2]string
+	authz := buf[:0]
+	// By index: a range loop would copy each pair, 32 bytes and so a
+	// bulk-memory call in Wasm.
+	for i := range hs {
+		// By length first, then a word comparison: a switch on the names
+		// calls the runtime's byte-by-byte comparison for all names longer
+		// than six bytes, several times per header in Wasm.
+		k, v := hs[i][0], hs[i][1]
+		switch len(k) {
+		case len(":path"):
+			if k == ":path" {
+				r.path = v
 			}
-		case "authorization":
-			authz = append(authz, h[1])
-			if matrix.HasXMatrixScheme(h[1]) {
-				r.xmatrix = true
+		case len(":method"):
+			if word.Short(k, ":method") {
+				r.method = v
 			}
-		case "user-agent":
-			r.ua = h[1]
-		case "x-tim-user-agent":
-			r.timUA = h[1]
-		case "ti-user-agent":
-			r.tiUA = h[1]
+		case len(":authority"), len("host"):
+			if (word.Short(k, ":authority") || k == "host") && r.hostPort == "" {
+				r.hostPort = v
+			} else if word.Short(k, "user-agent") {
+				r.ua = v
+			}
+		case len("authorization"):
+			if word.Short(k, "authorization") {
+				authz = append(authz, v)
+				if matrix.HasXMatrixScheme(v) {
+					r.xmatrix = true
+				}
+			} else if word.Short(k, "ti-user-agent") {
+				r.tiUA = v
+			}
+		case len("x-tim-user-agent"):
+			if word.Short(k, "x-tim-user-agent") {
+				r.timUA = v
+			}
 		}
 	}
 	if i := strings.IndexByte(r.path, '?'); i >= 0 {
 		r.path = r.path[:i]
 	}
-	return authz
+	if r.xmatrix {
+		var err error
+		r.origin, r.destination, err = matrix.XMatrixOrigin(authz)
+		r.hasXM = err == nil
+	}
 }
 
 // fromValues derives the facts from the header values: a function of them
 // alone (the decision memo relies on it, see memo.rawKeyOf).
-func (f *facts) fromValues(r *headerValues, authz []string) bool {
+func (f *facts) fromValues(r *headerValues) bool {
 	f.method = strings.ToUpper(r.method)
 	f.hostPort = strings.ToLower(r.hostPort)
 	f.host = stripPort(f.hostPort)
@@ -536,10 +559,6 @@ func (f *facts) fromValues(r *headerValues, authz []string) bool {
 	if id, ok := matrix.ClientID(r.ua, r.timUA, r.tiUA); ok {
 		f.clientID = id
 	}
-	if r.xmatrix {
-		if xm, err := matrix.ParseXMatrix(authz); err == nil {
-			f.xm, f.hasXM = xm, true
-		}
-	}
+	f.origin, f.destination, f.hasXM = r.origin, r.destination, r.hasXM
 	return true
 }

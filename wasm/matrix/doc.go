@@ -12,6 +12,7 @@
 //
 //	Classify(method, path string) Route // Route.StateKey: membership sent via the state endpoint
 //	ParseXMatrix(authorizationValues []string) (XMatrix, error)
+//	XMatrixOrigin(authorizationValues []string) (origin, destination string, err error)
 //	ParseServerName(s string) (host string, port int, err error)
 //	ParseUserID(s string) (localpart, server string, err error)
 //	ClientID(userAgent, timUserAgent, tiUserAgent string) (id string, ok bool)

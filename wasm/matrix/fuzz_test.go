@@ -61,6 +61,9 @@ func FuzzParseXMatrix(f *testing.F) {
 	f.Add(`X-Matrix origin="d500.example.de",key="ed25519:a",sig="c2lnbmF0dXJl",destination="home.example.de:8448"`, `X-Matrix origin="d500.example.de",key="ed25519:b",sig="cw"`)
 	f.Fuzz(func(t *testing.T, a, b string) {
 		x, err := ParseXMatrix([]string{a, b})
+		if o, d, err2 := XMatrixOrigin([]string{a, b}); o != x.Origin || d != x.Destination || err2 != err {
+			t.Fatalf("XMatrixOrigin = %q %q %v, ParseXMatrix = %+v %v", o, d, err2, x, err)
+		}
 		// HasXMatrixScheme tells exactly whether a value is read at all.
 		if err == nil && !HasXMatrixScheme(a) && !HasXMatrixScheme(b) {
 			t.Fatalf("parsed %+v from values without the X-Matrix scheme", x)
