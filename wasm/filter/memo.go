@@ -123,8 +123,7 @@ func (k *memoKey) encode(b []byte) []byte {
 }
 
 // equal reports whether enc is k's encoding, reading it in place, a word
-// at a time and without calls (each costs as much as comparing a dozen
-// words in Wasm).
+// at a time.
 func (k *memoKey) equal(enc []byte) bool {
 	if len(enc) != k.size || enc[0] != k.flags {
 		return false
@@ -146,40 +145,31 @@ func (k *memoKey) equal(enc []byte) bool {
 			}
 			i += 2
 		}
-		j := 0
-		for ; j+8 <= n; j += 8 {
-			if word.Load(e, i+j) != word.Load(f, j) {
-				return false
-			}
-		}
-		if j < n && n >= 8 {
-			// The last word, overlapping the one before.
-			if word.Load(e, i+n-8) != word.Load(f, n-8) {
-				return false
-			}
-		} else {
-			for ; j < n; j++ {
-				if e[i+j] != f[j] {
-					return false
-				}
-			}
+		if !word.Equal(e[i:i+n], f) {
+			return false
 		}
 		i += n
 	}
 	return i == len(e)
 }
 
-// keyOf sets m.key to the input's content: every member of the input
-// document (docs/policy-contract.md) that the request sets. It reports
-// false when the key would exceed the bounds.
-func (m *memo) keyOf(f *facts, expired bool) (*memoKey, bool) {
+// keyFlags are the flag bits both kinds of key share.
+func keyFlags(expired, hasXM bool) byte {
 	flags := byte(0)
 	if expired {
 		flags |= 1
 	}
-	if f.hasXM {
+	if hasXM {
 		flags |= 2
 	}
+	return flags
+}
+
+// keyOf sets m.key to the input's content: every member of the input
+// document (docs/policy-contract.md) that the request sets. It reports
+// false when the key would exceed the bounds.
+func (m *memo) keyOf(f *facts, expired bool) (*memoKey, bool) {
+	flags := keyFlags(expired, f.hasXM)
 	if f.hasInvite {
 		flags |= 4
 	}
@@ -229,13 +219,7 @@ func (m *memo) rawKeyOf(r *headerValues, expired bool) (*memoKey, bool) {
 	if !r.hasXM && r.method != "GET" && r.method != "HEAD" {
 		return nil, false
 	}
-	flags := byte(rawFlag)
-	if expired {
-		flags |= 1
-	}
-	if r.hasXM {
-		flags |= 2
-	}
+	flags := rawFlag | keyFlags(expired, r.hasXM)
 	k := &m.raw
 	k.reset(flags)
 	k.add(r.method)
