@@ -8,6 +8,7 @@
 package proxyhost
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -294,9 +295,13 @@ func (rt *Runtime) NewVM(ctx context.Context) (*VM, error) {
 	vm.fnLog = fn("proxy_on_log")
 	vm.fnDelete = fn("proxy_on_delete")
 	vm.fnCallResponse = fn("proxy_on_http_call_response")
-	vm.fnMalloc = fn("proxy_on_memory_allocate")
+	// As Envoy (proxy-wasm-cpp-host): malloc when the module exports it,
+	// else proxy_on_memory_allocate.
+	if vm.fnMalloc = fn("malloc"); vm.fnMalloc == nil {
+		vm.fnMalloc = fn("proxy_on_memory_allocate")
+	}
 	for name, f := range map[string]api.Function{"proxy_on_context_create": vm.fnContextCreate, "proxy_on_vm_start": vm.fnVMStart,
-		"proxy_on_configure": vm.fnConfigure, "proxy_on_request_headers": vm.fnReqHeaders, "proxy_on_memory_allocate": vm.fnMalloc} {
+		"proxy_on_configure": vm.fnConfigure, "proxy_on_request_headers": vm.fnReqHeaders, "malloc or proxy_on_memory_allocate": vm.fnMalloc} {
 		if f == nil {
 			mod.Close(ctx)
 			return nil, fmt.Errorf("module does not export %s", name)
@@ -467,6 +472,13 @@ func (vm *VM) ClearLogs() {
 
 // MemorySize is the guest's linear memory size in bytes.
 func (vm *VM) MemorySize() uint32 { return vm.mod.Memory().Size() }
+
+// MemoryContains reports whether the guest's linear memory holds b
+// anywhere, for tests of what a module keeps of a request.
+func (vm *VM) MemoryContains(b []byte) bool {
+	m, _ := vm.mod.Memory().Read(0, vm.mod.Memory().Size())
+	return bytes.Contains(m, b)
+}
 
 func b2u(b bool) uint64 {
 	if b {

@@ -15,10 +15,12 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -61,6 +63,9 @@ type report struct {
 	PassthroughBytes int                `json:"passthrough_module_bytes"`
 	MemAfter10k      uint32             `json:"guest_memory_after_10k"`
 	MemAfter1M       uint32             `json:"guest_memory_after_1m"`
+	// MemCurve is the guest memory at checkpoints on the way (requests →
+	// bytes): flat means it stops growing, not only that the end is small.
+	MemCurve map[int]uint32 `json:"guest_memory_by_requests"`
 	// MemList100k is the guest memory of a VM with a list of 100 000
 	// domains installed, after 10 000 requests.
 	MemList100k  uint32 `json:"guest_memory_list_100k"`
@@ -122,7 +127,7 @@ func run(out string, heapN int, filterOnly bool) error {
 	}
 	fw, _ := os.ReadFile(fpath)
 	pw, _ := os.ReadFile(ppath)
-	rep := report{Host: "proxyhost (wazero " + "v1.12" + ")", FilterBytes: len(fw), PassthroughBytes: len(pw), Ratio100kTo1k: map[string]float64{}, HeapRequests: heapN}
+	rep := report{Host: "proxyhost (wazero " + "v1.12" + ")", FilterBytes: len(fw), PassthroughBytes: len(pw), Ratio100kTo1k: map[string]float64{}, HeapRequests: heapN, MemCurve: map[int]uint32{}}
 
 	res, err := plancompile.Compile(ctx, policies.FS, policies.ProxyDecision)
 	if err != nil {
@@ -146,24 +151,16 @@ func run(out string, heapN int, filterOnly bool) error {
 	}
 	allowDoc, _ := json.Marshal(map[string]any{"revision": "allow", "plan": json.RawMessage(allowRes.Plan), "data": data})
 
-	pass := map[string]float64{}
-	for _, sc := range scenarios {
-		ns, err := measure(ctx, pw, nil, sc)
-		if err != nil {
-			return err
-		}
-		pass[sc.name] = ns
-	}
 	listJWS, err := pki.Sign(fedlisttest.Payload(1, []fedlisttest.Domain{{Domain: "d500.example.de"}}))
 	if err != nil {
 		return err
 	}
 	for _, sc := range scenarios {
-		ns, err := measure(ctx, fw, &filterSetup{pki: pki, jws: listJWS, policy: allowDoc}, sc)
+		ns, passNs, err := measurePair(ctx, fw, pw, &filterSetup{pki: pki, jws: listJWS, policy: allowDoc}, sc)
 		if err != nil {
 			return fmt.Errorf("%s (allow plan): %w", sc.name, err)
 		}
-		r := isolated{Scenario: sc.name, AllowPlanNs: ns, PassthroughNs: pass[sc.name], OverheadNs: ns - pass[sc.name]}
+		r := isolated{Scenario: sc.name, AllowPlanNs: ns, PassthroughNs: passNs, OverheadNs: ns - passNs}
 		rep.FilterOnly = append(rep.FilterOnly, r)
 		fmt.Printf("%-24s allow plan: filter %8.0f ns/req, pass-through %6.0f ns/req, filter overhead %6.0f ns\n",
 			sc.name, r.AllowPlanNs, r.PassthroughNs, r.OverheadNs)
@@ -213,11 +210,11 @@ func run(out string, heapN int, filterOnly bool) error {
 		}
 		for _, sc := range scenarios {
 			setup := &filterSetup{pki: pki, jws: jws, policy: policyDoc}
-			ns, err := measure(ctx, fw, setup, sc)
+			ns, passNs, err := measurePair(ctx, fw, pw, setup, sc)
 			if err != nil {
 				return fmt.Errorf("%s/%d: %w", sc.name, n, err)
 			}
-			r := result{Scenario: sc.name, Domains: n, FilterNs: ns, PassthroughNs: pass[sc.name], OverheadNs: ns - pass[sc.name], TargetOverhead: sc.target}
+			r := result{Scenario: sc.name, Domains: n, FilterNs: ns, PassthroughNs: passNs, OverheadNs: ns - passNs, TargetOverhead: sc.target}
 			if v8err == nil {
 				r.V8FilterNs, r.V8PassthroughNs = v8[sc.name], v8pass[sc.name]
 				r.V8OverheadNs = r.V8FilterNs - r.V8PassthroughNs
@@ -230,7 +227,7 @@ func run(out string, heapN int, filterOnly bool) error {
 			}
 			byName[sc.name][n] = ns
 			fmt.Printf("%-24s %6d domains: filter %8.0f ns/req, pass-through %6.0f ns/req, overhead %8.0f ns (target ≤ %.0f)\n",
-				sc.name, n, ns, pass[sc.name], r.OverheadNs, sc.target)
+				sc.name, n, ns, passNs, r.OverheadNs, sc.target)
 		}
 	}
 	for name, m := range byName {
@@ -252,6 +249,9 @@ func run(out string, heapN int, filterOnly bool) error {
 		if i == 10_000-1 {
 			rep.MemAfter10k = vm.MemorySize()
 		}
+		if n := i + 1; n == 10_000 || n%max(heapN/8, 1) == 0 {
+			rep.MemCurve[n] = vm.MemorySize()
+		}
 		if i%100_000 == 0 {
 			vm.ClearLogs()
 		}
@@ -259,6 +259,11 @@ func run(out string, heapN int, filterOnly bool) error {
 	rep.MemAfter1M = vm.MemorySize()
 	rt.Close(ctx)
 	fmt.Printf("guest memory: %d KiB after 10k requests, %d KiB after %d requests\n", rep.MemAfter10k>>10, rep.MemAfter1M>>10, heapN)
+	fmt.Print("guest memory on the way:")
+	for _, n := range slices.Sorted(maps.Keys(rep.MemCurve)) {
+		fmt.Printf(" %dk: %d KiB", n/1000, rep.MemCurve[n]>>10)
+	}
+	fmt.Println()
 	fmt.Printf("module sizes: tim-filter %d bytes (target ≤ 6 MB), passthrough %d bytes\n", rep.FilterBytes, rep.PassthroughBytes)
 
 	return writeReport(out, rep)
@@ -433,34 +438,55 @@ func numbered(sc scenario, n int) ([][2]string, []byte) {
 	return hs, body
 }
 
-func measure(ctx context.Context, wasm []byte, setup *filterSetup, sc scenario) (float64, error) {
-	vm, rt, err := setup.start(ctx, wasm, sc.role)
+// measurePair measures the filter (set up by setup) and the pass-through on
+// one scenario in alternating rounds, each on its own VM, and keeps each
+// one's best round: the machine is shared, other load only ever adds to a
+// round, and alternating lets both figures of a pair see the same load (the
+// V8 figures are taken as best rounds too).
+func measurePair(ctx context.Context, filter, pass []byte, setup *filterSetup, sc scenario) (filterNs, passNs float64, err error) {
+	fvm, frt, err := setup.start(ctx, filter, sc.role)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	defer rt.Close(ctx)
+	defer frt.Close(ctx)
+	pvm, prt, err := (*filterSetup)(nil).start(ctx, pass, sc.role)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer prt.Close(ctx)
+	filterNs, passNs = math.Inf(1), math.Inf(1)
+	for round := 0; round < measureRounds; round++ {
+		p, err := benchRound(pvm, sc)
+		if err != nil {
+			return 0, 0, fmt.Errorf("pass-through: %w", err)
+		}
+		f, err := benchRound(fvm, sc)
+		if err != nil {
+			return 0, 0, err
+		}
+		filterNs, passNs = min(filterNs, f), min(passNs, p)
+	}
+	return filterNs, passNs, nil
+}
+
+// benchRound is ns per request over one testing.Benchmark run.
+func benchRound(vm *proxyhost.VM, sc scenario) (float64, error) {
 	if err := oneRequest(vm, sc); err != nil {
 		return 0, err
 	}
-	// The best of measureRounds rounds: the machine is shared, and other
-	// load only ever adds to a round (the V8 figures are taken the same way).
-	best := math.Inf(1)
-	for round := 0; round < measureRounds; round++ {
-		var runErr error
-		r := testing.Benchmark(func(b *testing.B) {
-			for i := 0; i < b.N; i++ {
-				if err := oneRequest(vm, sc); err != nil {
-					runErr = err
-					b.FailNow()
-				}
+	var runErr error
+	r := testing.Benchmark(func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			if err := oneRequest(vm, sc); err != nil {
+				runErr = err
+				b.FailNow()
 			}
-		})
-		if runErr != nil {
-			return 0, runErr
 		}
-		best = min(best, float64(r.T.Nanoseconds())/float64(r.N))
+	})
+	if runErr != nil {
+		return 0, runErr
 	}
-	return best, nil
+	return float64(r.T.Nanoseconds()) / float64(r.N), nil
 }
 
 const measureRounds = 3

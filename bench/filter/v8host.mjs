@@ -8,7 +8,7 @@ import { WASI } from 'node:wasi';
 const input = JSON.parse(readFileSync(process.argv[2], 'utf8'));
 const enc = new TextEncoder();
 const dec = new TextDecoder();
-let mem, exp;
+let mem, exp, alloc;
 // Views of the guest memory, made again only when it grew (a new buffer).
 let viewBuf = null, u8View, dvView;
 function views() {
@@ -20,7 +20,7 @@ const str = (p, n) => dec.decode(u8().subarray(p >>> 0, (p >>> 0) + (n >>> 0)));
 
 function give(bytes, pp, sp) {
   if (bytes.length === 0) { dv().setUint32(pp >>> 0, 0, true); dv().setUint32(sp >>> 0, 0, true); return; }
-  const a = exp.proxy_on_memory_allocate(bytes.length) >>> 0;
+  const a = alloc(bytes.length) >>> 0;
   u8().set(bytes, a);
   dv().setUint32(pp >>> 0, a, true);
   dv().setUint32(sp >>> 0, bytes.length, true);
@@ -172,6 +172,8 @@ async function start(wasmPath, config, answers) {
   const wasi = new WASI({ version: 'preview1', args: [], env: {}, returnOnExit: true });
   const { instance } = await WebAssembly.instantiate(readFileSync(wasmPath), { wasi_snapshot_preview1: wasi.wasiImport, env });
   exp = instance.exports;
+  // As Envoy: malloc when the module exports it.
+  alloc = exp.malloc || exp.proxy_on_memory_allocate;
   mem = exp.memory;
   wasi.initialize(instance);
   exp.proxy_on_context_create(1, 0);

@@ -3,10 +3,13 @@
 package filter_test
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"log"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -719,6 +722,69 @@ func TestEndedRequestsAnswer(t *testing.T) {
 		e.h.respond(own, 200, nil, []byte(`{"allow":false}`))
 		e.expect("second invite", e.h.outcome(second), 403, "M_FORBIDDEN", "")
 	})
+}
+
+// TestPausedRequestKeepsItsHeaders: a request paused for a list fetch is
+// decided on its own headers when the list arrives, however many requests
+// ended in between (their streams, and the buffers the module reads
+// headers into, are reused).
+func TestPausedRequestKeepsItsHeaders(t *testing.T) {
+	both(t, func(t *testing.T, e *env) {
+		e.start(config("federation", nil))
+		waiting := func(origin string) uint32 {
+			t.Helper()
+			id, o := e.do(fedReq("GET", "/_matrix/federation/v1/query/profile", origin), "")
+			if o.status != 0 || o.passed {
+				t.Fatalf("%s decided before the list fetch: %+v", origin, o)
+			}
+			return id
+		}
+		a, b := waiting("new.de"), waiting("other.new.de")
+		for i := range 20 {
+			id, o := e.do(fedReq("GET", "/_matrix/federation/v1/query/profile?n="+strconv.Itoa(i), "partner.de"), "")
+			e.expect("partner.de meanwhile", o, 0, "", "")
+			e.h.done(id)
+		}
+		e.answerList(200, signedList(t, pki, 2, "partner.de", "new.de"))
+		e.expect("new.de after the fetch", e.h.outcome(a), 0, "", "")
+		e.expect("other.new.de after the fetch", e.h.outcome(b), 403, "M_FORBIDDEN", unreachable)
+		var line string
+		for _, l := range e.h.logs(proxyhost.LogWarn) {
+			if strings.Contains(l, "decision id=") {
+				line = l
+			}
+		}
+		sum := sha256.Sum256([]byte("other.new.de"))
+		if want := "origin=" + hex.EncodeToString(sum[:6]); !strings.Contains(line, want) {
+			t.Errorf("decision log %q lacks %s", line, want)
+		}
+	})
+}
+
+// TestRequestWiped: once a request has ended, the module's memory holds
+// nothing of its headers (its bearer token in particular) or its body.
+func TestRequestWiped(t *testing.T) {
+	h := newWasmHost(t, newWasmRuntime(t, &clock{t: baseTime}))
+	e := &env{t: t, h: h, clk: &clock{t: baseTime}}
+	e.start(config("client", map[string]any{"max_body_bytes": 64 << 10}))
+	for i, extra := range []int{0, 100, 20_000} {
+		token, name := "syt_wiped_"+strconv.Itoa(i)+"_token", "room_wiped_"+strconv.Itoa(i)+"_name"
+		hs := clientReq("POST", "/_matrix/client/v3/createRoom", [2]string{"authorization", "Bearer " + token},
+			[2]string{"x-padding", strings.Repeat("p", extra)})
+		id, o := e.do(hs, `{"name":"`+name+`","topic":"`+strings.Repeat("t", extra)+`","invite":["@a:example.de"]}`)
+		e.expect("createRoom", o, 0, "", "")
+		for _, secret := range []string{token, name} {
+			if !h.vm.MemoryContains([]byte(secret)) {
+				t.Fatalf("request %d: %s not found in guest memory during the request: the test sees nothing", i, secret)
+			}
+		}
+		e.h.done(id)
+		for _, secret := range []string{token, name} {
+			if h.vm.MemoryContains([]byte(secret)) {
+				t.Errorf("request %d (%d bytes of padding): %s still in guest memory after the request ended", i, extra, secret)
+			}
+		}
+	}
 }
 
 func TestDecisionLogAndMetrics(t *testing.T) {

@@ -205,20 +205,38 @@ func (p *plugin) NewHttpContext(contextID uint32) types.HttpContext {
 	} else {
 		s = new(stream)
 	}
-	*s = stream{id: contextID, p: p}
+	*s = stream{id: contextID, p: p, headerBuf: s.headerBuf, bodyBuf: s.bodyBuf}
 	return s
 }
 
 // maxFree bounds the streams kept for reuse (a VM serves one request at a
-// time, plus those paused for a fetch or a callout).
-const maxFree = 16
+// time, plus those paused for a fetch or a callout); maxKeptBuf bounds
+// each buffer one keeps (typical requests carry well under 2 KiB of headers,
+// and the bodies the filter reads are smaller still).
+const (
+	maxFree    = 16
+	maxKeptBuf = 8 << 10
+)
 
-// release keeps an ended stream for reuse.
+// release keeps an ended stream for reuse. Its buffers are wiped: the
+// request's headers (bearer tokens among them) and body do not outlive it,
+// and a view of them kept past the request by mistake reads zeros, not
+// another request's.
 func (p *plugin) release(s *stream) {
 	s.state = stateEnded
+	s.headerBuf, s.bodyBuf = wipe(s.headerBuf), wipe(s.bodyBuf)
 	if len(p.free) < maxFree {
 		p.free = append(p.free, s)
 	}
+}
+
+// wipe zeroes b and returns it for reuse, or nil when it is over maxKeptBuf.
+func wipe(b []byte) []byte {
+	clear(b)
+	if cap(b) > maxKeptBuf {
+		return nil
+	}
+	return b
 }
 
 // waiter is a stream paused for a list fetch, with the id it paused under.

@@ -44,6 +44,11 @@ type stream struct {
 	// with hash rawHash; see OnHttpRequestHeaders.
 	rawKeyed bool
 	rawHash  uint64
+	// headerBuf and bodyBuf hold the request's header map and body as the
+	// host wrote them; the facts' strings are views of them. They stay with
+	// the stream object from request to request (see request_wasm.go) and
+	// are wiped when the request ends.
+	headerBuf, bodyBuf []byte
 }
 
 // facts are what Go learns from the request; see docs/policy-contract.md.
@@ -80,7 +85,7 @@ func (s *stream) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
 	if p.cfg == nil {
 		return types.ActionContinue
 	}
-	hs, err := requestHeaders(p.hdrs[:0])
+	hs, err := requestHeaders(p.hdrs[:0], &s.headerBuf)
 	if err != nil {
 		return s.reject(500, "M_UNKNOWN", "The request could not be read", "headers unreadable")
 	}
@@ -144,7 +149,7 @@ func (s *stream) OnHttpRequestBody(size int, endOfStream bool) types.Action {
 	}
 	var body []byte
 	if size > 0 {
-		b, err := proxywasm.GetHttpRequestBody(0, size)
+		b, err := requestBody(size, &s.bodyBuf)
 		if err != nil {
 			return s.reject(500, "M_UNKNOWN", "The request could not be read", "body unreadable: "+err.Error()+" size "+itoa(size))
 		}
