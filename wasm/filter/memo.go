@@ -2,7 +2,6 @@ package filter
 
 import (
 	"hash/maphash"
-	"strings"
 	"unsafe"
 
 	"github.com/timfd/fachdienst/wasm/internal/word"
@@ -95,9 +94,6 @@ func (m *memo) lookup(k *memoKey) (*decision, uint64, bool) {
 // store remembers d for k.
 func (m *memo) store(k *memoKey, h uint64, d decision) {
 	s := &m.slots[h&(memoSlots-1)]
-	// The policy may pass a string of the input through: it would be a
-	// view of the request's header buffer, which the stream reuses.
-	d.reason, d.ask = strings.Clone(d.reason), strings.Clone(d.ask)
 	s.used, s.hash, s.key, s.dec = true, h, k.encode(s.key[:0]), d
 }
 

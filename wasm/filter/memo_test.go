@@ -3,6 +3,7 @@ package filter
 import (
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/timfd/fachdienst/wasm/matrix"
 )
@@ -223,5 +224,26 @@ func TestMemoHeaderKey(t *testing.T) {
 	f.fromHeaders([][2]string{{":method", "GET"}, {":path", "/"}})
 	if k, _ := m.keyOf(&f, true); k.flags&rawFlag != 0 {
 		t.Error("a facts key with rawFlag")
+	}
+}
+
+// TestDetach: a decision's strings that are views of the stream's buffers
+// are copied before the memo keeps them (the buffers are wiped when the
+// request ends); the policy's own strings are kept as they are.
+func TestDetach(t *testing.T) {
+	s := &stream{headerBuf: []byte("x-matrix origin=a.example.de"), bodyBuf: []byte(`{"invite":["@b:b.de"]}`)}
+	own := "origin not in federation"
+	d := s.detach(decision{
+		reason: unsafe.String(&s.headerBuf[16], 12), // a.example.de
+		ask:    unsafe.String(&s.bodyBuf[12], 8),    // @b:b.de"
+	})
+	kept := s.detach(decision{reason: own})
+	clear(s.headerBuf)
+	clear(s.bodyBuf)
+	if d.reason != "a.example.de" || d.ask != `@b:b.de"` {
+		t.Errorf("detached strings changed with the buffers: %q, %q", d.reason, d.ask)
+	}
+	if unsafe.StringData(kept.reason) != unsafe.StringData(own) {
+		t.Error("a string of the policy's own was copied")
 	}
 }

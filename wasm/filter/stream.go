@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/types"
@@ -227,9 +228,35 @@ func (s *stream) decide(refetched bool) types.Action {
 		return s.failClosed(checkDefault, 500, "M_UNKNOWN", "The request could not be checked", "malformed decision")
 	}
 	if remember && !p.eval.DependsOnTime() {
-		p.memo.store(key, h, d)
+		p.memo.store(key, h, s.detach(d))
 	}
 	return s.apply(&d, refetched, expired)
+}
+
+// detach returns d with its strings copied where they are views of the
+// stream's buffers, for the memo, which outlives the request: a policy may
+// pass a string of the input through to reason or ask, and the buffers are
+// wiped and reused once the request ends. Strings of the policy's own, the
+// usual case, are kept as they are.
+func (s *stream) detach(d decision) decision {
+	d.reason, d.ask = s.own(d.reason), s.own(d.ask)
+	return d
+}
+
+func (s *stream) own(v string) string {
+	if within(v, s.headerBuf) || within(v, s.bodyBuf) {
+		return strings.Clone(v)
+	}
+	return v
+}
+
+// within reports whether v's bytes lie in b's storage.
+func within(v string, b []byte) bool {
+	if len(v) == 0 || cap(b) == 0 {
+		return false
+	}
+	p, lo := uintptr(unsafe.Pointer(unsafe.StringData(v))), uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	return p >= lo && p < lo+uintptr(cap(b))
 }
 
 // apply carries out a decision (d may be the memo's: it is read at once and
