@@ -38,7 +38,9 @@ var (
 // TI-Messenger), or, for a membership event sent to the state endpoint
 // (route.StateKey set), the state key when the body's "membership" is
 // "invite" (other memberships invite nobody). Other routes have none. Every
-// ID is checked with ParseUserID.
+// ID is checked with ParseUserID. An ID without escapes is a view of body
+// (no copy of a user ID outlives the caller's buffer): body must not change
+// while the IDs are in use.
 func Invitees(route Route, body []byte) ([]string, error) {
 	var found [2]span
 	switch route.Name {
@@ -83,7 +85,7 @@ func Invitees(route Route, body []byte) ([]string, error) {
 // FederationInvite returns sender (inviter) and state_key (invitee) of the
 // invite event of a server-server invite: the body itself for /v1/invite, the
 // "event" member for /v2/invite (route.Version tells which). Both must be
-// valid user IDs.
+// valid user IDs. As with Invitees, they may be views of body.
 func FederationInvite(route Route, body []byte) (inviter, invitee string, err error) {
 	var found [2]span
 	event := body
@@ -164,7 +166,8 @@ func isNull(raw []byte) bool {
 // unquote returns the text of validated string contents (without the
 // quotes), exactly as encoding/json decodes it: escapes resolved, a valid
 // surrogate pair joined, a lone surrogate and every byte of invalid UTF-8
-// replaced by U+FFFD.
+// replaced by U+FFFD. Contents without escapes or invalid UTF-8, every
+// user ID in practice, are returned as a view of s.
 func unquote(s []byte) string {
 	r := 0
 	// Eight bytes at a time while all are ASCII and none is a backslash.
@@ -190,7 +193,7 @@ func unquote(s []byte) string {
 		r += size
 	}
 	if r == len(s) {
-		return string(s)
+		return bytesString(s)
 	}
 	b := make([]byte, 0, len(s)+2*utf8.UTFMax)
 	b = append(b, s[:r]...)

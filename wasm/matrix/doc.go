@@ -16,7 +16,7 @@
 //	ParseServerName(s string) (host string, port int, err error)
 //	ParseUserID(s string) (localpart, server string, err error)
 //	ClientID(userAgent, timUserAgent, tiUserAgent string) (id string, ok bool)
-//	Invitees(route Route, body []byte) ([]string, error)
+//	Invitees(route Route, body []byte) ([]string, error) // IDs may be views of body
 //	FederationInvite(route Route, body []byte) (inviter, invitee string, err error)
 //
 // Errors: ErrNotJSON (body is not a JSON object: answer 400 M_NOT_JSON),

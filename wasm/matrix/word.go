@@ -25,8 +25,9 @@ func load8(s string, i int) uint64 {
 	return *(*uint64)(unsafe.Pointer(unsafe.StringData(s)))
 }
 
-// bytesString views b as a string without copying, for load8; the string
-// must not outlive a change of b (the scanners only read during a call).
+// bytesString views b as a string without copying; the string must not
+// outlive a change of b (the scanners read only during a call; unquote's
+// views are documented on Invitees).
 func bytesString(b []byte) string {
 	return unsafe.String(unsafe.SliceData(b), len(b))
 }
