@@ -8,22 +8,20 @@ import "github.com/timfd/fachdienst/wasm/planvm"
 // writes for the same struct (HTML-safe escapes included).
 
 // errorBody is a Matrix error body.
-func errorBody(errcode, msg string) []byte {
-	b := make([]byte, 0, len(`{"errcode":"","error":""}`)+len(errcode)+len(msg)+8)
-	b = append(b, `{"errcode":`...)
-	b = appendString(b, errcode)
-	b = append(b, `,"error":`...)
-	b = appendString(b, msg)
-	return append(b, '}')
-}
+func errorBody(errcode, msg string) []byte { return twoStrings("errcode", errcode, "error", msg) }
 
 // inviteRequestBody is the invite-permission request to the control plane.
 func inviteRequestBody(inviter, invitee string) []byte {
-	b := make([]byte, 0, len(`{"inviter":"","invitee":""}`)+len(inviter)+len(invitee)+8)
-	b = append(b, `{"inviter":`...)
-	b = appendString(b, inviter)
-	b = append(b, `,"invitee":`...)
-	b = appendString(b, invitee)
+	return twoStrings("inviter", inviter, "invitee", invitee)
+}
+
+// twoStrings is the object {k1: v1, k2: v2} of two string members.
+func twoStrings(k1, v1, k2, v2 string) []byte {
+	b := make([]byte, 0, len(`{"":"","":""}`)+len(k1)+len(v1)+len(k2)+len(v2)+8)
+	b = appendString(append(b, '{'), k1)
+	b = appendString(append(b, ':'), v1)
+	b = appendString(append(b, ','), k2)
+	b = appendString(append(b, ':'), v2)
 	return append(b, '}')
 }
 

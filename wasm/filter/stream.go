@@ -91,8 +91,9 @@ func (s *stream) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
 		return s.reject(500, "M_UNKNOWN", "The request could not be read", "headers unreadable")
 	}
 	if cap(hs) <= maxReusedHeaders {
-		// Kept for the next request; until then it pins this request's
-		// header buffer, at most Envoy's header size limit.
+		// Kept as storage for the next request; its views point into this
+		// stream's header buffer, wiped when the request ends, and are
+		// never read after it.
 		p.hdrs = hs
 	}
 	var hv headerValues
