@@ -39,6 +39,9 @@ type Config struct {
 	Federation Federation `yaml:"federation" json:"federation"`
 	Policy     Policy     `yaml:"policy" json:"policy"`
 	Log        Log        `yaml:"log" json:"log"`
+	RegToken   RegToken   `yaml:"regtoken" json:"regtoken"`
+	OrgCheck   OrgCheck   `yaml:"orgcheck" json:"orgcheck"`
+	UserBlock  UserBlock  `yaml:"user_block" json:"user_block"`
 }
 
 // Public is the listener for the contact management API, health and metrics.
@@ -130,6 +133,29 @@ type Log struct {
 	Level string `yaml:"level" json:"level"`
 }
 
+// RegToken configures the RegService OpenID token (I_requestToken), signed with the key of C.FD.SIG.
+// Without KeyFile no token is issued.
+type RegToken struct {
+	Alg      string        `yaml:"alg" json:"alg"`             // BP256R1 or ES256
+	KeyFile  string        `yaml:"key_file" json:"key_file"`   // PEM private key of C.FD.SIG
+	CertFile string        `yaml:"cert_file" json:"cert_file"` // PEM C.FD.SIG first, then CA certificates for x5c
+	Issuer   string        `yaml:"issuer" json:"issuer"`       // URL of the endpoint issuing the token (iss)
+	Audience string        `yaml:"audience" json:"audience"`   // owner-authenticate URL of the VZD-FHIR-Directory (aud)
+	Lifetime time.Duration `yaml:"lifetime" json:"lifetime"`   // at most 1h
+}
+
+// OrgCheck configures the check of registered organisations in the VZD (A_23092–A_23094).
+type OrgCheck struct {
+	Interval    time.Duration `yaml:"interval" json:"interval"`         // at most 24h
+	GracePeriod time.Duration `yaml:"grace_period" json:"grace_period"` // inactive this long: domains deleted
+}
+
+// UserBlock names the homeserver whose admin API blocks users (A_23613): synapse or dendrite. The admin
+// token is homeserver.admin_token.
+type UserBlock struct {
+	HomeserverKind string `yaml:"homeserver_kind" json:"homeserver_kind"`
+}
+
 // Default returns the configuration used for every field the file and environment leave unset.
 func Default() Config {
 	return Config{
@@ -143,6 +169,9 @@ func Default() Config {
 		Federation: Federation{RefreshInterval: time.Hour, MaxAge: 72 * time.Hour},
 		Policy:     Policy{},
 		Log:        Log{Level: "info"},
+		RegToken:   RegToken{Alg: "BP256R1", Lifetime: time.Hour},
+		OrgCheck:   OrgCheck{Interval: 24 * time.Hour, GracePeriod: 30 * 24 * time.Hour},
+		UserBlock:  UserBlock{HomeserverKind: "dendrite"},
 	}
 }
 
@@ -214,6 +243,7 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s must be positive", k))
 		}
 	}
+	errs = append(errs, c.validateRegistration()...)
 	switch strings.ToLower(c.Log.Level) {
 	case "debug", "info", "warn", "error":
 	default:
@@ -223,6 +253,36 @@ func (c Config) Validate() error {
 		return fmt.Errorf("config: %w", errors.Join(errs...))
 	}
 	return nil
+}
+
+// validateRegistration checks the registration service's token, organisation check and user blocking.
+func (c Config) validateRegistration() []error {
+	var errs []error
+	if c.RegToken.Alg != "BP256R1" && c.RegToken.Alg != "ES256" {
+		errs = append(errs, fmt.Errorf("regtoken.alg %q: want BP256R1 or ES256", c.RegToken.Alg))
+	}
+	if c.RegToken.Lifetime <= 0 || c.RegToken.Lifetime > time.Hour {
+		errs = append(errs, errors.New("regtoken.lifetime must be positive and at most 1h"))
+	}
+	if c.RegToken.KeyFile != "" {
+		for name, v := range map[string]string{"regtoken.cert_file": c.RegToken.CertFile, "regtoken.issuer": c.RegToken.Issuer, "regtoken.audience": c.RegToken.Audience} {
+			if v == "" {
+				errs = append(errs, fmt.Errorf("%s is required with regtoken.key_file", name))
+			}
+		}
+	}
+	if c.OrgCheck.Interval <= 0 || c.OrgCheck.Interval > 24*time.Hour {
+		errs = append(errs, errors.New("orgcheck.interval must be positive and at most 24h"))
+	}
+	if c.OrgCheck.GracePeriod <= 0 {
+		errs = append(errs, errors.New("orgcheck.grace_period must be positive"))
+	}
+	switch c.UserBlock.HomeserverKind {
+	case "synapse", "dendrite":
+	default:
+		errs = append(errs, fmt.Errorf("user_block.homeserver_kind %q: want synapse or dendrite", c.UserBlock.HomeserverKind))
+	}
+	return errs
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -98,6 +98,12 @@ func TestLoadErrors(t *testing.T) {
 		{"negative ttl", "", []string{"TIM_CONTROL_HOMESERVER_TOKEN_CACHE_TTL=-1s"}, "homeserver.token_cache_ttl must be positive"},
 		{"no storage", "", []string{"TIM_CONTROL_STORAGE_SQLITE_PATH="}, "storage"},
 		{"bad level", "", []string{"TIM_CONTROL_LOG_LEVEL=loud"}, "log.level"},
+		{"token lifetime over an hour", "", []string{"TIM_CONTROL_REGTOKEN_LIFETIME=61m"}, "regtoken.lifetime"},
+		{"token alg", "", []string{"TIM_CONTROL_REGTOKEN_ALG=RS256"}, "regtoken.alg"},
+		{"token key without cert", "", []string{"TIM_CONTROL_REGTOKEN_KEY_FILE=/k"}, "regtoken.cert_file is required"},
+		{"org check less often than daily", "", []string{"TIM_CONTROL_ORGCHECK_INTERVAL=25h"}, "orgcheck.interval"},
+		{"no grace period", "", []string{"TIM_CONTROL_ORGCHECK_GRACE_PERIOD=0s"}, "orgcheck.grace_period"},
+		{"unknown homeserver kind", "", []string{"TIM_CONTROL_USER_BLOCK_HOMESERVER_KIND=conduit"}, "user_block.homeserver_kind"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
