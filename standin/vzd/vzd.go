@@ -3,16 +3,26 @@
 //
 // It serves, on one http.Handler, what the registration service calls:
 //
-//	POST   /auth/realms/TI-Provider/protocol/openid-connect/token   OAuth2 client credentials
+//	POST   /auth/realms/TI-Provider/protocol/openid-connect/token   OAuth2 client credentials (also under
+//	                                                                 /realms/…, the authenticate service's tokenUrl)
 //	GET    /ti-provider-authenticate                                 provider access token
+//	GET    /tim-provider-services/                                   getInfo
 //	GET    /tim-provider-services/FederationList/federationList.jws  ?version= (204 when current), ?sigAlg=
 //	GET    /tim-provider-services/localization                       ?mxid=matrix:u/local:domain (whereIs)
 //	POST   /tim-provider-services/federation                         add a domain (400 invalid/inactive, 409 exists)
-//	DELETE /tim-provider-services/federation/{domain}                remove a domain (404 unknown)
+//	GET    /tim-provider-services/federation                         this provider's domains, or ?domain= one
+//	PUT    /tim-provider-services/federation/{domain}                change a domain (403 another provider's, 404 unknown)
+//	DELETE /tim-provider-services/federation/{domain}                remove a domain (403 another provider's, 404 unknown)
 //	GET    /tim-provider-services/federationCheck                    200 inactive domains / 204
 //
+// It answers as I_VZD_TIM_Provider_Services 1.4.0 and I_VZD_TI_Provider_Authenticate_Service specify,
+// errors included (JSON Error bodies, also for unknown paths and methods). A domain belongs to the provider
+// named in its timAnbieter; domains given to WithDomains without one belong to this stand-in's client,
+// domains given to AddDomain without one to an unknown provider.
+//
 // State is in memory: a domain added with POST /federation appears in the next list version. Lists are
-// signed with ES256 or BP256R1 by a signer chained to a test CA (see TrustAnchorPEM).
+// signed with ES256 or BP256R1 by a signer chained to a test CA (see TrustAnchorPEM). WithQuirks makes
+// the served list look like gematik's real one (timAnbieter null, iks instead of ik).
 //
 // Faults can be injected with WithFaults or at run time through the admin endpoints (which are
 // unauthenticated; the stand-in is meant for loopback use):
@@ -31,6 +41,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"sort"
 	"strconv"
 	"strings"
@@ -41,17 +52,28 @@ import (
 // Paths served by the stand-in; they match the VZD's and the defaults of control/vzd.
 const (
 	TokenPath        = "/auth/realms/TI-Provider/protocol/openid-connect/token"
+	RealmTokenPath   = "/realms/TI-Provider/protocol/openid-connect/token" // tokenUrl of the authenticate service's file
 	AuthenticatePath = "/ti-provider-authenticate"
 	ServicesPath     = "/tim-provider-services"
 )
 
-// Domain is a federation list entry (field names as in the VZD's list and Domain schema).
+// Domain is a domain of the federation (schema Domain of I_VZD_TIM_Provider_Services 1.4.0).
 type Domain struct {
-	Domain      string   `json:"domain"`
-	TelematikID string   `json:"telematikID"`
-	TimAnbieter string   `json:"timAnbieter,omitempty"`
-	IK          []string `json:"ik,omitempty"`
-	IsInsurance bool     `json:"isInsurance"`
+	Domain          string   `json:"domain"`
+	TelematikID     string   `json:"telematikID"`
+	TimAnbieter     string   `json:"timAnbieter,omitempty"`
+	IK              []string `json:"ik,omitempty"`
+	IsInsurance     bool     `json:"isInsurance"`
+	RedirectDomains []string `json:"redirectDomains,omitempty"`
+}
+
+// Quirks make the served federation list look like gematik's real one instead of like its schema.
+type Quirks struct {
+	// NullTimAnbieter serves "timAnbieter": null for domains of an unknown provider (added with
+	// AddDomain without one), as 19 entries of the real list do; without it the member is left out.
+	NullTimAnbieter bool
+	// IKs serves the IK numbers as "iks" (always present, possibly empty) instead of "ik".
+	IKs bool
 }
 
 // Faults make the stand-in misbehave. FailCount answers (negative: all) get FailStatus instead of their
@@ -105,6 +127,12 @@ func WithFaults(f Faults) Option { return func(s *Server) { s.faults = f } }
 // WithLocation answers whereIs for mxid ("@local:domain") with loc (org, pract, orgPract, none).
 func WithLocation(mxid, loc string) Option { return func(s *Server) { s.locations[mxid] = loc } }
 
+// WithQuirks serves the federation list with the real list's deviations from its schema.
+func WithQuirks(q Quirks) Option { return func(s *Server) { s.quirks = q } }
+
+// WithProvider sets this stand-in's client's timAnbieter (default: the client id).
+func WithProvider(timAnbieter string) Option { return func(s *Server) { s.provider = timAnbieter } }
+
 // WithSigner replaces the generated test PKI (for tests that need a particular CA).
 func WithSigner(sg Signer) Option { return func(s *Server) { s.signer = sg } }
 
@@ -126,6 +154,8 @@ type Server struct {
 	now    func() time.Time
 
 	clientID, secret      string
+	provider              string // timAnbieter of the client's domains
+	quirks                Quirks
 	oauthTTL, providerTTL time.Duration
 
 	mu        sync.Mutex
@@ -135,7 +165,7 @@ type Server struct {
 	version   int64
 	faults    Faults
 	oauth     map[string]time.Time // token -> expiry
-	provider  map[string]time.Time
+	provTok   map[string]time.Time
 	stats     Stats
 	cache     map[string][]byte // alg -> signed list of the current version
 }
@@ -153,11 +183,20 @@ func New(opts ...Option) (*Server, error) {
 		locations:   map[string]string{},
 		version:     1,
 		oauth:       map[string]time.Time{},
-		provider:    map[string]time.Time{},
+		provTok:     map[string]time.Time{},
 		cache:       map[string][]byte{},
 	}
 	for _, o := range opts {
 		o(s)
+	}
+	if s.provider == "" {
+		s.provider = s.clientID
+	}
+	for name, d := range s.domains {
+		if d.TimAnbieter == "" {
+			d.TimAnbieter = s.provider
+			s.domains[name] = d
+		}
 	}
 	if s.signer == nil {
 		sg, err := NewTestSigner()
@@ -168,7 +207,11 @@ func New(opts ...Option) (*Server, error) {
 	}
 	m := http.NewServeMux()
 	m.HandleFunc("POST "+TokenPath, s.faulty(s.token))
+	m.HandleFunc("POST "+RealmTokenPath, s.faulty(s.token))
 	m.HandleFunc("GET "+AuthenticatePath, s.faulty(s.authenticate))
+	m.HandleFunc("GET "+ServicesPath+"/{$}", s.faulty(s.provided(s.info)))
+	m.HandleFunc("GET "+ServicesPath+"/federation", s.faulty(s.provided(s.getDomains)))
+	m.HandleFunc("PUT "+ServicesPath+"/federation/{domain}", s.faulty(s.provided(s.updateDomain)))
 	m.HandleFunc("GET "+ServicesPath+"/FederationList/federationList.jws", s.faulty(s.provided(s.federationList)))
 	m.HandleFunc("GET "+ServicesPath+"/localization", s.faulty(s.provided(s.localization)))
 	m.HandleFunc("POST "+ServicesPath+"/federation", s.faulty(s.provided(s.addDomain)))
@@ -182,7 +225,52 @@ func New(opts ...Option) (*Server, error) {
 	return s, nil
 }
 
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+// ServeHTTP serves the interfaces. Requests no route matches get the interface's JSON Error body, not
+// the mux's text/plain: 404, or 405 with Allow when the path exists for other methods.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h, pattern := s.mux.Handler(r)
+	if pattern != "" {
+		s.mux.ServeHTTP(w, r) // sets the path values, which Handler does not
+		return
+	}
+	probe := httptest.NewRecorder()
+	h.ServeHTTP(probe, r)
+	for k, v := range probe.Header() {
+		if k == "Allow" || k == "Location" {
+			w.Header()[k] = v
+		}
+	}
+	switch probe.Code {
+	case http.StatusMethodNotAllowed:
+		writeError(w, http.StatusMethodNotAllowed, "method not allowed")
+	case http.StatusNotFound:
+		writeError(w, http.StatusNotFound, "no such resource")
+	default: // a redirect to the cleaned path
+		w.WriteHeader(probe.Code)
+	}
+}
+
+// Domains returns the federation's domains, sorted, for tests.
+func (s *Server) Domains() []Domain {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sortedLocked(func(Domain) bool { return true })
+}
+
+func (s *Server) sortedLocked(keep func(Domain) bool) []Domain {
+	names := make([]string, 0, len(s.domains))
+	for n, d := range s.domains {
+		if keep(d) {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	out := make([]Domain, 0, len(names))
+	for _, n := range names {
+		out = append(out, s.domains[n])
+	}
+	return out
+}
 
 // TrustAnchorPEM is the CA certificate the served lists chain to.
 func (s *Server) TrustAnchorPEM() []byte { return s.signer.TrustAnchorPEM() }
@@ -221,7 +309,7 @@ func (s *Server) AddDomain(d Domain) {
 func (s *Server) RevokeTokens() {
 	s.mu.Lock()
 	clear(s.oauth)
-	clear(s.provider)
+	clear(s.provTok)
 	s.mu.Unlock()
 }
 
@@ -285,7 +373,7 @@ func (s *Server) provided(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		s.mu.Lock()
-		exp, known := s.provider[tok]
+		exp, known := s.provTok[tok]
 		valid := ok && known && s.now().Before(exp)
 		s.mu.Unlock()
 		if !valid {
@@ -340,7 +428,7 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	pt := newToken("prov-")
-	s.provider[pt] = s.now().Add(s.providerTTL)
+	s.provTok[pt] = s.now().Add(s.providerTTL)
 	s.stats.ProviderTokens++
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, map[string]any{"access_token": pt, "client_id": s.clientID, "token_type": "Bearer", "expires_in": int(s.providerTTL / time.Second)})
@@ -408,14 +496,10 @@ func (s *Server) signedLocked(alg string) ([]byte, error) {
 	if b, ok := s.cache[key]; ok {
 		return b, nil
 	}
-	names := make([]string, 0, len(s.domains))
-	for n := range s.domains {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	list := make([]Domain, 0, len(names))
-	for _, n := range names {
-		list = append(list, s.domains[n])
+	domains := s.sortedLocked(func(Domain) bool { return true })
+	list := make([]map[string]any, 0, len(domains))
+	for _, d := range domains {
+		list = append(list, s.listEntry(d))
 	}
 	payload, err := json.Marshal(map[string]any{"version": s.version, "domainList": list})
 	if err != nil {
@@ -428,6 +512,24 @@ func (s *Server) signedLocked(alg string) ([]byte, error) {
 	clear(s.cache)
 	s.cache[key] = b
 	return b, nil
+}
+
+// listEntry is a domain as the federation list shows it (schema FederationList: no redirectDomains).
+func (s *Server) listEntry(d Domain) map[string]any {
+	e := map[string]any{"domain": d.Domain, "telematikID": d.TelematikID, "isInsurance": d.IsInsurance}
+	switch {
+	case d.TimAnbieter != "":
+		e["timAnbieter"] = d.TimAnbieter
+	case s.quirks.NullTimAnbieter:
+		e["timAnbieter"] = nil
+	}
+	switch {
+	case s.quirks.IKs:
+		e["iks"] = append([]string{}, d.IK...)
+	case len(d.IK) > 0:
+		e["ik"] = d.IK
+	}
+	return e
 }
 
 func (s *Server) localization(w http.ResponseWriter, r *http.Request) {
@@ -447,15 +549,59 @@ func (s *Server) localization(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, loc)
 }
 
-func (s *Server) addDomain(w http.ResponseWriter, r *http.Request) {
+// readDomain decodes and checks a Domain request body: the schema's required members, the read-only
+// timAnbieter refused, ik as the list schema demands (at least one unique IK for an insurance domain,
+// none otherwise).
+func readDomain(w http.ResponseWriter, r *http.Request) (Domain, string) {
+	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(strings.ToLower(ct), "application/json") {
+		return Domain{}, "Content-Type must be application/json"
+	}
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
+	if err != nil {
+		return Domain{}, "request body too large or unreadable"
+	}
+	var members map[string]json.RawMessage
 	var d Domain
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&d); err != nil {
-		writeError(w, http.StatusBadRequest, "invalid Domain JSON")
-		return
+	if json.Unmarshal(raw, &members) != nil || json.Unmarshal(raw, &d) != nil {
+		return Domain{}, "invalid Domain JSON"
+	}
+	for _, k := range []string{"domain", "telematikID", "isInsurance"} {
+		if _, ok := members[k]; !ok {
+			return Domain{}, k + " is required"
+		}
+	}
+	if _, ok := members["timAnbieter"]; ok {
+		return Domain{}, "timAnbieter is read-only"
 	}
 	d.Domain = strings.ToLower(strings.TrimSpace(d.Domain))
 	if d.Domain == "" || d.TelematikID == "" || strings.ContainsAny(d.Domain, "/ ") {
-		writeError(w, http.StatusBadRequest, "domain and telematikID are required")
+		return Domain{}, "domain and telematikID must be non-empty; domain without '/' or spaces"
+	}
+	if _, ok := members["ik"]; ok && len(d.IK) == 0 {
+		return Domain{}, "ik must hold at least one IK"
+	}
+	seen := map[string]bool{}
+	for _, ik := range d.IK {
+		if ik == "" || seen[ik] {
+			return Domain{}, "ik must hold unique, non-empty IKs"
+		}
+		seen[ik] = true
+	}
+	if d.IsInsurance != (len(d.IK) > 0) {
+		return Domain{}, "ik is required for an insurance domain and not allowed otherwise"
+	}
+	for _, rd := range d.RedirectDomains {
+		if strings.TrimSpace(rd) == "" {
+			return Domain{}, "redirectDomains must not hold empty names"
+		}
+	}
+	return d, ""
+}
+
+func (s *Server) addDomain(w http.ResponseWriter, r *http.Request) {
+	d, msg := readDomain(w, r)
+	if msg != "" {
+		writeError(w, http.StatusBadRequest, msg)
 		return
 	}
 	// The VZD refuses domains of organisations that are not active; the stand-in models that by prefix.
@@ -469,8 +615,43 @@ func (s *Server) addDomain(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusConflict, "domain already exists")
 		return
 	}
-	d.TimAnbieter = s.clientID
+	d.TimAnbieter = s.provider
 	s.domains[d.Domain] = d
+	s.version++
+	writeJSON(w, http.StatusOK, d)
+}
+
+// ownLocked finds a domain of the path and checks that it is this provider's; it answers otherwise.
+func (s *Server) ownLocked(w http.ResponseWriter, name string) (Domain, bool) {
+	d, ok := s.domains[name]
+	if !ok {
+		writeError(w, http.StatusNotFound, "domain not found")
+		return Domain{}, false
+	}
+	if d.TimAnbieter != s.provider {
+		writeError(w, http.StatusForbidden, "domain is assigned to another TI-Messenger provider")
+		return Domain{}, false
+	}
+	return d, true
+}
+
+func (s *Server) updateDomain(w http.ResponseWriter, r *http.Request) {
+	name := strings.ToLower(r.PathValue("domain"))
+	d, msg := readDomain(w, r)
+	if msg == "" && d.Domain != name {
+		msg = "domain in the body must equal the domain of the path"
+	}
+	if msg != "" {
+		writeError(w, http.StatusBadRequest, msg)
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.ownLocked(w, name); !ok {
+		return
+	}
+	d.TimAnbieter = s.provider
+	s.domains[name] = d
 	s.version++
 	writeJSON(w, http.StatusOK, d)
 }
@@ -479,8 +660,7 @@ func (s *Server) deleteDomain(w http.ResponseWriter, r *http.Request) {
 	name := strings.ToLower(r.PathValue("domain"))
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.domains[name]; !ok {
-		writeError(w, http.StatusNotFound, "domain not found")
+	if _, ok := s.ownLocked(w, name); !ok {
 		return
 	}
 	delete(s.domains, name)
@@ -488,20 +668,44 @@ func (s *Server) deleteDomain(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// getDomains answers getTiMessengerDomain: every domain of this provider, or the one named by ?domain=.
+func (s *Server) getDomains(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if q.Has("domain") {
+		name := strings.ToLower(strings.TrimSpace(q.Get("domain")))
+		if name == "" {
+			writeError(w, http.StatusBadRequest, "domain must not be empty")
+			return
+		}
+		d, ok := s.ownLocked(w, name)
+		if ok {
+			writeJSON(w, http.StatusOK, []Domain{d})
+		}
+		return
+	}
+	writeJSON(w, http.StatusOK, s.sortedLocked(func(d Domain) bool { return d.TimAnbieter == s.provider }))
+}
+
+func (s *Server) info(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{
+		"title":       "I_VZD_TIM_Provider_Services",
+		"description": "STAND-IN of the VZD-FHIR-Directory for local runs and tests",
+		"version":     "1.4.0",
+	})
+}
+
 func (s *Server) federationCheck(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
-	var out []Domain
-	for name, d := range s.domains {
-		if s.inactive[name] && d.TimAnbieter == s.clientID {
-			out = append(out, d)
-		}
-	}
+	out := s.sortedLocked(func(d Domain) bool {
+		return s.inactive[strings.ToLower(d.Domain)] && d.TimAnbieter == s.provider
+	})
 	s.mu.Unlock()
 	if len(out) == 0 {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Domain < out[j].Domain })
 	writeJSON(w, http.StatusOK, map[string]any{"inactiveOrganizationDomains": out})
 }
 

@@ -1,6 +1,7 @@
 package vzd_test
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -73,6 +74,7 @@ func newServer(t *testing.T, opts ...standin.Option) (*standin.Server, client) {
 
 func TestEndpointsAndStatuses(t *testing.T) {
 	sv, c := newServer(t, standin.WithLocation("@doc:a.example.de", "pract"))
+	sv.AddDomain(standin.Domain{Domain: "foreign.example.de", TelematikID: "1-f", TimAnbieter: "ORG-0058:BT-0158"})
 	oauth, prov := c.tokens()
 	const svc = standin.ServicesPath
 	cases := []struct {
@@ -87,17 +89,36 @@ func TestEndpointsAndStatuses(t *testing.T) {
 		{"services with OAuth2 token", "GET", svc + "/FederationList/federationList.jws", oauth, "", "", 401, "provider access token"},
 		{"list", "GET", svc + "/FederationList/federationList.jws", prov, "", "", 200, "."},
 		{"list ES256", "GET", svc + "/FederationList/federationList.jws?sigAlg=ES256", prov, "", "", 200, "."},
-		{"list current", "GET", svc + "/FederationList/federationList.jws?version=1", prov, "", "", 204, ""},
+		{"list current", "GET", svc + "/FederationList/federationList.jws?version=2", prov, "", "", 204, ""},
 		{"list bad version", "GET", svc + "/FederationList/federationList.jws?version=x", prov, "", "", 400, "version"},
 		{"list bad sigAlg", "GET", svc + "/FederationList/federationList.jws?sigAlg=RS256", prov, "", "", 400, "sigAlg"},
 		{"whereIs", "GET", svc + "/localization?mxid=matrix:u/doc:a.example.de", prov, "", "", 200, `"pract"`},
 		{"whereIs unknown", "GET", svc + "/localization?mxid=matrix:u/x:a.example.de", prov, "", "", 404, "not found"},
 		{"whereIs bad format", "GET", svc + "/localization?mxid=@doc:a.example.de", prov, "", "", 400, "matrix:u/"},
-		{"add", "POST", svc + "/federation", prov, "application/json", `{"domain":"new.example.de","telematikID":"1-n"}`, 200, `"timAnbieter":"tim-fd"`},
-		{"add again", "POST", svc + "/federation", prov, "application/json", `{"domain":"new.example.de","telematikID":"1-n"}`, 409, "exists"},
-		{"add inactive", "POST", svc + "/federation", prov, "application/json", `{"domain":"x.example.de","telematikID":"inactive-1"}`, 400, "not active"},
+		{"add", "POST", svc + "/federation", prov, "application/json", `{"domain":"new.example.de","telematikID":"1-n","isInsurance":false,"redirectDomains":["old.example.de"]}`, 200, `"timAnbieter":"tim-fd"`},
+		{"add again", "POST", svc + "/federation", prov, "application/json", `{"domain":"new.example.de","telematikID":"1-n","isInsurance":false}`, 409, "exists"},
+		{"add inactive", "POST", svc + "/federation", prov, "application/json", `{"domain":"x.example.de","telematikID":"inactive-1","isInsurance":false}`, 400, "not active"},
+		{"add without isInsurance", "POST", svc + "/federation", prov, "application/json", `{"domain":"x.example.de","telematikID":"1-x"}`, 400, "isInsurance is required"},
+		{"add with read-only timAnbieter", "POST", svc + "/federation", prov, "application/json", `{"domain":"x.example.de","telematikID":"1-x","isInsurance":false,"timAnbieter":"me"}`, 400, "read-only"},
+		{"add with empty ik", "POST", svc + "/federation", prov, "application/json", `{"domain":"x.example.de","telematikID":"1-x","isInsurance":true,"ik":[]}`, 400, "at least one"},
+		{"add with repeated ik", "POST", svc + "/federation", prov, "application/json", `{"domain":"x.example.de","telematikID":"1-x","isInsurance":true,"ik":["1","1"]}`, 400, "unique"},
+		{"add insurance without ik", "POST", svc + "/federation", prov, "application/json", `{"domain":"x.example.de","telematikID":"1-x","isInsurance":true}`, 400, "ik is required"},
+		{"add as text/plain", "POST", svc + "/federation", prov, "text/plain", `{"domain":"x.example.de","telematikID":"1-x","isInsurance":false}`, 400, "Content-Type"},
+		{"get own domains", "GET", svc + "/federation", prov, "", "", 200, `"redirectDomains":["old.example.de"]`},
+		{"get one domain", "GET", svc + "/federation?domain=new.example.de", prov, "", "", 200, `"timAnbieter":"tim-fd"`},
+		{"get another provider's domain", "GET", svc + "/federation?domain=foreign.example.de", prov, "", "", 403, "another"},
+		{"get unknown domain", "GET", svc + "/federation?domain=none.example.de", prov, "", "", 404, "not found"},
+		{"update", "PUT", svc + "/federation/new.example.de", prov, "application/json", `{"domain":"new.example.de","telematikID":"1-n","isInsurance":true,"ik":["101"]}`, 200, `"ik":["101"]`},
+		{"update other domain in body", "PUT", svc + "/federation/new.example.de", prov, "application/json", `{"domain":"x.example.de","telematikID":"1-n","isInsurance":false}`, 400, "equal"},
+		{"update another provider's domain", "PUT", svc + "/federation/foreign.example.de", prov, "application/json", `{"domain":"foreign.example.de","telematikID":"1-f","isInsurance":false}`, 403, "another"},
+		{"update unknown", "PUT", svc + "/federation/none.example.de", prov, "application/json", `{"domain":"none.example.de","telematikID":"1-f","isInsurance":false}`, 404, "not found"},
+		{"delete another provider's domain", "DELETE", svc + "/federation/foreign.example.de", prov, "", "", 403, "another"},
+		{"info", "GET", svc + "/", prov, "", "", 200, `"version":"1.4.0"`},
+		{"info without token", "GET", svc + "/", "", "", "", 401, "provider access token"},
+		{"unknown path", "GET", svc + "/nope", prov, "", "", 404, `"message"`},
+		{"wrong method", "PATCH", svc + "/federation", prov, "", "", 405, `"message"`},
 		{"add not JSON", "POST", svc + "/federation", prov, "application/json", `{`, 400, "JSON"},
-		{"list after add", "GET", svc + "/FederationList/federationList.jws?version=1", prov, "", "", 200, "."},
+		{"list after add", "GET", svc + "/FederationList/federationList.jws?version=2", prov, "", "", 200, "."},
 		{"check ok", "GET", svc + "/federationCheck", prov, "", "", 204, ""},
 		{"delete", "DELETE", svc + "/federation/new.example.de", prov, "", "", 204, ""},
 		{"delete unknown", "DELETE", svc + "/federation/new.example.de", prov, "", "", 404, "not found"},
@@ -108,7 +129,7 @@ func TestEndpointsAndStatuses(t *testing.T) {
 		{"admin faults", "POST", "/admin/faults", "", "application/json", `{"fail_status":502,"fail_count":1}`, 204, ""},
 		{"faulted", "GET", svc + "/federationCheck", prov, "", "", 502, "injected"},
 		{"fault used up", "GET", svc + "/federationCheck", prov, "", "", 204, ""},
-		{"admin state", "GET", "/admin/state", "", "", "", 200, `"version":3`},
+		{"admin state", "GET", "/admin/state", "", "", "", 200, `"version":5`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -164,4 +185,43 @@ func TestRevokedAndExpiredTokens(t *testing.T) {
 	status, _ = c.do("GET", path, prov, "", "")
 	assert.Equal(t, 401, status, "revoked")
 	assert.Equal(t, 2, sv.Stats().ProviderTokens)
+}
+
+// WithQuirks serves what gematik's real list holds: timAnbieter null and iks instead of ik. The filter's
+// parser reads it.
+func TestQuirksOfTheRealList(t *testing.T) {
+	for _, q := range []standin.Quirks{{}, {NullTimAnbieter: true, IKs: true}} {
+		sv, err := standin.New(standin.WithQuirks(q), standin.WithDomains(standin.Domain{Domain: "kk.example.de", TelematikID: "8-k", IsInsurance: true, IK: []string{"101"}}))
+		require.NoError(t, err)
+		sv.AddDomain(standin.Domain{Domain: "legacy.example.de", TelematikID: "1-l"}) // provider unknown
+		jws, _, err := sv.SignedList("ES256")
+		require.NoError(t, err)
+		_, list, err := fedlist.ParseUnverified(jws)
+		require.NoError(t, err)
+		assert.Equal(t, []string{"101"}, list.Domains["kk.example.de"].IKs)
+		assert.Equal(t, "", list.Domains["legacy.example.de"].Provider)
+		payload := string(decodePayload(t, jws))
+		if q.IKs {
+			assert.Contains(t, payload, `"iks":["101"]`)
+			assert.Contains(t, payload, `"iks":[]`)
+			assert.NotContains(t, payload, `"ik":`)
+		} else {
+			assert.Contains(t, payload, `"ik":["101"]`)
+			assert.NotContains(t, payload, `"iks"`)
+		}
+		if q.NullTimAnbieter {
+			assert.Contains(t, payload, `"timAnbieter":null`)
+		} else {
+			assert.NotContains(t, payload, `null`)
+		}
+	}
+}
+
+func decodePayload(t *testing.T, jws []byte) []byte {
+	t.Helper()
+	parts := strings.Split(string(jws), ".")
+	require.Len(t, parts, 3)
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	require.NoError(t, err)
+	return b
 }
