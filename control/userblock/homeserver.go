@@ -144,7 +144,9 @@ func (s *Synapse) Lock(ctx context.Context, mxid string) error {
 	return s.EndSessions(ctx, mxid)
 }
 
-func (s *Synapse) Unlock(ctx context.Context, mxid string) error { return s.setLocked(ctx, mxid, false) }
+func (s *Synapse) Unlock(ctx context.Context, mxid string) error {
+	return s.setLocked(ctx, mxid, false)
+}
 
 func (s *Synapse) EndSessions(ctx context.Context, mxid string) error {
 	var list struct {
