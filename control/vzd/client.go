@@ -349,6 +349,7 @@ func parseResult(body []byte) (Result, error) {
 // AddDomain registers a domain in the federation (addTiMessengerDomain). A domain that already exists
 // yields an error matching ErrConflict; one the VZD refuses (e.g. inactive organisation) ErrBadRequest.
 func (c *Client) AddDomain(ctx context.Context, d Domain) (Domain, error) {
+	d.TimAnbieter = "" // read-only: the VZD sets it
 	payload, err := json.Marshal(d)
 	if err != nil {
 		return Domain{}, err
@@ -380,6 +381,52 @@ func (c *Client) DeleteDomain(ctx context.Context, domain string) error {
 		return apiError("delete_domain", status, body)
 	}
 	return nil
+}
+
+// Domains lists this provider's domains (getTiMessengerDomain), or with domain set only that one; a
+// domain of another provider yields ErrForbidden, an unknown one ErrNotFound.
+func (c *Client) Domains(ctx context.Context, domain string) ([]Domain, error) {
+	var q url.Values
+	if domain != "" {
+		q = url.Values{"domain": {domain}}
+	}
+	status, body, err := c.call(ctx, "get_domains", http.MethodGet, "/federation", q, nil, maxSmallBytes)
+	if err != nil {
+		return nil, err
+	}
+	if status != http.StatusOK {
+		return nil, apiError("get_domains", status, body)
+	}
+	var out []Domain
+	if err := json.Unmarshal(body, &out); err != nil {
+		return nil, fmt.Errorf("vzd get_domains: decoding answer: %w", err)
+	}
+	return out, nil
+}
+
+// UpdateDomain changes a domain of this provider (updateTiMessengerDomain), e.g. its redirectDomains
+// or IKs; d.Domain names it. timAnbieter is read-only and never sent.
+func (c *Client) UpdateDomain(ctx context.Context, d Domain) (Domain, error) {
+	if d.Domain == "" || strings.ContainsAny(d.Domain, "/?#") {
+		return Domain{}, fmt.Errorf("vzd: %w: invalid domain", ErrBadRequest)
+	}
+	d.TimAnbieter = ""
+	payload, err := json.Marshal(d)
+	if err != nil {
+		return Domain{}, err
+	}
+	status, body, err := c.call(ctx, "update_domain", http.MethodPut, "/federation/"+url.PathEscape(d.Domain), nil, payload, maxSmallBytes)
+	if err != nil {
+		return Domain{}, err
+	}
+	if status != http.StatusOK {
+		return Domain{}, apiError("update_domain", status, body)
+	}
+	var out Domain
+	if err := json.Unmarshal(body, &out); err != nil {
+		return Domain{}, fmt.Errorf("vzd update_domain: decoding answer: %w", err)
+	}
+	return out, nil
 }
 
 // FederationCheck lists this provider's domains whose organisation is no longer active
