@@ -3,8 +3,10 @@
 //
 // Both published versions of the interface are served, each under its base path
 // (/tim-contact-mgmt/v1.0 from v1.0.0, /tim-contact-mgmt/v1.0.2 from v1.0.3). Every call carries a
-// Matrix OpenID token as Bearer token; the homeserver resolves it to the caller's MXID, which must
-// equal the Mxid header. A user only ever sees and changes their own list.
+// Matrix OpenID token as Bearer token; the homeserver resolves it to the caller's MXID. From 1.0.3 on
+// the Mxid header is required and must equal it; 1.0.0 has no such header, so there the token's user
+// is the owner (and a Mxid header, when a client sends one, must still match). A user only ever sees
+// and changes their own list. Request bodies must be application/json.
 package contacts
 
 import (
@@ -13,6 +15,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
 	"strings"
 	"time"
@@ -37,12 +40,14 @@ type Store interface {
 type Version struct {
 	BasePath string
 	Version  string // the interface file's version, reported by GET /
+	// MxidHeader tells whether the version requires the Mxid header (1.0.3 does, 1.0.0 does not know it).
+	MxidHeader bool
 }
 
 // Versions lists the served versions.
 var Versions = []Version{
 	{BasePath: "/tim-contact-mgmt/v1.0", Version: "1.0.0"},
-	{BasePath: "/tim-contact-mgmt/v1.0.2", Version: "1.0.3"},
+	{BasePath: "/tim-contact-mgmt/v1.0.2", Version: "1.0.3", MxidHeader: true},
 }
 
 // Options configure the API.
@@ -84,7 +89,7 @@ func (a *API) Register(r gin.IRouter) {
 	for _, v := range Versions {
 		g := r.Group(v.BasePath, a.authenticate)
 		g.GET("/", a.info(v.Version))
-		c := g.Group("", a.owner)
+		c := g.Group("", a.owner(v.MxidHeader))
 		c.GET("/contacts", a.list)
 		c.POST("/contacts", a.create)
 		c.PUT("/contacts", a.update)
@@ -134,8 +139,19 @@ func (a *API) authenticate(c *gin.Context) {
 	c.Set(ctxUser, user)
 }
 
-// owner checks the Mxid header against the token's user.
-func (a *API) owner(c *gin.Context) {
+// owner checks the Mxid header against the token's user; without the header, where the version does
+// not require it, the token's user is the owner.
+func (a *API) owner(required bool) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if c.GetHeader("Mxid") == "" && !required {
+			c.Set(ctxOwner, c.GetString(ctxUser))
+			return
+		}
+		a.checkOwner(c)
+	}
+}
+
+func (a *API) checkOwner(c *gin.Context) {
 	owner := c.GetHeader("Mxid")
 	if owner == "" {
 		fail(c, http.StatusBadRequest, "BAD_REQUEST", "the Mxid header is required")
@@ -260,6 +276,10 @@ func (a *API) delete(c *gin.Context) {
 
 // readContact decodes and validates a request body into a stored contact of the owner.
 func (a *API) readContact(c *gin.Context) (store.Contact, bool) {
+	if mt, _, err := mime.ParseMediaType(c.GetHeader("Content-Type")); err != nil || mt != "application/json" {
+		fail(c, http.StatusUnsupportedMediaType, "UNSUPPORTED_MEDIA_TYPE", "the request body must be application/json")
+		return store.Contact{}, false
+	}
 	body, err := io.ReadAll(io.LimitReader(c.Request.Body, a.o.MaxBodyBytes+1))
 	if err != nil {
 		fail(c, http.StatusBadRequest, "BAD_REQUEST", "the request body could not be read")

@@ -93,6 +93,9 @@ func (e *env) do(t *testing.T, c call) (int, map[string]any, http.Header) {
 	if c.mxid != "" {
 		req.Header.Set("Mxid", c.mxid)
 	}
+	if c.body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -146,7 +149,9 @@ func testEndpoints(t *testing.T, st *store.Store) {
 				{"no token", call{"GET", base + "/contacts", "", alice, ""}, 401, "UNAUTHORIZED", nil},
 				{"unknown token", call{"GET", base + "/contacts", "nope", alice, ""}, 401, "UNAUTHORIZED", nil},
 				{"homeserver answers a non-MXID", call{"GET", base + "/contacts", "tok-evil", alice, ""}, 503, "UNAVAILABLE", nil},
-				{"missing Mxid header", call{"GET", base + "/contacts", "tok-alice", "", ""}, 400, "BAD_REQUEST", nil},
+				// 1.0.0 has no Mxid header: the token's user is the owner. 1.0.3 requires it.
+				{"missing Mxid header", call{"GET", base + "/contacts", "tok-alice", "", ""}, map[bool]int{true: 400, false: 200}[v.MxidHeader],
+					map[bool]string{true: "BAD_REQUEST"}[v.MxidHeader], nil},
 				{"bad Mxid header", call{"GET", base + "/contacts", "tok-alice", "alice", ""}, 400, "BAD_REQUEST", nil},
 				{"foreign owner", call{"GET", base + "/contacts", "tok-bob", alice, ""}, 403, "FORBIDDEN", nil},
 				{"empty list", call{"GET", base + "/contacts", "tok-alice", alice, ""}, 200, "", map[string]any{"contacts": []any{}}},
