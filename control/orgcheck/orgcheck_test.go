@@ -3,11 +3,15 @@ package orgcheck_test
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/gin-gonic/gin"
 	"time"
 
 	"github.com/timfd/fachdienst/control/federation"
@@ -317,5 +321,40 @@ func TestStartRunsDaily(t *testing.T) {
 	}
 	if err := f.chk.Start(ctx, 25*time.Hour, 0); err == nil {
 		t.Fatal("an interval over 24 h was accepted")
+	}
+}
+
+func TestOperatorActionsOverHTTP(t *testing.T) {
+	f := newFixture(t)
+	gin.SetMode(gin.TestMode)
+	r := gin.New()
+	f.chk.RegisterAdmin(r)
+	srv := httptest.NewServer(r)
+	defer srv.Close()
+	post := func(path string) (int, string) {
+		resp, err := http.Post(srv.URL+path, "application/json", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	f.vzd.SetInactive("b1.example.de", true)
+	if st, body := post("/admin/v1/organisations/check"); st != 200 || !strings.Contains(body, `"Inactive":1`) {
+		t.Fatalf("check: %d %s", st, body)
+	}
+	if st, _ := post("/admin/v1/organisations/1-nobody/decommission"); st != 404 {
+		t.Fatalf("unknown organisation: %d", st)
+	}
+	if st, body := post("/admin/v1/organisations/1-A/decommission"); st != 200 || !strings.Contains(body, "decommissioned") {
+		t.Fatalf("decommission: %d %s", st, body)
+	}
+	if fed := f.federated(t); fed["a1.example.de"] || fed["a2.example.de"] {
+		t.Fatalf("A's domains still federated: %v", fed)
+	}
+	f.vzd.SetFaults(standin.Faults{FailStatus: 503, FailCount: -1})
+	if st, _ := post("/admin/v1/organisations/check"); st != 502 {
+		t.Fatalf("check with the VZD down: %d", st)
 	}
 }
