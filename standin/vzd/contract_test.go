@@ -5,8 +5,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/getkin/kin-openapi/openapi3"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -160,5 +164,34 @@ func TestStandinRefusesWhatTheFilesForbid(t *testing.T) {
 		resp.Body.Close()
 		assert.Equal(t, "application/json", resp.Header.Get("Content-Type"), "%s %s", p.method, p.path)
 		assert.Contains(t, []int{404, 405}, resp.StatusCode)
+	}
+}
+
+// The served list's payload keeps gematik's FederationList schema; with the real list's quirks on it
+// deviates exactly as the real list does (timAnbieter null).
+func TestListPayloadAgainstSchema(t *testing.T) {
+	dir, err := oascheck.SpecsDir()
+	require.NoError(t, err)
+	raw, err := os.ReadFile(filepath.Join(dir, "api-vzd", "FederationList_main.json"))
+	require.NoError(t, err)
+	var schema openapi3.Schema
+	require.NoError(t, json.Unmarshal(raw, &schema))
+	for _, q := range []standin.Quirks{{}, {NullTimAnbieter: true, IKs: true}} {
+		sv, err := standin.New(standin.WithQuirks(q), standin.WithDomains(
+			standin.Domain{Domain: "a.example.de", TelematikID: "1-a"},
+			standin.Domain{Domain: "kk.example.de", TelematikID: "8-k", IsInsurance: true, IK: []string{"101"}}))
+		require.NoError(t, err)
+		sv.AddDomain(standin.Domain{Domain: "legacy.example.de", TelematikID: "1-l"})
+		jws, _, err := sv.SignedList("BP256R1")
+		require.NoError(t, err)
+		var payload any
+		require.NoError(t, json.Unmarshal(decodePayload(t, jws), &payload))
+		err = schema.VisitJSON(payload, openapi3.MultiErrors())
+		if q.NullTimAnbieter {
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), "timAnbieter")
+		} else {
+			assert.NoError(t, err)
+		}
 	}
 }
