@@ -154,7 +154,7 @@ func TestInternalAPIAndInvites(t *testing.T) {
 	token := e.hs.IssueOpenIDToken(alice)
 	now := time.Now().Unix()
 	status, _, body = do(t, "POST", e.public+"/tim-contact-mgmt/v1.0.2/contacts",
-		map[string]string{"Authorization": "Bearer " + token, "Mxid": alice},
+		map[string]string{"Authorization": "Bearer " + token, "Mxid": alice, "Content-Type": "application/json"},
 		`{"displayName":"Friend","mxid":"@friend:other.de","inviteSettings":{"start":`+itoa(now-60)+`}}`)
 	if status != 200 {
 		t.Fatalf("create contact: %d %s", status, body)
