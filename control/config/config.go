@@ -138,7 +138,7 @@ type Log struct {
 type RegToken struct {
 	Alg      string        `yaml:"alg" json:"alg"`             // BP256R1 or ES256
 	KeyFile  string        `yaml:"key_file" json:"key_file"`   // PEM private key of C.FD.SIG
-	CertFile string        `yaml:"cert_file" json:"cert_file"` // PEM C.FD.SIG first, then CA certificates for x5c
+	CertFile string        `yaml:"cert_file" json:"cert_file"` // PEM certificate C.FD.SIG (x5c)
 	Issuer   string        `yaml:"issuer" json:"issuer"`       // URL of the endpoint issuing the token (iss)
 	Audience string        `yaml:"audience" json:"audience"`   // owner-authenticate URL of the VZD-FHIR-Directory (aud)
 	Lifetime time.Duration `yaml:"lifetime" json:"lifetime"`   // at most 1h

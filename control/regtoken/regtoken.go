@@ -41,10 +41,10 @@ const MaxLifetime = time.Hour
 type Config struct {
 	// Alg is BP256R1 or ES256; empty takes the algorithm of the key's curve.
 	Alg string
-	// Key is the private key of C.FD.SIG; Chain its certificate (DER) first, then any CA certificates
-	// the VZD wants in x5c.
-	Key   *ecdsa.PrivateKey
-	Chain [][]byte
+	// Key is the private key of C.FD.SIG, Cert its certificate (DER): x5c holds exactly that
+	// certificate, as 5.1.1.1.3 shows.
+	Key  *ecdsa.PrivateKey
+	Cert []byte
 	// Issuer is the URL of the registration service endpoint that issues the token (iss); Audience
 	// the URL of the VZD-FHIR-Directory's owner-authenticate endpoint (aud).
 	Issuer   string
@@ -67,7 +67,7 @@ type Signer struct {
 
 // New checks cfg (the key must belong to the first certificate, on the curve of Alg) and returns a Signer.
 func New(cfg Config) (*Signer, error) {
-	if cfg.Key == nil || len(cfg.Chain) == 0 {
+	if cfg.Key == nil || len(cfg.Cert) == 0 {
 		return nil, errors.New("regtoken: the C.FD.SIG key and certificate are required")
 	}
 	_, keyAlg, err := curveOfKey(cfg.Key)
@@ -83,7 +83,7 @@ func New(cfg Config) (*Signer, error) {
 	if cfg.Alg != keyAlg {
 		return nil, fmt.Errorf("regtoken: alg %s needs a key on the other curve than the configured one (%s)", cfg.Alg, keyAlg)
 	}
-	pub, err := certPublicKey(cfg.Chain[0])
+	pub, err := certPublicKey(cfg.Cert)
 	if err != nil {
 		return nil, err
 	}
@@ -107,10 +107,8 @@ func New(cfg Config) (*Signer, error) {
 	}
 	s := &Signer{alg: jwa.SignatureAlgorithm(cfg.Alg), key: cfg.Key, issuer: cfg.Issuer, audience: cfg.Audience,
 		lifetime: cfg.Lifetime, now: cfg.Now}
-	for _, der := range cfg.Chain {
-		if err := s.chain.AddString(base64.StdEncoding.EncodeToString(der)); err != nil {
-			return nil, err
-		}
+	if err := s.chain.AddString(base64.StdEncoding.EncodeToString(cfg.Cert)); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
@@ -119,7 +117,7 @@ func New(cfg Config) (*Signer, error) {
 type Files struct {
 	Alg      string
 	KeyFile  string // PEM: EC PRIVATE KEY or PRIVATE KEY
-	CertFile string // PEM: C.FD.SIG first, then CA certificates for x5c
+	CertFile string // PEM: C.FD.SIG (further certificates, e.g. its CA, are ignored)
 	Issuer   string
 	Audience string
 	Lifetime time.Duration
@@ -139,11 +137,11 @@ func Open(f Files) (*Signer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("regtoken: certificate file: %w", err)
 	}
-	chain, err := ParseCertificatesPEM(certPEM)
+	certs, err := ParseCertificatesPEM(certPEM)
 	if err != nil {
 		return nil, err
 	}
-	return New(Config{Alg: f.Alg, Key: key, Chain: chain, Issuer: f.Issuer, Audience: f.Audience, Lifetime: f.Lifetime})
+	return New(Config{Alg: f.Alg, Key: key, Cert: certs[0], Issuer: f.Issuer, Audience: f.Audience, Lifetime: f.Lifetime})
 }
 
 // Lifetime is the validity of the tokens this Signer issues.

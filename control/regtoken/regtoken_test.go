@@ -70,7 +70,7 @@ func TestIssueToken(t *testing.T) {
 		t.Run(alg, func(t *testing.T) {
 			p := pki(t, alg)
 			now := time.Unix(1_800_000_000, 0)
-			s, err := New(Config{Alg: alg, Key: p.Leaf.Key, Chain: [][]byte{p.Leaf.DER}, Issuer: issuer, Audience: audience,
+			s, err := New(Config{Alg: alg, Key: p.Leaf.Key, Cert: p.Leaf.DER, Issuer: issuer, Audience: audience,
 				Now: func() time.Time { return now }})
 			if err != nil {
 				t.Fatal(err)
@@ -150,7 +150,7 @@ func mustDecode(t *testing.T, s string) []byte {
 
 func TestNewRefuses(t *testing.T) {
 	bp, es := pki(t, AlgBP256R1), pki(t, AlgES256)
-	ok := Config{Key: bp.Leaf.Key, Chain: [][]byte{bp.Leaf.DER}, Issuer: issuer, Audience: audience}
+	ok := Config{Key: bp.Leaf.Key, Cert: bp.Leaf.DER, Issuer: issuer, Audience: audience}
 	cases := []struct {
 		name string
 		mod  func(*Config)
@@ -160,10 +160,10 @@ func TestNewRefuses(t *testing.T) {
 		{"negative lifetime", func(c *Config) { c.Lifetime = -time.Minute }, "must be positive"},
 		{"unknown alg", func(c *Config) { c.Alg = "RS256" }, "want BP256R1 or ES256"},
 		{"alg of the other curve", func(c *Config) { c.Alg = AlgES256 }, "other curve"},
-		{"key of another certificate", func(c *Config) { c.Chain = [][]byte{es.Leaf.DER}; c.Key = bp.Leaf.Key; c.Alg = "" }, "does not belong"},
-		{"key not matching cert, same curve", func(c *Config) { c.Chain = [][]byte{bp.Root.DER} }, "does not belong"},
-		{"no certificate", func(c *Config) { c.Chain = nil }, "required"},
-		{"garbage certificate", func(c *Config) { c.Chain = [][]byte{[]byte("nope")} }, "malformed certificate"},
+		{"key of another certificate", func(c *Config) { c.Cert = es.Leaf.DER; c.Key = bp.Leaf.Key; c.Alg = "" }, "does not belong"},
+		{"key not matching cert, same curve", func(c *Config) { c.Cert = bp.Root.DER }, "does not belong"},
+		{"no certificate", func(c *Config) { c.Cert = nil }, "required"},
+		{"garbage certificate", func(c *Config) { c.Cert = []byte("nope") }, "malformed certificate"},
 		{"relative issuer", func(c *Config) { c.Issuer = "/token" }, "issuer"},
 		{"no audience", func(c *Config) { c.Audience = "" }, "audience"},
 	}
@@ -184,7 +184,7 @@ func TestNewRefuses(t *testing.T) {
 
 func TestIssueTokenRefusesEmptyClaims(t *testing.T) {
 	p := pki(t, AlgBP256R1)
-	s, err := New(Config{Key: p.Leaf.Key, Chain: [][]byte{p.Leaf.DER}, Issuer: issuer, Audience: audience})
+	s, err := New(Config{Key: p.Leaf.Key, Cert: p.Leaf.DER, Issuer: issuer, Audience: audience})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,7 +217,7 @@ func TestOpenFiles(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", alg, err)
 		}
-		if s.chain.Len() != 2 || string(s.alg) != alg || s.Lifetime() != 30*time.Minute {
+		if s.chain.Len() != 1 || string(s.alg) != alg || s.Lifetime() != 30*time.Minute {
 			t.Fatalf("%s: chain %d, alg %s", alg, s.chain.Len(), s.alg)
 		}
 	}
