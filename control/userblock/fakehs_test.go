@@ -130,6 +130,27 @@ func (h *fakeHomeserver) whoami(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *fakeHomeserver) synapseAdmin(w http.ResponseWriter, r *http.Request) {
+	if id, ok := strings.CutPrefix(r.URL.Path, "/_synapse/admin/v1/reset_password/"); ok && r.Method == "POST" {
+		var body struct {
+			NewPassword   string `json:"new_password"`
+			LogoutDevices *bool  `json:"logout_devices"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil || body.NewPassword == "" {
+			matrixErr(w, http.StatusBadRequest, "M_MISSING_PARAM", "Missing params: ['new_password']")
+			return
+		}
+		u, known := h.users[id]
+		if !known {
+			matrixErr(w, http.StatusNotFound, "M_NOT_FOUND", "User not found")
+			return
+		}
+		u.password = body.NewPassword
+		if body.LogoutDevices == nil || *body.LogoutDevices {
+			clear(u.devices)
+		}
+		writeJSON(w, http.StatusOK, map[string]any{})
+		return
+	}
 	rest, ok := strings.CutPrefix(r.URL.Path, "/_synapse/admin/v2/users/")
 	if !ok {
 		matrixErr(w, http.StatusNotFound, "M_UNRECOGNIZED", "Unrecognized request")

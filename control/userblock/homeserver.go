@@ -148,6 +148,16 @@ func (s *Synapse) Unlock(ctx context.Context, mxid string) error {
 	return s.setLocked(ctx, mxid, false)
 }
 
+// SetPassword gives the user a new password without ending sessions
+// (POST /_synapse/admin/v1/reset_password/{mxid}).
+func (s *Synapse) SetPassword(ctx context.Context, mxid, password string) error {
+	if err := s.exists(ctx, mxid); err != nil {
+		return err
+	}
+	return s.c.do(ctx, "reset_password", http.MethodPost, "/_synapse/admin/v1/reset_password/"+url.PathEscape(mxid),
+		map[string]any{"new_password": password, "logout_devices": false}, nil)
+}
+
 func (s *Synapse) EndSessions(ctx context.Context, mxid string) error {
 	var list struct {
 		Devices []struct {
@@ -174,9 +184,9 @@ func (s *Synapse) EndSessions(ctx context.Context, mxid string) error {
 //	POST /_dendrite/admin/resetPassword/{mxid} {"password": <random>, "logout_devices": true}
 //
 // So Lock and EndSessions both set a random password nobody knows and log out every device: the user
-// cannot use the homeserver until the Org-Admin sets a new password. Unlock therefore does nothing at the
-// homeserver; lifting the block at the proxies is all that Unblock can do, and the user needs a new
-// password from the Org-Admin.
+// cannot use the homeserver until the Org-Admin sets a new password (SetPassword, the same route without
+// logout). Unlock therefore does nothing at the homeserver; Unblock lifts the block at the proxies, and
+// the user logs in again with the password the Org-Admin sets.
 type Dendrite struct{ c adminClient }
 
 // NewDendrite returns the Dendrite admin API at baseURL.
@@ -194,15 +204,24 @@ func (d *Dendrite) EndSessions(ctx context.Context, mxid string) error {
 	if err != nil {
 		return err
 	}
+	return d.resetPassword(ctx, mxid, pw, true)
+}
+
+// SetPassword gives the user a new password; sessions stay.
+func (d *Dendrite) SetPassword(ctx context.Context, mxid, password string) error {
+	return d.resetPassword(ctx, mxid, password, false)
+}
+
+func (d *Dendrite) resetPassword(ctx context.Context, mxid, password string, logout bool) error {
 	var out struct {
 		Updated bool `json:"password_updated"`
 	}
 	if err := d.c.do(ctx, "reset_password", http.MethodPost, "/_dendrite/admin/resetPassword/"+url.PathEscape(mxid),
-		map[string]any{"password": pw, "logout_devices": true}, &out); err != nil {
+		map[string]any{"password": password, "logout_devices": logout}, &out); err != nil {
 		return err
 	}
 	if !out.Updated {
-		return errors.New("userblock: dendrite did not update the password; sessions may remain")
+		return errors.New("userblock: dendrite did not update the password")
 	}
 	return nil
 }

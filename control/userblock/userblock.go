@@ -35,6 +35,8 @@ type Homeserver interface {
 	Unlock(ctx context.Context, mxid string) error
 	// EndSessions invalidates every access token of the user.
 	EndSessions(ctx context.Context, mxid string) error
+	// SetPassword gives the user a new login password, keeping sessions.
+	SetPassword(ctx context.Context, mxid, password string) error
 }
 
 // Store keeps the blocked users.
@@ -151,6 +153,23 @@ func (b *Blocker) EndSessions(ctx context.Context, mxid string) error {
 		return fmt.Errorf("userblock: ending the sessions failed: %w", err)
 	}
 	b.o.Logger.Info("user sessions ended", "user", redact.ID(mxid))
+	return nil
+}
+
+// SetPassword gives a user of the homeserver a new login password, e.g. after Unblock on Dendrite,
+// whose blocking replaced it. The caller checks the password's quality (A_23611). A blocked user keeps
+// being refused by the proxies and, on Synapse, by the lock.
+func (b *Blocker) SetPassword(ctx context.Context, mxid, password string) error {
+	if err := b.check(mxid); err != nil {
+		return err
+	}
+	if password == "" {
+		return errors.New("userblock: empty password")
+	}
+	if err := b.o.Homeserver.SetPassword(ctx, mxid, password); err != nil {
+		return fmt.Errorf("userblock: setting the password failed: %w", err)
+	}
+	b.o.Logger.Info("user password set", "user", redact.ID(mxid))
 	return nil
 }
 

@@ -164,10 +164,28 @@ func blockScenario(t *testing.T, hs homeserverUnderTest) {
 			t.Fatalf("synapse: unblocked user cannot work: login %q whoami %d", tok, st)
 		}
 	case "dendrite":
-		// Dendrite's admin API ended the sessions by replacing the password: the old one is gone.
+		// Dendrite's admin API ended the sessions by replacing the password: the old one is gone until
+		// the Org-Admin sets a new one.
 		if tok != "" || st != 403 {
 			t.Fatalf("dendrite: old password still works after blocking: %d", st)
 		}
+		u.pw = "alice-new-password-2"
+		if err := b.SetPassword(ctx, u.mxid, u.pw); err != nil {
+			t.Fatal(err)
+		}
+		if tok, st = u.login(); tok == "" {
+			t.Fatalf("dendrite: login with the new password: %d", st)
+		}
+		if st, _ := u.whoami(tok); st != 200 {
+			t.Fatalf("dendrite: unblocked user with a new password cannot work: %d", st)
+		}
+	}
+	// Setting a password keeps the session.
+	if err := b.SetPassword(ctx, u.mxid, "alice-newer-password-3"); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := u.whoami(tok); st != 200 {
+		t.Fatalf("setting the password ended the session: %d", st)
 	}
 }
 
