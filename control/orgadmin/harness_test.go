@@ -103,9 +103,13 @@ type syncBuffer struct {
 	b  strings.Builder
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-func (s *syncBuffer) Reset()                      { s.mu.Lock(); s.b.Reset(); s.mu.Unlock() }
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+func (s *syncBuffer) Reset()         { s.mu.Lock(); s.b.Reset(); s.mu.Unlock() }
 
 type envOpt func(*env)
 
@@ -299,6 +303,7 @@ var csrfRe = regexp.MustCompile(`name="csrf_token" value="([^"]+)"`)
 
 // csrf takes the token from the last page.
 func (b *browser) csrf() string {
+	b.t.Helper()
 	m := csrfRe.FindStringSubmatch(b.last)
 	if m == nil {
 		b.t.Fatalf("no csrf token on the page:\n%s", b.last)
@@ -345,6 +350,7 @@ func (b *browser) onboardOIDC(username string) string {
 
 func (b *browser) createAccount(username string) string {
 	b.t.Helper()
+	want(b.t, b.get("/orgadmin/account/new"), http.StatusOK, "Create the Org-Admin account")
 	p := b.post("/orgadmin/account/new", url.Values{"username": {username}, "password": {goodPassword}, "password_confirm": {goodPassword}})
 	want(b.t, p, http.StatusOK, "Set up the second factor")
 	m := secretRe.FindStringSubmatch(p.body)

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -131,6 +132,7 @@ type Message struct {
 	Subject string
 	Text    string
 	Headers map[string][]string
+	Raw     string // the message as received
 }
 
 func (s *Sink) getJSON(ctx context.Context, path string, v any) error {
@@ -176,6 +178,17 @@ func (s *Sink) Messages(ctx context.Context, to string) ([]Message, error) {
 		if err := s.getJSON(ctx, "/api/v1/message/"+url.PathEscape(m.ID)+"/headers", &msg.Headers); err != nil {
 			return nil, err
 		}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.WebURL+"/api/v1/message/"+url.PathEscape(m.ID)+"/raw", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		resp.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		msg.Raw = string(raw)
 		out = append(out, msg)
 	}
 	return out, nil
