@@ -363,3 +363,5 @@ func (b *browser) createAccount(username string) string {
 }
 
 func totpCode(secret string, e *env) (string, error) { return orgadmin.TOTPCode(secret, e.clock.Now()) }
+
+func standinDomain(d, tid string) standin.Domain { return standin.Domain{Domain: d, TelematikID: tid} }
