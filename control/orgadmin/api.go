@@ -1,6 +1,7 @@
 package orgadmin
 
 import (
+	_ "embed"
 	"encoding/json"
 	"errors"
 	"io"
@@ -10,6 +11,11 @@ import (
 
 	"github.com/timfd/fachdienst/control/store"
 )
+
+// OpenAPI describes the JSON API; it is served at /orgadmin/api/v1/openapi.yaml.
+//
+//go:embed openapi.yaml
+var OpenAPI []byte
 
 // apiError is the JSON error body of the API (openapi.yaml: Error).
 type apiError struct {
@@ -246,6 +252,10 @@ func (h *Handler) apiRoutes() {
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"token": tok})
 	}))
+	m.HandleFunc("GET "+v1+"/openapi.yaml", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/yaml")
+		w.Write(OpenAPI)
+	})
 	m.HandleFunc(v1+"/", func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, problem(http.StatusNotFound, "No such operation."))
 	})

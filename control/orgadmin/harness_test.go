@@ -96,6 +96,7 @@ type env struct {
 	clock   *clock
 	wrap    func(http.Handler) http.Handler
 	logs    *syncBuffer
+	client  *http.Client // for the JSON API
 }
 
 type syncBuffer struct {
@@ -146,7 +147,7 @@ func serve(t *testing.T, l net.Listener, h http.Handler) {
 
 func newEnv(t *testing.T, opts ...envOpt) *env {
 	t.Helper()
-	e := &env{t: t, st: storetest.SQLite(t), tokens: &recTokens{}, blocker: &recBlocker{}, clock: &clock{t: time.Now()},
+	e := &env{t: t, st: storetest.SQLite(t), client: http.DefaultClient, tokens: &recTokens{}, blocker: &recBlocker{}, clock: &clock{t: time.Now()},
 		dir: onboarding.NewStaticDirectory(nil)}
 	for _, o := range opts {
 		o(e)
