@@ -98,6 +98,10 @@ func TestLoadErrors(t *testing.T) {
 		{"negative ttl", "", []string{"TIM_CONTROL_HOMESERVER_TOKEN_CACHE_TTL=-1s"}, "homeserver.token_cache_ttl must be positive"},
 		{"no storage", "", []string{"TIM_CONTROL_STORAGE_SQLITE_PATH="}, "storage"},
 		{"bad level", "", []string{"TIM_CONTROL_LOG_LEVEL=loud"}, "log.level"},
+		{"registration without url", "", []string{"TIM_CONTROL_REGISTRATION_ENABLED=true", "TIM_CONTROL_REGISTRATION_OIDC_ISSUER=https://idp", "TIM_CONTROL_REGISTRATION_OIDC_CLIENT_ID=c"}, "registration.public_url"},
+		{"registration without procedure", "", []string{"TIM_CONTROL_REGISTRATION_ENABLED=true", "TIM_CONTROL_REGISTRATION_PUBLIC_URL=https://reg.example"}, "set oidc.issuer or kim.enabled"},
+		{"kim without smtp", "", []string{"TIM_CONTROL_REGISTRATION_ENABLED=true", "TIM_CONTROL_REGISTRATION_PUBLIC_URL=https://reg.example", "TIM_CONTROL_REGISTRATION_KIM_ENABLED=true"}, "registration.kim needs smtp.host"},
+		{"short cookie key", "", []string{"TIM_CONTROL_REGISTRATION_ENABLED=true", "TIM_CONTROL_REGISTRATION_PUBLIC_URL=https://reg.example", "TIM_CONTROL_REGISTRATION_OIDC_ISSUER=https://idp", "TIM_CONTROL_REGISTRATION_OIDC_CLIENT_ID=c", "TIM_CONTROL_REGISTRATION_COOKIE_KEY=short"}, "cookie_key"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
