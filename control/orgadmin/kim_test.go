@@ -11,6 +11,7 @@ import (
 
 	"github.com/timfd/fachdienst/control/onboarding"
 	"github.com/timfd/fachdienst/control/store"
+	"github.com/timfd/fachdienst/standin/idp"
 )
 
 var (
@@ -128,4 +129,8 @@ func TestKIMRefusals(t *testing.T) {
 	if _, err := e.st.OrgAdminByTelematikID(context.Background(), praxis.IDNummer); err != store.ErrNotFound {
 		t.Fatalf("refusals created an admin: %v", err)
 	}
+}
+
+func kimEntry(id idp.Identity) onboarding.DirectoryEntry {
+	return onboarding.DirectoryEntry{TelematikID: id.IDNummer, ProfessionOID: id.ProfessionOID, OrgName: id.OrganizationName}
 }
