@@ -86,6 +86,7 @@ func Start(ctx context.Context, bin string, smtpPort, webPort int) (*Sink, error
 	s.cmd = exec.Command(bin, "--quiet", "--disable-version-check", "--smtp-disable-rdns", "--smtp-auth-accept-any", "--smtp-auth-allow-insecure",
 		"--smtp", "127.0.0.1:"+strconv.Itoa(smtpPort), "--listen", "127.0.0.1:"+strconv.Itoa(webPort))
 	s.cmd.Stdout, s.cmd.Stderr = os.Stderr, os.Stderr
+	orphanGuard(s.cmd)
 	if err := s.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("mailpit: %w", err)
 	}
