@@ -90,7 +90,12 @@ var (
 	ErrLinkExpired     = errors.New("onboarding: this link has expired; start again")
 	ErrWrongCode       = errors.New("onboarding: the code does not match the one shown when the mail was ordered")
 	ErrTooManyAttempts = errors.New("onboarding: too many wrong codes for this link; start again")
+	ErrTooManyMails    = errors.New("onboarding: too many authentication mails are open for this organisation; use one of them or wait until they expire")
 )
+
+// MaxOpenMails bounds the authentication mails open at once per organisation, so the procedure
+// cannot be used to flood a KIM mailbox.
+const MaxOpenMails = 3
 
 // KIM runs the KIM procedure.
 type KIM struct {
@@ -143,6 +148,11 @@ func (k *KIM) Start(ctx context.Context, address string) (id, code string, err e
 	}
 	if e.TelematikID == "" {
 		return "", "", fmt.Errorf("%w: entry without Telematik-ID", ErrNotInDirectory)
+	}
+	if n, err := k.store.OpenKIMChallenges(ctx, e.TelematikID, k.now()); err != nil {
+		return "", "", err
+	} else if n >= MaxOpenMails {
+		return "", "", ErrTooManyMails
 	}
 	id, code = uuid.NewString(), sixDigits()
 	if err := k.store.PutKIMChallenge(ctx, store.KIMChallenge{

@@ -36,7 +36,11 @@ var (
 	ErrTokenInvalid = errors.New("onboarding: the IDP's ID_TOKEN was not accepted")
 	ErrClaims       = errors.New("onboarding: the ID_TOKEN lacks professionOID, idNummer or organizationName")
 	ErrIDP          = errors.New("onboarding: the IDP cannot be reached")
+	ErrBusy         = errors.New("onboarding: too many sign-ins are in progress")
 )
+
+// MaxOpenRequests bounds the stored, unanswered authorisation requests (anyone can start one).
+const MaxOpenRequests = 10000
 
 // OIDC runs the authorisation code flow with PKCE, state and nonce against the IDP and validates
 // the ID_TOKEN (signature by the IDP's JWKS, iss, aud, azp, exp, iat, nonce, acr) with
@@ -106,6 +110,11 @@ func (o *OIDC) Start(ctx context.Context, purpose, browserHash string) (string, 
 	r, err := o.relyingParty(ctx)
 	if err != nil {
 		return "", err
+	}
+	if n, err := o.store.OpenOIDCRequests(ctx, o.now()); err != nil {
+		return "", err
+	} else if n >= MaxOpenRequests {
+		return "", ErrBusy
 	}
 	p := store.OIDCPending{
 		State: RandomToken(), Nonce: RandomToken(), Verifier: oauth2.GenerateVerifier(),

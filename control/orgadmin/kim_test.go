@@ -107,6 +107,18 @@ func TestKIMRefusals(t *testing.T) {
 		// The right code no longer helps.
 		want(t, b.post(link, url.Values{"code": {code}}), http.StatusTooManyRequests, "Too many wrong codes")
 	})
+	t.Run("mails per organisation bounded", func(t *testing.T) {
+		e.dir.Put("viel@beispiel.kim.telematik", kimEntry(klinik))
+		b := e.browser()
+		for range 3 {
+			orderKIM(t, e, b, "viel@beispiel.kim.telematik")
+		}
+		want(t, b.get("/orgadmin/onboarding/kim"), http.StatusOK)
+		want(t, b.post("/orgadmin/onboarding/kim", url.Values{"kim_address": {"viel@beispiel.kim.telematik"}}), http.StatusTooManyRequests, "Too many authentication mails")
+		if msgs, _ := e.mail.Messages(context.Background(), "viel@beispiel.kim.telematik"); len(msgs) != 3 {
+			t.Fatalf("%d mails sent, want 3", len(msgs))
+		}
+	})
 	t.Run("unknown link", func(t *testing.T) {
 		b := e.browser()
 		want(t, b.get("/orgadmin/onboarding/kim/0b0b0b0b-0000-4000-8000-000000000000"), http.StatusNotFound, "not known")

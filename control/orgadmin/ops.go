@@ -51,6 +51,10 @@ func (h *Handler) onboardingProblem(op string, err error) *Problem {
 	case errors.Is(err, onboarding.ErrIDP):
 		h.o.Logger.Warn("orgadmin: IDP unreachable", "error", err.Error())
 		return problem(http.StatusBadGateway, "The identity provider cannot be reached; please try again later.")
+	case errors.Is(err, onboarding.ErrTooManyMails):
+		return problem(http.StatusTooManyRequests, "Too many authentication mails are open for this organisation. Use one of them, or wait until they expire.")
+	case errors.Is(err, onboarding.ErrBusy):
+		return problem(http.StatusServiceUnavailable, "Too many sign-ins are in progress; please try again in a few minutes.")
 	case errors.Is(err, onboarding.ErrKIMAddress):
 		return problem(http.StatusBadRequest, "Please enter a valid KIM address (name@domain).")
 	case errors.Is(err, onboarding.ErrNotInDirectory):

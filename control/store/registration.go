@@ -429,3 +429,17 @@ func (s *Store) PurgeRegistration(ctx context.Context, now time.Time) error {
 	}
 	return nil
 }
+
+// OpenKIMChallenges counts the unused, unexpired challenges of an organisation.
+func (s *Store) OpenKIMChallenges(ctx context.Context, telematikID string, now time.Time) (int, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, s.q("SELECT COUNT(*) FROM kim_challenges WHERE telematik_id = ? AND used = 0 AND expires_at > ?"), telematikID, ms(now)).Scan(&n)
+	return n, err
+}
+
+// OpenOIDCRequests counts the unanswered, unexpired authorisation requests.
+func (s *Store) OpenOIDCRequests(ctx context.Context, now time.Time) (int, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, s.q("SELECT COUNT(*) FROM oidc_pending WHERE expires_at > ?"), ms(now)).Scan(&n)
+	return n, err
+}

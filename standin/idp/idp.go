@@ -365,6 +365,11 @@ func (s *storage) CreateAccessToken(_ context.Context, r op.TokenRequest) (strin
 		info.identity = a.identity
 	}
 	s.mu.Lock()
+	for k, t := range s.tokens { // bounded: expired tokens go on every issue
+		if time.Now().After(t.expires) {
+			delete(s.tokens, k)
+		}
+	}
 	s.tokens[id] = info
 	s.mu.Unlock()
 	return id, exp, nil
