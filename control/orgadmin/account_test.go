@@ -326,3 +326,34 @@ func TestApprovalVZDErrors(t *testing.T) {
 		t.Fatalf("after reject: %v", out)
 	}
 }
+
+// Only DNS names without port are ordered, lower-cased: the federation list's form of a domain.
+func TestOrderDomainValidation(t *testing.T) {
+	e := newEnv(t)
+	tok := e.login("praxis-admin", seedAdmin(t, e, praxis, "praxis-admin"), 0)
+	cases := []struct {
+		in, stored string
+		status     int
+	}{
+		{"Chat.Praxis-Beispiel.DE", "chat.praxis-beispiel.de", http.StatusAccepted},
+		{" spaced.example.de ", "spaced.example.de", http.StatusAccepted},
+		{"", "", http.StatusBadRequest},
+		{"localhost", "", http.StatusBadRequest},
+		{"x.example.de:8448", "", http.StatusBadRequest},
+		{"[::1]", "", http.StatusBadRequest},
+		{"192.168.1.10", "", http.StatusBadRequest},
+		{"a..example.de", "", http.StatusBadRequest},
+		{"a/b.example.de", "", http.StatusBadRequest},
+		{"ex ample.de", "", http.StatusBadRequest},
+		{strings.Repeat("a", 64) + ".example.de", "", http.StatusBadRequest},
+	}
+	for _, c := range cases {
+		st, out := e.api("POST", "/services", tok, map[string]string{"domain": c.in})
+		if st != c.status || c.stored != "" && out["domain"] != c.stored {
+			t.Fatalf("%q: %d %v, want %d %q", c.in, st, out, c.status, c.stored)
+		}
+	}
+	if _, out := e.api("GET", "/services", tok, nil); len(out["services"].([]any)) != 2 {
+		t.Fatalf("services = %v", out)
+	}
+}
