@@ -126,6 +126,14 @@ func (h *Handler) approve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := h.o.Store.SetOrgServiceStatus(r.Context(), d, store.ServicePending, store.ServiceActive, "Entered into the TI federation.", h.o.Now()); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			// Withdrawn (or decided) while the VZD was asked: take the domain out again.
+			if derr := h.o.Federation.DeleteDomain(r.Context(), d); derr != nil && !errors.Is(derr, vzd.ErrNotFound) {
+				h.o.Logger.Error("orgadmin: withdrawn order left in the federation", "error", derr.Error())
+			}
+			writeProblem(w, problem(http.StatusConflict, "The order was withdrawn or decided meanwhile."))
+			return
+		}
 		writeProblem(w, h.internal("approve", err))
 		return
 	}
