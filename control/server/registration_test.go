@@ -37,6 +37,12 @@ func TestRegistrationMounted(t *testing.T) {
 		t.Fatalf("portal: %v %v", resp.StatusCode, err)
 	}
 	resp.Body.Close()
+	if resp, err := http.Get(e.public + "/orgadmin"); err != nil || resp.StatusCode != http.StatusOK || resp.Request.URL.Path != "/orgadmin/" {
+		t.Fatalf("/orgadmin: %v %v", resp, err)
+	}
+	if resp, _ := http.Post(e.public+"/orgadmin/api/v1/login", "application/json", strings.NewReader(`{"username":"x","password":"y","totp_code":"123456"}`)); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("API login with unknown user: %d", resp.StatusCode)
+	}
 	if resp, _ := http.Post(e.public+"/orgadmin/onboarding/oidc", "application/x-www-form-urlencoded", nil); resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("form without CSRF token: %d", resp.StatusCode)
 	}
