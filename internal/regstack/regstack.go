@@ -37,7 +37,9 @@ type Options struct {
 	SMTPPort         int          // Mailpit; 0 picks a free port
 	MailWebPort      int
 	ControlPublicURL string // the control plane's public listener, e.g. http://127.0.0.1:8483
-	DataDir          string // the KIM directory file goes here
+	// ControlInternalURL, when given, is named in the listing: orders are approved there (A_23521).
+	ControlInternalURL string
+	DataDir            string // the KIM directory file goes here
 }
 
 // Local is the running set.
@@ -47,6 +49,7 @@ type Local struct {
 	Mail            *mailpit.Sink // nil when the Mailpit binary is missing (then KIM is off)
 	MailErr         error
 	registration    config.Registration
+	internalURL     string
 	srv             *http.Server
 }
 
@@ -56,7 +59,7 @@ func Start(ctx context.Context, o Options) (*Local, error) {
 		return nil, errors.New("regstack: IDP listener, control URL and data dir are required")
 	}
 	base := strings.TrimRight(o.ControlPublicURL, "/")
-	l := &Local{IDPURL: "http://" + o.IDPListener.Addr().String()}
+	l := &Local{IDPURL: "http://" + o.IDPListener.Addr().String(), internalURL: strings.TrimRight(o.ControlInternalURL, "/")}
 	secret := onboarding.RandomToken()
 	var err error
 	if l.IDP, err = idp.New(idp.Config{Issuer: l.IDPURL, Identity: Praxis,
@@ -95,18 +98,25 @@ func Start(ctx context.Context, o Options) (*Local, error) {
 func (l *Local) Apply(cfg *config.Config) { cfg.Registration = l.registration }
 
 // Endpoint is a line of the local run's listing.
-type Endpoint struct{ Name, URL, Note string }
+type Endpoint struct {
+	Name, URL string
+	StandIn   bool // stands in for a system outside the provider
+	Note      string
+}
 
 // Endpoints lists the portal, the IDP stand-in and the mail sink.
 func (l *Local) Endpoints() []Endpoint {
 	out := []Endpoint{
-		{"Org-Admin portal", l.registration.PublicURL + "/orgadmin/", "onboard an organisation (SMC-B via IDP stand-in" + map[bool]string{true: ", or KIM: " + KIMAddress, false: ""}[l.Mail != nil] + "), TOTP, services; API /orgadmin/api/v1/openapi.yaml"},
-		{"IDP stand-in", l.IDPURL, "signs in as " + Praxis.OrganizationName + " (" + Praxis.ProfessionOID + ")"},
+		{"Org-Admin portal", l.registration.PublicURL + "/orgadmin/", false, "onboard an organisation (SMC-B via IDP stand-in" + map[bool]string{true: ", or KIM: " + KIMAddress, false: ""}[l.Mail != nil] + "), TOTP, services; API /orgadmin/api/v1/openapi.yaml"},
+		{"IDP stand-in", l.IDPURL, true, "signs in as " + Praxis.OrganizationName + " (" + Praxis.ProfessionOID + ")"},
+	}
+	if l.internalURL != "" {
+		out = append(out, Endpoint{"order approval", l.internalURL + "/internal/v1/registration/services", false, "pending orders; POST .../services/<domain>/approve enters one into the VZD (shared secret, A_23521)"})
 	}
 	if l.Mail != nil {
-		out = append(out, Endpoint{"mail sink (Mailpit)", l.Mail.WebURL, fmt.Sprintf("KIM mails; SMTP %s:%d", l.Mail.SMTPHost, l.Mail.SMTPPort)})
+		out = append(out, Endpoint{"mail sink (Mailpit)", l.Mail.WebURL, true, fmt.Sprintf("KIM mails; SMTP %s:%d", l.Mail.SMTPHost, l.Mail.SMTPPort)})
 	} else {
-		out = append(out, Endpoint{"mail sink (Mailpit)", "", "not running (" + l.MailErr.Error() + "); KIM onboarding is off"})
+		out = append(out, Endpoint{"mail sink (Mailpit)", "", true, "not running (" + l.MailErr.Error() + "); KIM onboarding is off"})
 	}
 	return out
 }
