@@ -53,7 +53,8 @@ type Local struct {
 	srv             *http.Server
 }
 
-// Start starts the IDP stand-in and, when its binary is there (make mailpit), Mailpit.
+// Start starts the IDP stand-in and, when its binary is there (make mailpit), Mailpit. The IDP
+// listener belongs to the returned Local (closed by Close, or here on error).
 func Start(ctx context.Context, o Options) (*Local, error) {
 	if o.IDPListener == nil || o.ControlPublicURL == "" || o.DataDir == "" {
 		return nil, errors.New("regstack: IDP listener, control URL and data dir are required")
@@ -64,6 +65,7 @@ func Start(ctx context.Context, o Options) (*Local, error) {
 	var err error
 	if l.IDP, err = idp.New(idp.Config{Issuer: l.IDPURL, Identity: Praxis,
 		Clients: []idp.Client{{ID: "tim-regservice", Secret: secret, RedirectURIs: []string{base + "/orgadmin/onboarding/oidc/callback"}}}}); err != nil {
+		o.IDPListener.Close()
 		return nil, err
 	}
 	l.srv = &http.Server{Handler: l.IDP, ReadHeaderTimeout: 10 * time.Second}
