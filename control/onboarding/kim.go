@@ -90,6 +90,7 @@ var (
 	ErrLinkExpired     = errors.New("onboarding: this link has expired; start again")
 	ErrWrongCode       = errors.New("onboarding: the code does not match the one shown when the mail was ordered")
 	ErrTooManyAttempts = errors.New("onboarding: too many wrong codes for this link; start again")
+	ErrMail            = errors.New("onboarding: the authentication mail could not be sent")
 	ErrTooManyMails    = errors.New("onboarding: too many authentication mails are open for this organisation; use one of them or wait until they expire")
 )
 
@@ -172,7 +173,8 @@ func (k *KIM) Start(ctx context.Context, address string) (id, code string, err e
 		"Wenn Sie keine Registrierung begonnen haben, ignorieren Sie diese Mail. / If you did not start a registration, ignore this mail.\n"
 	if err := k.mail.Send(ctx, address, "TI-Messenger: Authentifizierung / Authentication", text,
 		map[string]string{"X-KIM-serviceindicator": KIMServiceIndicator}); err != nil {
-		return "", "", err
+		k.store.UseKIMChallenge(ctx, id) // never delivered: neither usable nor counted as open
+		return "", "", fmt.Errorf("%w: %v", ErrMail, err)
 	}
 	return id, code, nil
 }

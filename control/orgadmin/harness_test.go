@@ -96,7 +96,8 @@ type env struct {
 	clock   *clock
 	wrap    func(http.Handler) http.Handler
 	logs    *syncBuffer
-	client  *http.Client // for the JSON API
+	mailTo  *mailer.Config // overrides the Mailpit relay (e.g. one that is down)
+	client  *http.Client   // for the JSON API
 }
 
 type syncBuffer struct {
@@ -181,8 +182,15 @@ func newEnv(t *testing.T, opts ...envOpt) *env {
 		t.Fatal(err)
 	}
 	o := orgadmin.Options{Store: e.st, OIDC: oc, Federation: vc, Tokens: e.tokens, Blocker: e.blocker, Now: e.clock.Now, Logger: log}
-	if e.mail != nil {
-		m, err := mailer.New(mailer.Config{Host: e.mail.SMTPHost, Port: e.mail.SMTPPort, From: "registrierung@fd.example.de", TLS: "none"})
+	if e.mail != nil || e.mailTo != nil {
+		mc := mailer.Config{From: "registrierung@fd.example.de", TLS: "none"}
+		if e.mail != nil {
+			mc.Host, mc.Port = e.mail.SMTPHost, e.mail.SMTPPort
+		}
+		if e.mailTo != nil {
+			mc = *e.mailTo
+		}
+		m, err := mailer.New(mc)
 		if err != nil {
 			t.Fatal(err)
 		}

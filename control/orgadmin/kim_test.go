@@ -2,6 +2,7 @@ package orgadmin_test
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/timfd/fachdienst/control/mailer"
 	"github.com/timfd/fachdienst/control/onboarding"
 	"github.com/timfd/fachdienst/control/store"
 	"github.com/timfd/fachdienst/standin/idp"
@@ -145,4 +147,22 @@ func TestKIMRefusals(t *testing.T) {
 
 func kimEntry(id idp.Identity) onboarding.DirectoryEntry {
 	return onboarding.DirectoryEntry{TelematikID: id.IDNummer, ProfessionOID: id.ProfessionOID, OrgName: id.OrganizationName}
+}
+
+// A relay that is down: the user is told, and the failed mail does not count as open.
+func TestKIMMailFailure(t *testing.T) {
+	l, _ := listen(t)
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close() // nothing listens there any more
+	e := newEnv(t, kimPraxis, func(e *env) {
+		e.mailTo = &mailer.Config{Host: "127.0.0.1", Port: port, From: "registrierung@fd.example.de", TLS: "none", Timeout: 2 * time.Second}
+	})
+	b := e.browser()
+	for range onboarding.MaxOpenMails + 1 {
+		want(t, b.get("/orgadmin/onboarding/kim"), http.StatusOK)
+		want(t, b.post("/orgadmin/onboarding/kim", url.Values{"kim_address": {"praxis@beispiel.kim.telematik"}}), http.StatusBadGateway, "could not be sent")
+	}
+	if n, _ := e.st.OpenKIMChallenges(context.Background(), praxis.IDNummer, e.clock.Now()); n != 0 {
+		t.Fatalf("%d undelivered challenges count as open", n)
+	}
 }

@@ -51,6 +51,9 @@ func (h *Handler) onboardingProblem(op string, err error) *Problem {
 	case errors.Is(err, onboarding.ErrIDP):
 		h.o.Logger.Warn("orgadmin: IDP unreachable", "error", err.Error())
 		return problem(http.StatusBadGateway, "The identity provider cannot be reached; please try again later.")
+	case errors.Is(err, onboarding.ErrMail):
+		h.o.Logger.Warn("orgadmin: KIM mail not sent", "error", err.Error())
+		return problem(http.StatusBadGateway, "The authentication mail could not be sent; please try again later.")
 	case errors.Is(err, onboarding.ErrTooManyMails):
 		return problem(http.StatusTooManyRequests, "Too many authentication mails are open for this organisation. Use one of them, or wait until they expire.")
 	case errors.Is(err, onboarding.ErrBusy):
