@@ -50,9 +50,10 @@ type Registration struct {
 	// PublicURL is the registration service's address on its FQDN as users reach it, e.g.
 	// https://reg.provider.example; KIM links and the OIDC redirect URL are made from it.
 	PublicURL string `yaml:"public_url" json:"public_url"`
-	// CookieKey keys the CSRF tokens of visitors without a session (at least 32 bytes; random per
-	// start when empty, which only costs visitors their half-filled forms on restart).
-	CookieKey   string           `yaml:"cookie_key" json:"cookie_key"`
+	// SecretKey (at least 32 bytes) keys the CSRF tokens of visitors without a session and
+	// encrypts the Org-Admins' TOTP secrets at rest; replicas need the same one. Prefer
+	// TIM_CONTROL_REGISTRATION_SECRET_KEY to writing it into the file.
+	SecretKey   string           `yaml:"secret_key" json:"secret_key"`
 	SessionTTL  time.Duration    `yaml:"session_ttl" json:"session_ttl"`
 	TicketTTL   time.Duration    `yaml:"ticket_ttl" json:"ticket_ttl"`
 	MaxFailures int              `yaml:"max_failures" json:"max_failures"`
@@ -292,8 +293,8 @@ func (r Registration) validate() []error {
 	if u, err := url.Parse(r.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" && u.Path != "/" {
 		errs = append(errs, fmt.Errorf("registration.public_url %q: want the service's origin, e.g. https://reg.provider.example", r.PublicURL))
 	}
-	if r.CookieKey != "" && len(r.CookieKey) < 32 {
-		errs = append(errs, errors.New("registration.cookie_key must have at least 32 bytes"))
+	if len(r.SecretKey) < 32 {
+		errs = append(errs, errors.New("registration.secret_key must have at least 32 bytes"))
 	}
 	if r.OIDC.Issuer == "" && !r.KIM.Enabled {
 		errs = append(errs, errors.New("registration: set oidc.issuer or kim.enabled: an organisation needs a way to authenticate"))

@@ -101,7 +101,7 @@ func TestLoadErrors(t *testing.T) {
 		{"registration without url", "", []string{"TIM_CONTROL_REGISTRATION_ENABLED=true", "TIM_CONTROL_REGISTRATION_OIDC_ISSUER=https://idp", "TIM_CONTROL_REGISTRATION_OIDC_CLIENT_ID=c"}, "registration.public_url"},
 		{"registration without procedure", "", []string{"TIM_CONTROL_REGISTRATION_ENABLED=true", "TIM_CONTROL_REGISTRATION_PUBLIC_URL=https://reg.example"}, "set oidc.issuer or kim.enabled"},
 		{"kim without smtp", "", []string{"TIM_CONTROL_REGISTRATION_ENABLED=true", "TIM_CONTROL_REGISTRATION_PUBLIC_URL=https://reg.example", "TIM_CONTROL_REGISTRATION_KIM_ENABLED=true"}, "registration.kim needs smtp.host"},
-		{"short cookie key", "", []string{"TIM_CONTROL_REGISTRATION_ENABLED=true", "TIM_CONTROL_REGISTRATION_PUBLIC_URL=https://reg.example", "TIM_CONTROL_REGISTRATION_OIDC_ISSUER=https://idp", "TIM_CONTROL_REGISTRATION_OIDC_CLIENT_ID=c", "TIM_CONTROL_REGISTRATION_COOKIE_KEY=short"}, "cookie_key"},
+		{"short secret key", "", []string{"TIM_CONTROL_REGISTRATION_ENABLED=true", "TIM_CONTROL_REGISTRATION_PUBLIC_URL=https://reg.example", "TIM_CONTROL_REGISTRATION_OIDC_ISSUER=https://idp", "TIM_CONTROL_REGISTRATION_OIDC_CLIENT_ID=c", "TIM_CONTROL_REGISTRATION_SECRET_KEY=short"}, "registration.secret_key must have at least 32 bytes"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -12,24 +12,18 @@ import (
 	"time"
 
 	"github.com/timfd/fachdienst/control/orgadmin"
-	"github.com/timfd/fachdienst/control/store"
 	"github.com/timfd/fachdienst/standin/idp"
 )
 
-// seedAdmin creates an Org-Admin directly in the store; it returns the TOTP secret.
+// seedAdmin onboards the organisation through the IDP stand-in and returns the TOTP secret; the
+// clock then moves on one TOTP step, so the next sign-in has a fresh code.
 func seedAdmin(t *testing.T, e *env, id idp.Identity, username string) string {
 	t.Helper()
-	key, err := orgadmin.NewTOTPKey("test", username)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.st.CreateOrgAdmin(context.Background(), store.OrgAdmin{
-		ID: "id-" + username, TelematikID: id.IDNummer, ProfessionOID: id.ProfessionOID, OrgName: id.OrganizationName,
-		AuthMethod: "oidc", Username: username, PasswordHash: orgadmin.HashPassword(goodPassword), TOTPSecret: key.Secret(), CreatedAt: e.clock.Now(),
-	}); err != nil {
-		t.Fatal(err)
-	}
-	return key.Secret()
+	e.idp.SetIdentity(id)
+	defer e.idp.SetIdentity(praxis)
+	secret := e.browser().onboardOIDC(username)
+	e.clock.Advance(30 * time.Second)
+	return secret
 }
 
 // api calls the JSON API; tok is the bearer session token ("" for none).

@@ -181,7 +181,7 @@ func newEnv(t *testing.T, opts ...envOpt) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := orgadmin.Options{Store: e.st, OIDC: oc, Federation: vc, Tokens: e.tokens, Blocker: e.blocker, Now: e.clock.Now, Logger: log}
+	o := orgadmin.Options{SecretKey: []byte("test-secret-key-0123456789abcdef-0123"), Store: e.st, OIDC: oc, Federation: vc, Tokens: e.tokens, Blocker: e.blocker, Now: e.clock.Now, Logger: log}
 	if e.mail != nil || e.mailTo != nil {
 		mc := mailer.Config{From: "registrierung@fd.example.de", TLS: "none"}
 		if e.mail != nil {

@@ -15,9 +15,12 @@ import (
 func TestOIDCOnboardingToServices(t *testing.T) {
 	e := newEnv(t)
 	b := e.browser()
-	b.onboardOIDC("praxis-admin")
+	secret := b.onboardOIDC("praxis-admin")
 
 	a, err := e.st.OrgAdminByTelematikID(context.Background(), praxis.IDNummer)
+	if !strings.HasPrefix(a.TOTPSecret, "v1:") || strings.Contains(a.TOTPSecret, secret) {
+		t.Fatalf("TOTP secret stored in the clear: %q", a.TOTPSecret)
+	}
 	if err != nil || a.ProfessionOID != praxis.ProfessionOID || a.OrgName != praxis.OrganizationName || a.AuthMethod != "oidc" || a.Username != "praxis-admin" {
 		t.Fatalf("stored admin = %+v, %v", a, err)
 	}

@@ -145,7 +145,7 @@ func (h *Handler) setCredentials(ctx context.Context, tok, username, password, c
 	if err != nil {
 		return nil, h.internal("totp", err)
 	}
-	if err := h.o.Store.SetTicketCredentials(ctx, t.TokenHash, username, HashPassword(password), key.Secret()); err != nil {
+	if err := h.o.Store.SetTicketCredentials(ctx, t.TokenHash, username, HashPassword(password), h.sealTOTP(username, key.Secret())); err != nil {
 		return nil, h.internal("credentials", err)
 	}
 	return key, nil
@@ -153,8 +153,12 @@ func (h *Handler) setCredentials(ctx context.Context, tok, username, password, c
 
 // totpKey rebuilds the enrolment key of a ticket (for showing it again).
 func (h *Handler) totpKey(t store.OnboardingTicket) (*otp.Key, error) {
+	secret, err := h.openTOTP(t.Username, t.TOTPSecret)
+	if err != nil {
+		return nil, err
+	}
 	return otp.NewKeyFromURL(fmt.Sprintf("otpauth://totp/%s:%s?secret=%s&issuer=%s&algorithm=SHA1&digits=6&period=30",
-		escape(h.o.TOTPIssuer), escape(t.Username), t.TOTPSecret, escape(h.o.TOTPIssuer)))
+		escape(h.o.TOTPIssuer), escape(t.Username), secret, escape(h.o.TOTPIssuer)))
 }
 
 // confirmAccount takes the first TOTP code and creates the Org-Admin.
@@ -166,7 +170,11 @@ func (h *Handler) confirmAccount(ctx context.Context, tok, code string) (store.O
 	if t.TOTPSecret == "" {
 		return store.OrgAdmin{}, problem(http.StatusConflict, "Please choose username and password first.")
 	}
-	step, err := CheckTOTP(t.TOTPSecret, code, h.o.Now())
+	secret, err := h.openTOTP(t.Username, t.TOTPSecret)
+	if err != nil {
+		return store.OrgAdmin{}, h.internal("totp", err)
+	}
+	step, err := CheckTOTP(secret, code, h.o.Now())
 	if err != nil {
 		return store.OrgAdmin{}, problem(http.StatusUnprocessableEntity, "The one-time code is wrong. Enter the six-digit code your authenticator app shows now.")
 	}
@@ -213,7 +221,11 @@ func (h *Handler) login(ctx context.Context, username, password, code string) (s
 		return a, errLocked(a.LockedUntil, now)
 	}
 	pwOK := CheckPassword(a.PasswordHash, password)
-	step, totpErr := CheckTOTP(a.TOTPSecret, code, now)
+	secret, err := h.openTOTP(a.Username, a.TOTPSecret)
+	if err != nil {
+		return a, h.internal("login", err)
+	}
+	step, totpErr := CheckTOTP(secret, code, now)
 	if pwOK && totpErr == nil {
 		if err := h.o.Store.RecordLoginSuccess(ctx, a.ID, step); err == nil {
 			return a, nil

@@ -11,9 +11,13 @@ package orgadmin
 
 import (
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"log/slog"
@@ -57,8 +61,9 @@ type Options struct {
 	Federation Federation
 	Tokens     TokenIssuer
 	Blocker    UserBlocker
-	// CookieKey keys the CSRF tokens of visitors without a session (at least 32 bytes; random when empty).
-	CookieKey    []byte
+	// SecretKey (at least 32 bytes) keys the CSRF tokens of visitors without a session and encrypts
+	// the TOTP secrets at rest. Replicas sharing a database need the same key.
+	SecretKey    []byte
 	SessionTTL   time.Duration // default 30 min
 	TicketTTL    time.Duration // onboarding to finished account, default 30 min
 	MaxFailures  int           // failed logins before the lockout starts, default 5
@@ -73,9 +78,39 @@ type Options struct {
 
 // Handler serves the portal, the JSON API and (OperatorHandler) the operator's endpoints.
 type Handler struct {
-	o   Options
-	mux *http.ServeMux
-	op  *http.ServeMux
+	o        Options
+	mux      *http.ServeMux
+	op       *http.ServeMux
+	csrfKey  []byte
+	totpAEAD cipher.AEAD
+}
+
+// derive makes a key for one purpose from the secret key.
+func derive(secret []byte, purpose string) []byte {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte("tim-orgadmin/" + purpose))
+	return m.Sum(nil)
+}
+
+// sealTOTP encrypts a TOTP secret for storage, bound to the account's username.
+func (h *Handler) sealTOTP(username, secret string) string {
+	nonce := make([]byte, h.totpAEAD.NonceSize())
+	rand.Read(nonce)
+	return "v1:" + base64.RawStdEncoding.EncodeToString(h.totpAEAD.Seal(nonce, nonce, []byte(secret), []byte("totp:"+username)))
+}
+
+// openTOTP decrypts a stored TOTP secret.
+func (h *Handler) openTOTP(username, sealed string) (string, error) {
+	raw, err := base64.RawStdEncoding.DecodeString(strings.TrimPrefix(sealed, "v1:"))
+	if err != nil || !strings.HasPrefix(sealed, "v1:") || len(raw) < h.totpAEAD.NonceSize() {
+		return "", errors.New("orgadmin: stored TOTP secret unreadable")
+	}
+	n := h.totpAEAD.NonceSize()
+	plain, err := h.totpAEAD.Open(nil, raw[:n], raw[n:], []byte("totp:"+username))
+	if err != nil {
+		return "", errors.New("orgadmin: stored TOTP secret does not open with this key")
+	}
+	return string(plain), nil
 }
 
 // New checks the options and builds the routes.
@@ -86,11 +121,8 @@ func New(o Options) (*Handler, error) {
 	if o.OIDC == nil && o.KIM == nil {
 		return nil, errors.New("orgadmin: at least one onboarding procedure (oidc, kim) is required")
 	}
-	if len(o.CookieKey) == 0 {
-		o.CookieKey = []byte(onboarding.RandomToken())
-	}
-	if len(o.CookieKey) < 32 {
-		return nil, errors.New("orgadmin: cookie key must have at least 32 bytes")
+	if len(o.SecretKey) < 32 {
+		return nil, errors.New("orgadmin: the secret key must have at least 32 bytes")
 	}
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {
@@ -119,7 +151,14 @@ func New(o Options) (*Handler, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	h := &Handler{o: o, mux: http.NewServeMux(), op: http.NewServeMux()}
+	h := &Handler{o: o, mux: http.NewServeMux(), op: http.NewServeMux(), csrfKey: derive(o.SecretKey, "csrf")}
+	block, err := aes.NewCipher(derive(o.SecretKey, "totp"))
+	if err != nil {
+		return nil, err
+	}
+	if h.totpAEAD, err = cipher.NewGCM(block); err != nil {
+		return nil, err
+	}
 	h.portalRoutes()
 	h.apiRoutes()
 	h.operatorRoutes()
@@ -227,7 +266,7 @@ func (h *Handler) csrfToken(w http.ResponseWriter, r *http.Request, p *principal
 	if p != nil {
 		return p.session.CSRF
 	}
-	m := hmac.New(sha256.New, h.o.CookieKey)
+	m := hmac.New(sha256.New, h.csrfKey)
 	m.Write([]byte(h.browserID(w, r)))
 	return hex.EncodeToString(m.Sum(nil))
 }

@@ -21,7 +21,7 @@ func (s *Server) newRegistration(cfg config.Registration, deps Deps) (*orgadmin.
 	base := strings.TrimRight(cfg.PublicURL, "/")
 	o := orgadmin.Options{
 		Store: s.Store, Federation: s.VZD, Tokens: deps.TokenIssuer, Blocker: deps.UserBlocker,
-		CookieKey: []byte(cfg.CookieKey), SessionTTL: cfg.SessionTTL, TicketTTL: cfg.TicketTTL,
+		SecretKey: []byte(cfg.SecretKey), SessionTTL: cfg.SessionTTL, TicketTTL: cfg.TicketTTL,
 		MaxFailures: cfg.MaxFailures, LockoutBase: cfg.LockoutBase, LockoutMax: cfg.LockoutMax, MaxServices: cfg.MaxServices,
 		Now: s.now, Logger: s.log.With("component", "orgadmin"),
 	}

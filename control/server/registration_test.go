@@ -30,6 +30,7 @@ func TestRegistrationMounted(t *testing.T) {
 	e := setup(t, func(c *config.Config) {
 		c.Registration.Enabled = true
 		c.Registration.PublicURL = "https://reg.example"
+		c.Registration.SecretKey = "server-test-secret-key-0123456789abcdef"
 		c.Registration.OIDC = config.RegistrationOIDC{Issuer: issuer, ClientID: "reg", ClientSecret: "s"}
 	})
 	resp, err := http.Get(e.public + "/orgadmin/")

@@ -74,6 +74,7 @@ func Start(ctx context.Context, o Options) (*Local, error) {
 	l.registration = config.Default().Registration
 	l.registration.Enabled = true
 	l.registration.PublicURL = base
+	l.registration.SecretKey = onboarding.RandomToken() // the local database starts empty on every run
 	l.registration.OIDC.Issuer, l.registration.OIDC.ClientID, l.registration.OIDC.ClientSecret = l.IDPURL, "tim-regservice", secret
 
 	bin, err := mailpit.Binary()
