@@ -12,7 +12,7 @@ FUZZTIME    ?= 10s
 export TIM_FILTER_WASM      := $(abspath $(BUILD)/tim-filter.wasm)
 export TIM_PASSTHROUGH_WASM := $(abspath $(BUILD)/passthrough.wasm)
 
-.PHONY: all build wasm test test-go lint run bench conformance fuzz clean
+.PHONY: all build wasm test test-go lint run bench conformance fuzz clean mailpit
 
 all: build
 
@@ -27,7 +27,7 @@ wasm:
 	$(WASM_ENV) $(GO) build $(WASM_FLAGS) -o $(BUILD)/passthrough.wasm ./wasm/cmd/passthrough
 
 ## test: lint, then every test (PostgreSQL-backed storage tests included)
-test: lint wasm
+test: lint wasm mailpit
 	scripts/with-postgres.sh $(GO) test -count=1 -timeout 45m ./...
 
 ## lint: gofmt and go vet, for the host and for wasip1
@@ -37,8 +37,15 @@ lint:
 	$(GO) vet ./...
 	$(WASM_ENV) $(GO) vet ./wasm/...
 
+## mailpit: the SMTP sink with a readable inbox for tests and `make run` (KIM mails), built with
+## `go install` into build/bin outside this module's dependency graph (it cannot be linked in)
+MAILPIT_VERSION := v1.33.1
+mailpit: $(BUILD)/bin/mailpit
+$(BUILD)/bin/mailpit:
+	GOBIN=$(abspath $(BUILD)/bin) $(GO) install github.com/axllent/mailpit@$(MAILPIT_VERSION)
+
 ## run: the whole Fachdienst locally (SQLite, stand-ins, filter hosted in wazero)
-run: wasm
+run: wasm mailpit
 	$(GO) run ./cmd/tim-local
 
 ## bench: every benchmark; figures go to build/bench/<name>.json and are printed

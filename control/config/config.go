@@ -42,6 +42,61 @@ type Config struct {
 	RegToken   RegToken   `yaml:"regtoken" json:"regtoken"`
 	OrgCheck   OrgCheck   `yaml:"orgcheck" json:"orgcheck"`
 	UserBlock  UserBlock  `yaml:"user_block" json:"user_block"`
+	// Registration is the registration service's front end for organisations (Org-Admin portal
+	// and API under /orgadmin/ on the public listener).
+	Registration Registration `yaml:"registration" json:"registration"`
+}
+
+// Registration configures onboarding, Org-Admin accounts and messenger-service orders.
+type Registration struct {
+	Enabled bool `yaml:"enabled" json:"enabled"`
+	// PublicURL is the registration service's address on its FQDN as users reach it, e.g.
+	// https://reg.provider.example; KIM links and the OIDC redirect URL are made from it.
+	PublicURL string `yaml:"public_url" json:"public_url"`
+	// SecretKey (at least 32 bytes) keys the CSRF tokens of visitors without a session and
+	// encrypts the Org-Admins' TOTP secrets at rest; replicas need the same one. Prefer
+	// TIM_CONTROL_REGISTRATION_SECRET_KEY to writing it into the file.
+	SecretKey   string           `yaml:"secret_key" json:"secret_key"`
+	SessionTTL  time.Duration    `yaml:"session_ttl" json:"session_ttl"`
+	TicketTTL   time.Duration    `yaml:"ticket_ttl" json:"ticket_ttl"`
+	MaxFailures int              `yaml:"max_failures" json:"max_failures"`
+	LockoutBase time.Duration    `yaml:"lockout_base" json:"lockout_base"`
+	LockoutMax  time.Duration    `yaml:"lockout_max" json:"lockout_max"`
+	MaxServices int              `yaml:"max_services" json:"max_services"`
+	OIDC        RegistrationOIDC `yaml:"oidc" json:"oidc"`
+	KIM         RegistrationKIM  `yaml:"kim" json:"kim"`
+	SMTP        SMTP             `yaml:"smtp" json:"smtp"`
+}
+
+// RegistrationOIDC registers the registration service at the central IDP (gemSpec_IDP_FD). An
+// empty Issuer switches SMC-B onboarding by OpenID Connect off.
+type RegistrationOIDC struct {
+	Issuer       string   `yaml:"issuer" json:"issuer"`
+	ClientID     string   `yaml:"client_id" json:"client_id"`
+	ClientSecret string   `yaml:"client_secret" json:"client_secret"`
+	Scopes       []string `yaml:"scopes" json:"scopes"`
+	ACRValues    []string `yaml:"acr_values" json:"acr_values"`
+}
+
+// RegistrationKIM configures onboarding by KIM mail.
+type RegistrationKIM struct {
+	Enabled     bool          `yaml:"enabled" json:"enabled"`
+	TTL         time.Duration `yaml:"ttl" json:"ttl"`
+	MaxAttempts int           `yaml:"max_attempts" json:"max_attempts"`
+	// DirectoryFile holds the directory entries (KIM address → telematik_id, profession_oid,
+	// org_name) as YAML, standing in for the LDAP directory service.
+	DirectoryFile string `yaml:"directory_file" json:"directory_file"`
+}
+
+// SMTP is the relay mails leave by (for KIM: the provider's KIM client module).
+type SMTP struct {
+	Host     string        `yaml:"host" json:"host"`
+	Port     int           `yaml:"port" json:"port"`
+	From     string        `yaml:"from" json:"from"`
+	Username string        `yaml:"username" json:"username"`
+	Password string        `yaml:"password" json:"password"`
+	TLS      string        `yaml:"tls" json:"tls"`
+	Timeout  time.Duration `yaml:"timeout" json:"timeout"`
 }
 
 // Public is the listener for the contact management API, health and metrics.
@@ -172,6 +227,11 @@ func Default() Config {
 		RegToken:   RegToken{Alg: "BP256R1", Lifetime: time.Hour},
 		OrgCheck:   OrgCheck{Interval: 24 * time.Hour, GracePeriod: 30 * 24 * time.Hour},
 		UserBlock:  UserBlock{HomeserverKind: "dendrite"},
+		Registration: Registration{
+			SessionTTL: 30 * time.Minute, TicketTTL: 30 * time.Minute, MaxFailures: 5, LockoutBase: time.Minute, LockoutMax: time.Hour,
+			MaxServices: 20, OIDC: RegistrationOIDC{ACRValues: []string{"gematik-ehealth-loa-high"}},
+			KIM: RegistrationKIM{TTL: 30 * time.Minute, MaxAttempts: 5}, SMTP: SMTP{Port: 587, TLS: "starttls", Timeout: 15 * time.Second},
+		},
 	}
 }
 
@@ -244,6 +304,9 @@ func (c Config) Validate() error {
 		}
 	}
 	errs = append(errs, c.validateRegistration()...)
+	if c.Registration.Enabled {
+		errs = append(errs, c.Registration.validate()...)
+	}
 	switch strings.ToLower(c.Log.Level) {
 	case "debug", "info", "warn", "error":
 	default:
@@ -282,6 +345,34 @@ func (c Config) validateRegistration() []error {
 	default:
 		errs = append(errs, fmt.Errorf("user_block.homeserver_kind %q: want synapse or dendrite", c.UserBlock.HomeserverKind))
 	}
+	return errs
+}
+
+func (r Registration) validate() []error {
+	var errs []error
+	if u, err := url.Parse(r.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" && u.Path != "/" {
+		errs = append(errs, fmt.Errorf("registration.public_url %q: want the service's origin, e.g. https://reg.provider.example", r.PublicURL))
+	}
+	if len(r.SecretKey) < 32 {
+		errs = append(errs, errors.New("registration.secret_key must have at least 32 bytes"))
+	}
+	if r.OIDC.Issuer == "" && !r.KIM.Enabled {
+		errs = append(errs, errors.New("registration: set oidc.issuer or kim.enabled: an organisation needs a way to authenticate"))
+	}
+	if r.OIDC.Issuer != "" && r.OIDC.ClientID == "" {
+		errs = append(errs, errors.New("registration.oidc.client_id is required with oidc.issuer"))
+	}
+	if r.KIM.Enabled && (r.SMTP.Host == "" || r.SMTP.From == "" || r.KIM.DirectoryFile == "") {
+		errs = append(errs, errors.New("registration.kim needs smtp.host, smtp.from and kim.directory_file"))
+	}
+	for k, v := range map[string]int64{"session_ttl": int64(r.SessionTTL), "ticket_ttl": int64(r.TicketTTL), "max_failures": int64(r.MaxFailures),
+		"lockout_base": int64(r.LockoutBase), "lockout_max": int64(r.LockoutMax), "max_services": int64(r.MaxServices),
+		"kim.ttl": int64(r.KIM.TTL), "kim.max_attempts": int64(r.KIM.MaxAttempts), "smtp.timeout": int64(r.SMTP.Timeout)} {
+		if v <= 0 {
+			errs = append(errs, fmt.Errorf("registration.%s must be positive", k))
+		}
+	}
+	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
 	return errs
 }
 

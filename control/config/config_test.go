@@ -104,6 +104,10 @@ func TestLoadErrors(t *testing.T) {
 		{"org check less often than daily", "", []string{"TIM_CONTROL_ORGCHECK_INTERVAL=25h"}, "orgcheck.interval"},
 		{"no grace period", "", []string{"TIM_CONTROL_ORGCHECK_GRACE_PERIOD=0s"}, "orgcheck.grace_period"},
 		{"unknown homeserver kind", "", []string{"TIM_CONTROL_USER_BLOCK_HOMESERVER_KIND=conduit"}, "user_block.homeserver_kind"},
+		{"registration without url", "", []string{"TIM_CONTROL_REGISTRATION_ENABLED=true", "TIM_CONTROL_REGISTRATION_OIDC_ISSUER=https://idp", "TIM_CONTROL_REGISTRATION_OIDC_CLIENT_ID=c"}, "registration.public_url"},
+		{"registration without procedure", "", []string{"TIM_CONTROL_REGISTRATION_ENABLED=true", "TIM_CONTROL_REGISTRATION_PUBLIC_URL=https://reg.example"}, "set oidc.issuer or kim.enabled"},
+		{"kim without smtp", "", []string{"TIM_CONTROL_REGISTRATION_ENABLED=true", "TIM_CONTROL_REGISTRATION_PUBLIC_URL=https://reg.example", "TIM_CONTROL_REGISTRATION_KIM_ENABLED=true"}, "registration.kim needs smtp.host"},
+		{"short secret key", "", []string{"TIM_CONTROL_REGISTRATION_ENABLED=true", "TIM_CONTROL_REGISTRATION_PUBLIC_URL=https://reg.example", "TIM_CONTROL_REGISTRATION_OIDC_ISSUER=https://idp", "TIM_CONTROL_REGISTRATION_OIDC_CLIENT_ID=c", "TIM_CONTROL_REGISTRATION_SECRET_KEY=short"}, "registration.secret_key must have at least 32 bytes"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

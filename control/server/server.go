@@ -31,6 +31,7 @@ import (
 	"github.com/timfd/fachdienst/control/federation"
 	"github.com/timfd/fachdienst/control/internalapi"
 	"github.com/timfd/fachdienst/control/invite"
+	"github.com/timfd/fachdienst/control/orgadmin"
 	"github.com/timfd/fachdienst/control/policyserve"
 	"github.com/timfd/fachdienst/control/store"
 	"github.com/timfd/fachdienst/control/vzd"
@@ -46,6 +47,11 @@ type Deps struct {
 	TrustAnchorPEM []byte       // overrides federation.trust_anchor_file
 	VZDHTTPClient  *http.Client // e.g. one that trusts a local stand-in
 	Now            func() time.Time
+	// Registration service: the RegService token signer and the user blocker; without them the
+	// portal answers 503 for those operations. IDPHTTPClient reaches the central IDP.
+	TokenIssuer   orgadmin.TokenIssuer
+	UserBlocker   orgadmin.UserBlocker
+	IDPHTTPClient *http.Client
 }
 
 // Server is the assembled control plane.
@@ -59,6 +65,7 @@ type Server struct {
 	Fed      *federation.Manager
 	Policy   *policyserve.Server
 	Invite   *invite.Decider
+	OrgAdmin *orgadmin.Handler // nil unless registration.enabled
 	public   *gin.Engine
 	internal *gin.Engine // nil when served on the public listener
 	policyFS fs.FS
@@ -197,6 +204,12 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (_ *Server, err erro
 		internalRouter = s.internal
 	}
 	internal.Register(internalRouter)
+	if cfg.Registration.Enabled {
+		if s.OrgAdmin, err = s.newRegistration(cfg.Registration, deps); err != nil {
+			return nil, err
+		}
+		s.mountRegistration(s.public, internalRouter.Group("", internal.Authenticate()))
+	}
 	// The policy reload is an operator action: it shares the proxies' credential and listener, never the
 	// public one's openness.
 	s.Policy.RegisterAdmin(internalRouter.Group("", internal.Authenticate()), s.Reload)
@@ -285,6 +298,9 @@ func (s *Server) Serve(ctx context.Context, public, internal net.Listener) error
 	jobs, stopJobs := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	wg.Go(func() { s.Fed.Run(jobs) })
+	if s.OrgAdmin != nil {
+		wg.Go(func() { s.runRegistrationPurge(jobs) })
+	}
 	wg.Go(func() {
 		contacts.RunPurge(jobs, s.Store, s.cfg.Contacts.PurgeInterval, s.now, s.log.With("component", "contacts"))
 	})

@@ -1,0 +1,83 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"gopkg.in/yaml.v3"
+
+	"github.com/timfd/fachdienst/control/config"
+	"github.com/timfd/fachdienst/control/mailer"
+	"github.com/timfd/fachdienst/control/onboarding"
+	"github.com/timfd/fachdienst/control/orgadmin"
+)
+
+// newRegistration builds the Org-Admin portal and API (registration.enabled).
+func (s *Server) newRegistration(cfg config.Registration, deps Deps) (*orgadmin.Handler, error) {
+	base := strings.TrimRight(cfg.PublicURL, "/")
+	o := orgadmin.Options{
+		Store: s.Store, Federation: s.VZD, Tokens: deps.TokenIssuer, Blocker: deps.UserBlocker,
+		SecretKey: []byte(cfg.SecretKey), SessionTTL: cfg.SessionTTL, TicketTTL: cfg.TicketTTL,
+		MaxFailures: cfg.MaxFailures, LockoutBase: cfg.LockoutBase, LockoutMax: cfg.LockoutMax, MaxServices: cfg.MaxServices,
+		Now: s.now, Logger: s.log.With("component", "orgadmin"),
+	}
+	var err error
+	if cfg.OIDC.Issuer != "" {
+		if o.OIDC, err = onboarding.NewOIDC(onboarding.OIDCConfig{
+			Issuer: cfg.OIDC.Issuer, ClientID: cfg.OIDC.ClientID, ClientSecret: cfg.OIDC.ClientSecret,
+			RedirectURL: base + "/orgadmin/onboarding/oidc/callback", Scopes: cfg.OIDC.Scopes, ACRValues: cfg.OIDC.ACRValues,
+			HTTPClient: deps.IDPHTTPClient,
+		}, s.Store, s.now); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.KIM.Enabled {
+		raw, err := os.ReadFile(cfg.KIM.DirectoryFile)
+		if err != nil {
+			return nil, fmt.Errorf("server: kim directory: %w", err)
+		}
+		entries := map[string]onboarding.DirectoryEntry{}
+		if err := yaml.Unmarshal(raw, &entries); err != nil {
+			return nil, fmt.Errorf("server: kim directory %s: %w", cfg.KIM.DirectoryFile, err)
+		}
+		m, err := mailer.New(mailer.Config{Host: cfg.SMTP.Host, Port: cfg.SMTP.Port, From: cfg.SMTP.From, Username: cfg.SMTP.Username,
+			Password: cfg.SMTP.Password, TLS: cfg.SMTP.TLS, Timeout: cfg.SMTP.Timeout})
+		if err != nil {
+			return nil, err
+		}
+		if o.KIM, err = onboarding.NewKIM(onboarding.KIMConfig{LinkBase: base + "/orgadmin/onboarding/kim/", TTL: cfg.KIM.TTL, MaxAttempts: cfg.KIM.MaxAttempts},
+			onboarding.NewStaticDirectory(entries), m, s.Store, s.now); err != nil {
+			return nil, err
+		}
+	}
+	return orgadmin.New(o)
+}
+
+// mountRegistration serves the portal and API on the public router and the operator's order
+// confirmation (A_23521) on the internal one, behind its authentication.
+func (s *Server) mountRegistration(public *gin.Engine, internal gin.IRoutes) {
+	h := gin.WrapH(s.OrgAdmin)
+	public.Any("/orgadmin", h)
+	public.Any("/orgadmin/*path", h)
+	internal.Any("/internal/v1/registration/*path", gin.WrapH(s.OrgAdmin.OperatorHandler()))
+}
+
+// runRegistrationPurge deletes expired sessions, sign-in requests, KIM links and tickets.
+func (s *Server) runRegistrationPurge(ctx context.Context) {
+	t := time.NewTicker(10 * time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.Store.PurgeRegistration(ctx, s.now()); err != nil {
+				s.log.Warn("registration purge failed", "error", err.Error())
+			}
+		}
+	}
+}
