@@ -11,7 +11,7 @@ import (
 
 // Checks, as the policy names them in decision.check, plus "request" for
 // what Go refuses before the policy runs (body too large, not JSON).
-var checkNames = [...]string{"exemption", "client_id", "federation", "createroom", "invite", "xmatrix", "default", "request"}
+var checkNames = [...]string{"exemption", "client_id", "federation", "createroom", "invite", "xmatrix", "default", "request", "endpoint"}
 
 // One name per check: the build fails when they disagree.
 const _ = uint(numChecks-len(checkNames)) + uint(len(checkNames)-numChecks)
@@ -25,6 +25,7 @@ const (
 	checkXMatrix
 	checkDefault
 	checkRequest
+	checkEndpoint
 	numChecks
 )
 
@@ -103,13 +104,21 @@ func (m *metrics) flush() {
 // Identifiers appear only as short SHA-256 prefixes, so that the log can
 // correlate requests without holding user IDs, client ids or server names.
 func (p *plugin) logDenial(s *stream, check, status int, reason string) string {
+	return p.logDecision(s, check, status, reason, "")
+}
+
+// logDecision writes a decision-log line; outcome empty means a denial.
+func (p *plugin) logDecision(s *stream, check, status int, reason, outcome string) string {
 	var raw [8]byte
 	_, _ = rand.Read(raw[:])
 	id := hex.EncodeToString(raw[:])
 	var sb strings.Builder
 	sb.WriteString("tim-filter: decision id=")
 	sb.WriteString(id)
-	if p.cfg.DryRun {
+	if outcome != "" {
+		sb.WriteString(" outcome=")
+		sb.WriteString(outcome)
+	} else if p.cfg.DryRun {
 		sb.WriteString(" outcome=dry-run-deny")
 	} else {
 		sb.WriteString(" outcome=deny")
@@ -122,6 +131,15 @@ func (p *plugin) logDenial(s *stream, check, status int, reason string) string {
 	sb.WriteString(p.cfg.Direction)
 	sb.WriteString(" route=")
 	sb.WriteString(s.f.route.Name)
+	if s.f.route.Endpoint == "" && s.f.segs.Len() > 0 {
+		// Which API an unknown endpoint belongs to, for operators:
+		// the first three segments name no user, room or token.
+		sb.WriteString(" prefix=")
+		for i := 0; i < 3 && i < s.f.segs.Len(); i++ {
+			sb.WriteString("/")
+			sb.WriteString(s.f.segs.Seg(i))
+		}
+	}
 	sb.WriteString(" reason=\"")
 	sb.WriteString(strings.ReplaceAll(reason, "\"", "'"))
 	sb.WriteString("\"")
