@@ -58,7 +58,7 @@ type facts struct {
 	// facts are read from (matrix.Path).
 	segs     matrix.Path
 	route    matrix.Route
-	clientID                     string
+	clientID string
 	// origin and destination of the X-Matrix authorization (hasXM).
 	origin, destination string
 	hasXM               bool
@@ -661,6 +661,10 @@ func (f *facts) fromValues(r *headerValues, router *matrix.Router) error {
 		f.host = d
 	} else {
 		f.host = stripPort(f.hostPort)
+	}
+	if f.method == "CONNECT" && r.rawPath == "" {
+		// A tunnel (egress): no path, only the host it connects to.
+		r.rawPath = "/"
 	}
 	if err := f.segs.ParsePath(r.rawPath); err != nil {
 		return err

@@ -59,18 +59,7 @@ func diffPaths(t testing.TB) [][2]string {
 	return out
 }
 
-func checkClassify(t *testing.T, method, path string) {
-	if got, want := Classify(method, path), oldClassify(method, path); got != want {
-		t.Fatalf("Classify(%q, %q) = %+v, reference %+v", method, path, got, want)
-	}
-}
 
-func FuzzClassifyDifferential(f *testing.F) {
-	for _, r := range diffPaths(f) {
-		f.Add(r[0], r[1])
-	}
-	f.Fuzz(checkClassify)
-}
 
 var diffServerNames = []string{
 	"", "a", "example.de", "Example.DE:8448", "a.b.c:1", "a:0", "a:01", "a:65535", "a:65536", "a:99999", "a:123456",
