@@ -22,7 +22,6 @@ var sinkRoute Route
 // even on a loaded machine.
 var benchImpls = []string{"new", "old"}
 
-
 var sinkString string
 
 func BenchmarkClientIDs(b *testing.B) {

@@ -9,11 +9,6 @@ import (
 	"strings"
 )
 
-
-
-
-
-
 // isVersion accepts the client-server prefixes r0, unstable and v<digits>.
 func oldIsVersion(v string) bool {
 	if v == "r0" || v == "unstable" {
