@@ -162,3 +162,22 @@ func TestUnknownEndpointsPass(t *testing.T) {
 		e.expect("invitees still checked", e.settle(id), 403, "M_FORBIDDEN", "evil.de could not be invited")
 	})
 }
+
+// TestJoinServersNotRemembered: a join's servers are in its query, which
+// the header key leaves out; a join signed with X-Matrix (so eligible for a
+// header key) must not take the decision of an earlier join with the same
+// headers and another query.
+func TestJoinServersNotRemembered(t *testing.T) {
+	both(t, func(t *testing.T, e *env) {
+		e.start(config("client", nil))
+		xm := [2]string{"authorization", `X-Matrix origin="example.de",destination="home.example.de",key="ed25519:a",sig="c2ln"`}
+		for i := 0; i < 2; i++ {
+			id, o := e.do(clientReq("POST", "/_matrix/client/v3/join/!r:example.de?via=partner.de", xm), `{}`)
+			e.expect("join via a federated server", o, 0, "", "")
+			e.h.done(id)
+			id, o = e.do(clientReq("POST", "/_matrix/client/v3/join/!r:example.de?via=evil.de", xm), `{}`)
+			e.expect("same headers, via a non-federated server", e.settle(id), 403, "M_FORBIDDEN", unreachable)
+			e.h.done(id)
+		}
+	})
+}
