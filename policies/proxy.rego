@@ -141,6 +141,13 @@ method_refused if {
 	methods := data.config.endpoints[input.direction][input.endpoint]
 	not methods[input.method]
 	input.method != "OPTIONS"
+	not head_of_get(methods)
+}
+
+# HEAD is GET without the body: allowed wherever GET is.
+head_of_get(methods) if {
+	input.method == "HEAD"
+	methods.GET
 }
 
 # For migration an operator may let unknown endpoints pass; each is logged.

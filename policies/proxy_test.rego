@@ -428,6 +428,15 @@ test_method_not_in_table_is_405 if {
 	denied(decide(client("client_other", {"method": "DELETE"})), 405, "M_UNRECOGNIZED", "Method not allowed for this endpoint", "endpoint", false)
 }
 
+test_head_passes_where_get_does if {
+	req := client("client_other", {"method": "HEAD"})
+	allowed(decide(req), "default")
+	d := proxy.decision with input as req
+		with data.config.client_ids.approved as approved
+		with data.config.endpoints as {"client": {"/_matrix/client/v3/x": {"POST": true}}}
+	d.status == 405
+}
+
 test_options_passes_on_known_endpoint if {
 	allowed(decide(client("client_other", {"method": "OPTIONS"})), "default")
 }
