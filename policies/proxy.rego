@@ -28,11 +28,9 @@ decision := client_decision if {
 # client_other (sync, send, ...) carries nothing else to check.
 client_decision := allowed_exemption if {
 	exempt
-} else := endpoint_unknown if {
-	not input.endpoint
-	not unknown_endpoints_pass
-} else := method_not_allowed if {
-	method_refused
+} else := endpoint_refusal if {
+	not endpoint_ok
+	endpoint_refused
 } else := client_id_denied if {
 	not data.config.client_ids.approved[object.get(input, "client_id", null)]
 	not client_id_waived
@@ -87,11 +85,9 @@ join_decision := unreachable("join server not in federation") if {
 # federated origin; third-party invites are refused.
 federation_decision := allowed_exemption if {
 	exempt
-} else := endpoint_unknown if {
-	not input.endpoint
-	not unknown_endpoints_pass
-} else := method_not_allowed if {
-	method_refused
+} else := endpoint_refusal if {
+	not endpoint_ok
+	endpoint_refused
 } else := unauthorized if {
 	not input.xmatrix.origin
 } else := unreachable("origin not in federation") if {
@@ -101,6 +97,9 @@ federation_decision := allowed_exemption if {
 } else := not_our_destination if {
 	input.xmatrix.destination
 	not destination_ours
+} else := allowed_default if {
+	# The common request (send, state, queries): nothing left to check.
+	input.route == "federation_other"
 } else := federation_invite_decision if {
 	input.route == "federation_invite"
 } else := third_party_refused if {
@@ -135,8 +134,23 @@ destination_ours if data.config.own_domains[input.xmatrix.destination_domain]
 
 # The filter names the endpoint of the request (input.endpoint) from the
 # listener's table, data.config.endpoints[direction]; a path that is not in
-# it has no endpoint. Only the methods are looked up here. OPTIONS (CORS
-# preflight) is answered by the homeserver for every endpoint.
+# it has no endpoint. Only the methods are looked up here: one lookup decides
+# the common request, the refusal is worked out only when it fails. OPTIONS
+# (CORS preflight) is answered by the homeserver for every endpoint, HEAD
+# wherever GET is.
+endpoint_ok if data.config.endpoints[input.direction][input.endpoint][input.method]
+
+endpoint_refused if {
+	not input.endpoint
+	not unknown_endpoints_pass
+}
+
+endpoint_refused if method_refused
+
+endpoint_refusal := endpoint_unknown if {
+	not input.endpoint
+} else := method_not_allowed
+
 method_refused if {
 	methods := data.config.endpoints[input.direction][input.endpoint]
 	not methods[input.method]
