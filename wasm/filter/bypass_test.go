@@ -181,3 +181,28 @@ func TestJoinServersNotRemembered(t *testing.T) {
 		}
 	})
 }
+
+// TestBypassB2FederationInvite: an invite whose event or room id holds an
+// escaped "?" is still an invite: from a federated origin it goes to the
+// control plane (stages 2/3), and the control plane's refusal is final.
+func TestBypassB2FederationInvite(t *testing.T) {
+	v1Body := `{"type":"m.room.member","sender":"@alice:example.de","state_key":"@bob:home.example.de","content":{"membership":"invite"}}`
+	for _, c := range []struct{ name, path, body string }{
+		{"v2, %3F as the event id", "/_matrix/federation/v2/invite/!r:home.example.de/%3F", fedInviteBody},
+		{"v2, %3F in the event id", "/_matrix/federation/v2/invite/!r:home.example.de/$e%3Fx", fedInviteBody},
+		{"v1, %3F as the room id", "/_matrix/federation/v1/invite/%3F/$e", v1Body},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			both(t, func(t *testing.T, e *env) {
+				e.start(config("federation", nil))
+				id, o := e.do(fedReq("PUT", c.path, "example.de"), c.body)
+				if o.status != 0 || o.passed {
+					t.Fatalf("decided without asking the control plane: %+v", o)
+				}
+				call := e.mustPending("/internal/v1/invite-permission")
+				e.h.respond(call, 200, nil, []byte(`{"allow":false,"stage":3,"reason":"no"}`))
+				e.expect(c.name, e.h.outcome(id), 403, "M_FORBIDDEN", "The invite was refused")
+			})
+		})
+	}
+}
