@@ -154,11 +154,20 @@ func TestUnknownEndpointsPass(t *testing.T) {
 				t.Errorf("decision-log line %q", last)
 			}
 		}
-		_, o := e.do(withUA(clientReq("GET", "/_synapse/admin/v1/users"), "X/1,evil"), "")
+		// Segments that are IDs are not written in clear.
+		id, o := e.do(clientReq("GET", "/@alice:home.example.de/x%40y/v1/z"), "")
+		e.expect("unknown endpoint with an ID in its prefix passes", o, 0, "", "")
+		e.h.done(id)
+		for _, l := range e.h.logs(proxyhost.LogWarn) {
+			if strings.Contains(l, "alice") || strings.Contains(l, "x%40y") {
+				t.Errorf("decision-log line with an ID in clear: %q", l)
+			}
+		}
+		_, o = e.do(withUA(clientReq("GET", "/_synapse/admin/v1/users"), "X/1,evil"), "")
 		e.expect("client id still checked", o, 403, "M_FORBIDDEN", "")
 		_, o = e.do(clientReq("POST", "/_matrix/client/v3/./createRoom"), `{}`)
 		e.expect("canonical path still required", o, 400, "M_UNRECOGNIZED", "")
-		id, o := e.do(clientReq("POST", "/_matrix/client/v3/createRoom"), `{"invite":["@a:evil.de"]}`)
+		id, _ = e.do(clientReq("POST", "/_matrix/client/v3/createRoom"), `{"invite":["@a:evil.de"]}`)
 		e.expect("invitees still checked", e.settle(id), 403, "M_FORBIDDEN", "evil.de could not be invited")
 	})
 }

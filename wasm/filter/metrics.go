@@ -132,12 +132,17 @@ func (p *plugin) logDecision(s *stream, check, status int, reason, outcome strin
 	sb.WriteString(" route=")
 	sb.WriteString(s.f.route.Name)
 	if s.f.route.Endpoint == "" && s.f.segs.Len() > 0 {
-		// Which API an unknown endpoint belongs to, for operators:
-		// the first three segments name no user, room or token.
+		// Which API an unknown endpoint belongs to, for operators: the
+		// first three segments, each only if it is a plain word (an ID,
+		// address or token in them is written as "*").
 		sb.WriteString(" prefix=")
 		for i := 0; i < 3 && i < s.f.segs.Len(); i++ {
 			sb.WriteString("/")
-			sb.WriteString(s.f.segs.Seg(i))
+			if seg := s.f.segs.Seg(i); plainWord(seg) {
+				sb.WriteString(seg)
+			} else {
+				sb.WriteString("*")
+			}
 		}
 	}
 	sb.WriteString(" reason=\"")
@@ -173,4 +178,19 @@ func (p *plugin) logDecision(s *stream, check, status int, reason, outcome strin
 func hashID(v string) string {
 	h := sha256.Sum256([]byte(v))
 	return hex.EncodeToString(h[:6])
+}
+
+// plainWord reports whether a path segment is an API word (letters, digits,
+// "_", "-", ".", at most 32 bytes), never a user, room or alias ID.
+func plainWord(s string) bool {
+	if len(s) == 0 || len(s) > 32 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
 }
