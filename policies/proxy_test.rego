@@ -505,3 +505,10 @@ test_egress_destination_must_be_host if {
 }
 
 with_xmatrix(req, x) := object.union(object.remove(req, {"xmatrix"}), {"xmatrix": x})
+
+test_sso_pages_waive_the_client_id_by_default if {
+	# data.json exempts route "sso": browser pages cannot send a client id;
+	# the login that follows is checked.
+	allowed(decide(client("sso", {"method": "GET", "client_id": "Mozilla/5.0"})), "default")
+	decide(client("login", {"client_id": "Mozilla/5.0"})).status == 401
+}

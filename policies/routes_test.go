@@ -28,7 +28,7 @@ type hsRoute struct {
 func readRoutes(t testing.TB) []hsRoute {
 	t.Helper()
 	var out []hsRoute
-	for _, name := range []string{"dendrite.txt", "synapse.txt"} {
+	for _, name := range []string{"dendrite.txt", "synapse.txt", "synapse-sso.txt"} {
 		f, err := os.Open("testdata/routes/" + name)
 		if err != nil {
 			t.Fatal(err)

@@ -18,6 +18,10 @@ const (
 	RouteOpenIDUserinfo  = "openid_userinfo"
 	RouteKeyServer       = "key_server"
 	RouteVersions        = "versions"
+	// RouteSSO: the browser pages of single sign-on (login/sso/redirect,
+	// Synapse's /_synapse/client/...), which a client id header cannot
+	// reach; the login that follows is RouteLogin.
+	RouteSSO = "sso"
 	RouteClientOther     = "client_other"
 	RouteFederationOther = "federation_other"
 	RouteOther           = "other"
@@ -79,6 +83,7 @@ const (
 	kindOpenIDUserinfo
 	kindFederationOther
 	kindKeyServer
+	kindSSO
 )
 
 var kindNames = [...]string{
@@ -101,6 +106,7 @@ var kindNames = [...]string{
 	kindOpenIDUserinfo:       RouteOpenIDUserinfo,
 	kindFederationOther:      RouteFederationOther,
 	kindKeyServer:            RouteKeyServer,
+	kindSSO:                  RouteSSO,
 }
 
 // Route returns the route of a request: the endpoint of p in the table and

@@ -225,7 +225,9 @@ func classifyTemplate(s []string) *Endpoint {
 		case t == 3 && at(3, "make_join", "make_knock", "send_join", "send_knock"):
 			e.kind, e.room = kindFederationJoin, 4
 		}
-	case n >= 2 && at(0, "_matrix") && at(1, "key"):
+	case n >= 3 && at(0, "_synapse") && at(1, "client"):
+		e.kind, e.api = kindSSO, APIClient
+		case n >= 2 && at(0, "_matrix") && at(1, "key"):
 		e.api, e.kind = APIKey, kindKeyServer
 		if n >= 3 {
 			e.version = s[2]
@@ -244,6 +246,8 @@ func classifyClientTail(e *Endpoint, s []string, b int) {
 	switch {
 	case len(t) == 1 && is(0, "login"):
 		e.kind = kindLogin
+	case len(t) >= 3 && is(0, "login") && (is(1, "sso") || is(1, "cas")):
+		e.kind = kindSSO
 	case (len(t) == 1 || len(t) == 2) && is(0, "createRoom"):
 		e.kind = kindCreateRoom
 	case (len(t) == 3 || len(t) == 4) && is(0, "rooms") && is(2, "invite"):

@@ -11,6 +11,8 @@ func TestRouterMatch(t *testing.T) {
 		"/_matrix/client/v3/{path}/email/requestToken",
 		"/_matrix/media/v3/download/{serverName}/{mediaId}",
 		"/static/{rest...}",
+		"/_matrix/client/v3/login/sso/redirect/{idp}",
+		"/_synapse/client/oidc/callback",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -31,6 +33,8 @@ func TestRouterMatch(t *testing.T) {
 		{"GET", "/_matrix/media/v3/download/a.de/m", "/_matrix/media/v3/download/{serverName}/{mediaId}", RouteMedia},
 		{"GET", "/static/a/b/c", "/static/{rest...}", RouteOther},
 		{"GET", "/static", "", RouteUnknown},
+		{"GET", "/_matrix/client/v3/login/sso/redirect/oidc-x", "/_matrix/client/v3/login/sso/redirect/{idp}", RouteSSO},
+		{"GET", "/_synapse/client/oidc/callback", "/_synapse/client/oidc/callback", RouteSSO},
 		{"GET", "/static/a/", "", RouteUnknown},
 	} {
 		var p Path

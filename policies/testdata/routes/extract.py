@@ -202,7 +202,9 @@ def table(paths):
     key route on the server-server listener; versions merged per route,
     variable names normalised so that each route has one spelling. Left out:
     the legacy prefix /_matrix/client/api/v1, admin APIs, unstable
-    federation routes and federation v3 invites (pseudo-IDs)."""
+    federation routes and federation v3 invites (pseudo-IDs). data.json starts
+    from this output and adds by hand what it cannot see: Synapse's single
+    sign-on pages (synapse-sso.txt)."""
     import json
     groups = {}  # (listener, head, tail) -> [versions, methods]
     for path in paths:
