@@ -21,7 +21,7 @@ const (
 	// RouteSSO: the browser pages of single sign-on (login/sso/redirect,
 	// Synapse's /_synapse/client/...), which a client id header cannot
 	// reach; the login that follows is RouteLogin.
-	RouteSSO = "sso"
+	RouteSSO             = "sso"
 	RouteClientOther     = "client_other"
 	RouteFederationOther = "federation_other"
 	RouteOther           = "other"

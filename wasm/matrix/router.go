@@ -227,7 +227,7 @@ func classifyTemplate(s []string) *Endpoint {
 		}
 	case n >= 3 && at(0, "_synapse") && at(1, "client"):
 		e.kind, e.api = kindSSO, APIClient
-		case n >= 2 && at(0, "_matrix") && at(1, "key"):
+	case n >= 2 && at(0, "_matrix") && at(1, "key"):
 		e.api, e.kind = APIKey, kindKeyServer
 		if n >= 3 {
 			e.version = s[2]
