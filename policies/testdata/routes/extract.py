@@ -75,9 +75,13 @@ def dendrite(gitdir, rev):
             mm = re.search(r"\.Methods\(([^)]*)\)", seg)
             methods = re.findall(r"http\.Method([A-Za-z]+)", mm.group(1)) if mm else ["ANY"]
             full = muxes[mux].rstrip("/") + gorilla_path(p)
+            variants = [full]
+            if re.search(r"\{\w+:\[\^/\]\+/\?\}$", p):
+                # {x:[^/]+/?}: the segment may end in "/" (an empty state key).
+                variants.append(full + "/")
             for meth in methods:
                 if meth != "Options":
-                    out.append(f"{meth.upper()} {full}")
+                    out += [f"{meth.upper()} {v}" for v in variants]
     return out
 
 
@@ -85,7 +89,7 @@ def dendrite(gitdir, rev):
 
 def synapse(gitdir, rev):
     out = []
-    for path in files(gitdir, rev, "synapse/rest/client") + files(gitdir, rev, "synapse/federation/transport/server"):
+    for path in files(gitdir, rev, "synapse/rest/client") + files(gitdir, rev, "synapse/rest/media") + files(gitdir, rev, "synapse/federation/transport/server"):
         src = show(gitdir, rev, path)
         out += [f"# {path}"] + synapse_file(path, src)
     return out
@@ -99,9 +103,9 @@ def synapse_file(path, src):
         for meth in servlet_methods(src, m.start()):
             out += [f"{meth} {p}" for p in client_paths(rx, m.group(2))]
     # Fixed patterns: re.compile("^/_matrix/...") inside a PATTERNS list.
-    for m in re.finditer(r"re\.compile\(\s*((?:r?\"[^\"]*\"\s*)+)\)", src):
+    for m in re.finditer(r"re\.compile\(\s*((?:r?\"[^\"]*\"\s*)+),?\s*\)", src):
         rx = "".join(re.findall(r"\"([^\"]*)\"", m.group(1)))
-        if rx.startswith("^/_matrix/client"):
+        if rx.lstrip("^").startswith("/_matrix/client") or rx.lstrip("^").startswith("/_matrix/media"):
             for meth in servlet_methods(src, m.start()):
                 out += [f"{meth} {p}" for p in expand(synapse_regex_path(rx))]
     # register_txn_path(self, PATTERNS, http_server): POST regex and PUT regex/{txn_id}, v1=True.
@@ -149,7 +153,11 @@ def client_paths(rx, args):
         prefixes.append("api/v1")
     out = []
     for p in prefixes:
-        out += expand("/_matrix/client/" + p + synapse_regex_path(rx))
+        path = "/_matrix/client/" + p + synapse_regex_path(rx)
+        out += expand(path)
+        if path.endswith("/{state_key}"):
+            # "[^/]*" matches the empty state key of a trailing "/".
+            out += expand(path[: -len("{state_key}")])
     return out
 
 
