@@ -83,6 +83,9 @@ func (r *Router) add(t string) error {
 				}
 			}
 		}
+		if len(spellings)*len(alts) > maxSpellings {
+			return errors.New("too many alternatives")
+		}
 		var next [][]string
 		for _, sp := range spellings {
 			for _, a := range alts {
@@ -129,6 +132,10 @@ func (r *Router) add(t string) error {
 	}
 	return nil
 }
+
+// maxSpellings bounds what one template expands to, so that a table cannot
+// make the router grow without bound.
+const maxSpellings = 64
 
 func isVar(s string) bool { return len(s) >= 2 && s[0] == '{' && s[len(s)-1] == '}' }
 

@@ -84,15 +84,16 @@ func TestRouterFacts(t *testing.T) {
 
 func TestNewRouterRefuses(t *testing.T) {
 	for _, ts := range [][]string{
-		{"/a/{x}", "/a/{y}"}, // the same paths, two spellings
-		{"/a/b|c", "/a/c"},   // likewise, through an alternative
-		{"relative/path"},    // not absolute
-		{"/a//b"},            // empty segment
-		{"/a/./b"},           // dot segment
-		{"/a/%2Fb"},          // escape in a literal
-		{"/a/{x...}/b"},      // rest not last
-		{"/a/b?c"},           // query
-		{"/a/|b"},            // empty alternative
+		{"/a/{x}", "/a/{y}"},             // the same paths, two spellings
+		{"/a/b|c", "/a/c"},               // likewise, through an alternative
+		{"relative/path"},                // not absolute
+		{"/a//b"},                        // empty segment
+		{"/a/./b"},                       // dot segment
+		{"/a/%2Fb"},                      // escape in a literal
+		{"/a/{x...}/b"},                  // rest not last
+		{"/a/b?c"},                       // query
+		{"/a/|b"},                        // empty alternative
+		{"/a|b|c|d/a|b|c|d/a|b|c|d/a|b"}, // more than 64 spellings
 	} {
 		if _, err := NewRouter(ts); err == nil {
 			t.Errorf("NewRouter(%q) accepted", ts)
