@@ -24,7 +24,11 @@ import (
 var proxyFields = []string{
 	"direction", "method", "route", "path", "host", "client_id",
 	"xmatrix", "invitees", "invite", "media_server", "federation_list_expired",
+	"endpoint", "servers", "invite_3pid",
 }
+
+// xmatrixKeys are the members of input.xmatrix, one byte each.
+var xmatrixKeys = []string{"origin", "destination", "origin_domain", "destination_domain"}
 
 const maxFuzzInvitees = 4
 
@@ -43,7 +47,8 @@ const fuzzData = `{
   "federation": {"domains": {"fed.example.de": {"isInsurance": false}, "kasse.example.de": {"isInsurance": true}, "bücher.example.de": {"isInsurance": false}}},
   "config": {
     "own_domains": {"home.example.de": true},
-    "client_ids": {"enforce": true, "approved": {"tim-client-1.0": true}, "exempt_routes": {"versions": true, "well_known_client": true}}
+    "client_ids": {"enforce": true, "approved": {"tim-client-1.0": true}, "exempt_routes": {"versions": true, "well_known_client": true}},
+    "endpoints": {"client": {"/e": {"GET": true, "HEAD": true, "POST": true, "PUT": true}}, "federation": {"/e": {"GET": true, "POST": true, "PUT": true}}}
   }
 }`
 
@@ -52,6 +57,7 @@ var fuzzVariants = []string{
 	`{"config": {"client_ids": {"enforce": false}}}`,
 	`{"config": {"exempt_prefixes": {"client": [{"path_prefix": "/_matrix/client/versions"}]}, "exempt_paths": {"/_matrix/client/v3/createRoom": {"client": {"POST": {"*": true}}}}, "messages": {"not_invitable": "%s konnte nicht eingeladen werden: %d"}}}`,
 	`{"config": {"own_domains": {}, "messages": {}}, "federation": {"domains": {}}}`,
+	`{"config": {"unknown_endpoints": "pass"}}`,
 }
 
 type fuzzEnv struct {
@@ -126,7 +132,7 @@ func newFuzzEnv() (*fuzzEnv, error) {
 
 	// Pools: fixed odd values first, then every value of the table cases.
 	p := fuzzPools{scalar: map[string][]any{}}
-	for _, f := range []string{"direction", "method", "route", "path", "host", "client_id", "media_server", "federation_list_expired", "invite"} {
+	for _, f := range []string{"direction", "method", "route", "path", "host", "client_id", "media_server", "federation_list_expired", "invite", "endpoint", "servers", "invite_3pid"} {
 		p.scalar[f] = append([]any{absent}, oddStrings...)
 	}
 	p.domains = append([]any{absent}, oddStrings...)
@@ -140,7 +146,7 @@ func newFuzzEnv() (*fuzzEnv, error) {
 	for _, v := range []string{"client", "federation", "egress"} {
 		p.scalar["direction"] = addUnique(p.scalar["direction"], v)
 	}
-	for _, v := range []string{"login", "createRoom", "invite", "federation_invite", "media", "well_known_server", "well_known_client", "openid_userinfo", "key_server", "versions", "client_other", "federation_other", "other"} {
+	for _, v := range []string{"login", "createRoom", "invite", "federation_invite", "media", "well_known_server", "well_known_client", "openid_userinfo", "key_server", "versions", "client_other", "federation_other", "other", "join", "federation_third_party_invite", "federation_join", "unknown"} {
 		p.scalar["route"] = addUnique(p.scalar["route"], v)
 	}
 	p.scalar["federation_list_expired"] = addUnique(p.scalar["federation_list_expired"], false)
@@ -233,16 +239,14 @@ func (p fuzzPools) decode(b []byte) (map[string]any, int) {
 	for _, f := range proxyFields {
 		switch f {
 		case "xmatrix":
-			o, d := pick(p.domains, next()), pick(p.domains, next())
-			if o == absent && d == absent {
-				continue
-			}
 			x := map[string]any{}
-			if o != absent {
-				x["origin"] = o
+			for _, k := range xmatrixKeys {
+				if v := pick(p.domains, next()); v != absent {
+					x[k] = v
+				}
 			}
-			if d != absent {
-				x["destination"] = d
+			if len(x) == 0 {
+				continue
 			}
 			in[f] = x
 		case "invitees":
@@ -272,14 +276,14 @@ func (p fuzzPools) encode(in map[string]any) ([]byte, bool) {
 		switch f {
 		case "xmatrix":
 			if !present {
-				out = append(out, 0, 0)
+				out = append(out, make([]byte, len(xmatrixKeys))...)
 				continue
 			}
 			m, ok := v.(map[string]any)
 			if !ok || len(m) == 0 {
 				return nil, false
 			}
-			for _, k := range []string{"origin", "destination"} {
+			for _, k := range xmatrixKeys {
 				d, ok := m[k]
 				if !ok {
 					out = append(out, 0)

@@ -22,11 +22,15 @@ decision := client_decision if {
 	input.direction == "egress"
 } else := denied("default", 403, "M_FORBIDDEN", msg("unknown_direction"), "unknown direction", false)
 
-# Client-server listener: exemptions, client id (5.1.2.1.2), createRoom
-# (5.1.2.1.8.1.2), stage 1 for invitees (5.1.2.1.8.1.1) and remote media.
+# Client-server listener: exemptions, the endpoint table, client id
+# (5.1.2.1.2), createRoom (5.1.2.1.8.1.2), stage 1 for invitees
+# (5.1.2.1.8.1.1), joins through remote servers and remote media.
 # client_other (sync, send, ...) carries nothing else to check.
 client_decision := allowed_exemption if {
 	exempt
+} else := endpoint_refusal if {
+	not endpoint_ok
+	endpoint_refused
 } else := client_id_denied if {
 	not data.config.client_ids.approved[object.get(input, "client_id", null)]
 	not client_id_waived
@@ -36,14 +40,23 @@ client_decision := allowed_exemption if {
 	input.route == "createRoom"
 } else := invite_decision if {
 	input.route == "invite"
+} else := join_decision if {
+	input.route == "join"
 } else := unreachable("media server not in federation") if {
 	input.route == "media"
 	not media_server_federated
+} else := allowed_unlisted if {
+	not input.endpoint
 } else := allowed_default
 
 # createRoom may invite one user at most; so only the first invitee is left
 # to check.
-createroom_decision := createroom_denied if {
+# Every membership createRoom creates counts: "invite" and the member events
+# of "initial_state" (input.invitees holds both); third-party invites
+# ("invite_3pid") are not part of the TI-Messenger.
+createroom_decision := third_party_refused if {
+	input.invite_3pid
+} else := createroom_denied if {
 	input.invitees[1] # more than one invitee, without counting them
 } else := not_invitable(domain) if {
 	domain := input.invitees[0].domain
@@ -58,36 +71,110 @@ invite_decision := invite_without_invitee if {
 	domain := first_unfederated_invitee
 } else := allowed_default
 
-# Server-server listener: exemptions, X-Matrix, stage 1 on origin
-# (5.1.2.1.8.2.1), then stages 2/3 for invites by the control plane.
+# A join or knock goes through the servers it names (server_name, via) and
+# the room's own server: each must be federated.
+join_decision := unreachable("join server not in federation") if {
+	some d in input.servers
+	not federated(d)
+} else := allowed_default
+
+# Server-server listener: exemptions, the endpoint table, X-Matrix (origin
+# present, destination this server), stage 1 on origin (5.1.2.1.8.2.1),
+# then stages 2/3 for invites by the control plane. Membership requests
+# (make_join, send_join, make_knock, send_knock) need nothing beyond a
+# federated origin; third-party invites are refused.
 federation_decision := allowed_exemption if {
 	exempt
+} else := endpoint_refusal if {
+	not endpoint_ok
+	endpoint_refused
 } else := unauthorized if {
 	not input.xmatrix.origin
 } else := unreachable("origin not in federation") if {
-	# Defined here: a request without origin was answered above.
-	not federated(input.xmatrix.origin)
+	# The origin's domain (without port); undefined for an origin that is
+	# no server name, which is then not federated either.
+	not origin_federated
+} else := not_our_destination if {
+	input.xmatrix.destination
+	not destination_ours
+} else := allowed_default if {
+	# The common request (send, state, queries): nothing left to check.
+	input.route == "federation_other"
 } else := federation_invite_decision if {
 	input.route == "federation_invite"
+} else := third_party_refused if {
+	input.route == "federation_third_party_invite"
+} else := allowed_unlisted if {
+	not input.endpoint
 } else := allowed_default
 
 federation_invite_decision := invite_unreadable if {
 	not input.invite.invitee
 } else := ask_invite_permission
 
-# Homeserver egress (forward proxy): exemptions, stage 1 on the destination.
+# Homeserver egress (forward proxy): exemptions, stage 1 on the host the
+# forwarder connects to (CONNECT target, absolute URI or Host, which the
+# filter sees as input.host), and an X-Matrix destination that names that
+# host: a request signed for a federated server but sent elsewhere is
+# refused.
 egress_decision := allowed_exemption if {
 	exempt
 } else := unreachable("destination not in federation") if {
 	not destination_federated
+} else := unreachable("X-Matrix destination differs from the host contacted") if {
+	input.xmatrix.destination
+	not destination_is_host
 } else := allowed_default
+
+destination_is_host if input.xmatrix.destination_domain == input.host
+
+destination_ours if data.config.own_domains[input.xmatrix.destination_domain]
+
+# --- endpoint table ------------------------------------------------------------
+
+# The filter names the endpoint of the request (input.endpoint) from the
+# listener's table, data.config.endpoints[direction]; a path that is not in
+# it has no endpoint. Only the methods are looked up here: one lookup decides
+# the common request, the refusal is worked out only when it fails. OPTIONS
+# (CORS preflight) is answered by the homeserver for every endpoint, HEAD
+# wherever GET is.
+endpoint_ok if data.config.endpoints[input.direction][input.endpoint][input.method]
+
+endpoint_refused if {
+	not input.endpoint
+	not unknown_endpoints_pass
+}
+
+endpoint_refused if method_refused
+
+endpoint_refusal := endpoint_unknown if {
+	not input.endpoint
+} else := method_not_allowed
+
+method_refused if {
+	methods := data.config.endpoints[input.direction][input.endpoint]
+	not methods[input.method]
+	input.method != "OPTIONS"
+	not head_of_get(methods)
+}
+
+# HEAD is GET without the body: allowed wherever GET is.
+head_of_get(methods) if {
+	input.method == "HEAD"
+	methods.GET
+}
+
+# For migration an operator may let unknown endpoints pass; each is logged.
+unknown_endpoints_pass if data.config.unknown_endpoints == "pass"
 
 # Negated checks go through these helpers: `not f(input.x)` would be
 # undefined, not true, when input.x is missing, and the request would slip
 # through to the next check.
 media_server_federated if federated(input.media_server)
 
-destination_federated if federated(egress_destination)
+destination_federated if federated(input.host)
+
+origin_federated if federated(input.xmatrix.origin_domain)
 
 # --- exemptions (5.1.2.1.7) -------------------------------------------------
 
@@ -185,12 +272,6 @@ expired_or(why) := why if {
 	list_current
 } else := "federation list expired"
 
-# Outbound requests name their peer in X-Matrix destination; requests without
-# one (/.well-known/matrix/server, key fetches) go to the Host they address.
-egress_destination := d if {
-	d := input.xmatrix.destination
-} else := input.host
-
 # --- server-server authentication and invites -------------------------------
 
 unauthorized := denied("xmatrix", 401, "M_UNAUTHORIZED", msg("unauthorized"), "missing X-Matrix authorization", false)
@@ -212,6 +293,14 @@ ask_invite_permission := {
 
 invite_without_invitee := denied("federation", 403, "M_FORBIDDEN", msg("invite_refused"), "invite without invitee", false)
 
+third_party_refused := denied("invite", 403, "M_FORBIDDEN", msg("invite_refused"), "third-party invite", false)
+
+not_our_destination := denied("xmatrix", 401, "M_UNAUTHORIZED", msg("unauthorized"), "X-Matrix destination is not this server", false)
+
+endpoint_unknown := denied("endpoint", 404, "M_UNRECOGNIZED", msg("unrecognized"), "endpoint not in the listener's table", false)
+
+method_not_allowed := denied("endpoint", 405, "M_UNRECOGNIZED", msg("method_not_allowed"), "method not in the listener's table", false)
+
 invite_unreadable := denied("invite", 403, "M_FORBIDDEN", msg("invite_refused"), "invite event without invitee", false)
 
 # --- documents ----------------------------------------------------------------
@@ -225,6 +314,19 @@ allowed_default := {
 	"reason": "no check objects",
 	"check": "default",
 	"refetch": false,
+}
+
+# An endpoint outside the table, let through by the operator's switch: the
+# filter writes a decision-log line for it ("log").
+allowed_unlisted := {
+	"allow": true,
+	"status": 200,
+	"body": {},
+	"ask": null,
+	"reason": "endpoint not in the listener's table",
+	"check": "endpoint",
+	"refetch": false,
+	"log": true,
 }
 
 allowed_exemption := {
@@ -262,4 +364,6 @@ default_messages := {
 	"client_not_approved": "This client is not approved for the TI-Messenger",
 	"invite_refused": "The invite was refused",
 	"unknown_direction": "Request not permitted",
+	"unrecognized": "Unrecognized request",
+	"method_not_allowed": "Method not allowed for this endpoint",
 }

@@ -9,10 +9,16 @@ own := {"home.de": true}
 
 approved := {"tim-client-1.0": true}
 
+# One endpoint per listener; the filter names it in input.endpoint.
+endpoints := {
+	"client": {"/_matrix/client/v3/x": {"GET": true, "POST": true, "PUT": true}},
+	"federation": {"/_matrix/federation/v1/x": {"GET": true, "PUT": true}},
+}
+
 client(route, extra) := object.union(
 	{
 		"direction": "client", "method": "POST", "path": "/_matrix/client/v3/x", "host": "home.de",
-		"route": route, "client_id": "tim-client-1.0", "federation_list_expired": false,
+		"route": route, "endpoint": "/_matrix/client/v3/x", "client_id": "tim-client-1.0", "federation_list_expired": false,
 	},
 	extra,
 )
@@ -20,7 +26,8 @@ client(route, extra) := object.union(
 fed(route, extra) := object.union(
 	{
 		"direction": "federation", "method": "PUT", "path": "/_matrix/federation/v1/send/1", "host": "home.de",
-		"route": route, "xmatrix": {"origin": "fed.de", "destination": "home.de"}, "federation_list_expired": false,
+		"route": route, "endpoint": "/_matrix/federation/v1/x", "federation_list_expired": false,
+		"xmatrix": {"origin": "fed.de", "destination": "home.de", "origin_domain": "fed.de", "destination_domain": "home.de"},
 	},
 	extra,
 )
@@ -38,6 +45,7 @@ decide(req) := d if {
 		with data.federation.domains as domains
 		with data.config.own_domains as own
 		with data.config.client_ids.approved as approved
+		with data.config.endpoints as endpoints
 }
 
 inv(domain) := {"mxid": concat("", ["@u:", domain]), "domain": domain}
@@ -203,7 +211,7 @@ test_federation_origin_federated_allows if {
 }
 
 test_federation_origin_unknown_denied if {
-	d := decide(fed("federation_other", {"xmatrix": {"origin": "evil.de"}}))
+	d := decide(fed("federation_other", {"xmatrix": {"origin": "evil.de", "origin_domain": "evil.de"}}))
 	denied(d, 403, "M_FORBIDDEN", "The other party could not be contacted", "federation", true)
 }
 
@@ -235,7 +243,7 @@ test_federation_invite_asks_control_plane if {
 
 test_federation_invite_from_unknown_origin_denied_before_asking if {
 	invite := {"inviter": "@a:evil.de", "invitee": "@b:home.de", "inviter_domain": "evil.de", "invitee_domain": "home.de"}
-	d := decide(fed("federation_invite", {"invite": invite, "xmatrix": {"origin": "evil.de"}}))
+	d := decide(fed("federation_invite", {"invite": invite, "xmatrix": {"origin": "evil.de", "origin_domain": "evil.de"}}))
 	denied(d, 403, "M_FORBIDDEN", "The other party could not be contacted", "federation", true)
 }
 
@@ -278,7 +286,7 @@ test_prefix_exemption_refuses_dot_segments if {
 
 test_exemption_method_must_match if {
 	req := object.remove(fed("openid_userinfo", {"method": "POST", "path": "/_matrix/federation/v1/openid/userinfo"}), {"xmatrix"})
-	decide(req).status == 401
+	decide(req).allow == false
 }
 
 test_exemption_direction_must_match if {
@@ -352,11 +360,11 @@ with_prefixes(index, req) := d if {
 # --- egress -------------------------------------------------------------------------
 
 test_egress_destination_federated_allows if {
-	allowed(decide(egress({"host": "proxy.local", "xmatrix": {"origin": "home.de", "destination": "fed.de"}})), "default")
+	allowed(decide(egress({"xmatrix": {"origin": "home.de", "destination": "fed.de", "destination_domain": "fed.de"}})), "default")
 }
 
 test_egress_destination_unknown_denied if {
-	d := decide(egress({"host": "fed.de", "xmatrix": {"origin": "home.de", "destination": "evil.de"}}))
+	d := decide(egress({"host": "fed.de", "xmatrix": {"origin": "home.de", "destination": "evil.de", "destination_domain": "evil.de"}}))
 	denied(d, 403, "M_FORBIDDEN", "The other party could not be contacted", "federation", true)
 }
 
@@ -402,4 +410,105 @@ test_default_data_has_spec_exemptions if {
 	}
 	not data.config.exempt_prefixes.egress
 	not data.config.exempt_prefixes.client
+}
+
+# --- endpoint table -----------------------------------------------------------
+
+test_unknown_endpoint_is_404_on_each_listener if {
+	denied(decide(object.remove(client("unknown", {}), {"endpoint"})), 404, "M_UNRECOGNIZED", "Unrecognized request", "endpoint", false)
+	denied(decide(object.remove(fed("unknown", {}), {"endpoint"})), 404, "M_UNRECOGNIZED", "Unrecognized request", "endpoint", false)
+}
+
+test_unknown_endpoint_refused_before_client_id if {
+	d := decide(object.remove(client("unknown", {"client_id": "evil"}), {"endpoint"}))
+	d.status == 404
+}
+
+test_method_not_in_table_is_405 if {
+	denied(decide(client("client_other", {"method": "DELETE"})), 405, "M_UNRECOGNIZED", "Method not allowed for this endpoint", "endpoint", false)
+}
+
+test_head_passes_where_get_does if {
+	req := client("client_other", {"method": "HEAD"})
+	allowed(decide(req), "default")
+	d := proxy.decision with input as req
+		with data.config.client_ids.approved as approved
+		with data.config.endpoints as {"client": {"/_matrix/client/v3/x": {"POST": true}}}
+	d.status == 405
+}
+
+test_options_passes_on_known_endpoint if {
+	allowed(decide(client("client_other", {"method": "OPTIONS"})), "default")
+}
+
+test_unknown_endpoints_pass_switch_logs if {
+	d := decide(object.remove(client("unknown", {}), {"endpoint"})) with data.config.unknown_endpoints as "pass"
+	allowed(d, "endpoint")
+	d.log == true
+	# The switch does not waive the other checks.
+	d2 := decide(object.remove(client("unknown", {"client_id": "evil"}), {"endpoint"})) with data.config.unknown_endpoints as "pass"
+	d2.status == 403
+	d3 := decide(object.remove(fed("unknown", {"xmatrix": {"origin": "evil.de", "origin_domain": "evil.de"}}), {"endpoint"})) with data.config.unknown_endpoints as "pass"
+	d3.status == 403
+}
+
+# --- memberships ----------------------------------------------------------------
+
+test_createroom_third_party_invite_refused if {
+	d := decide(client("createRoom", {"invitees": [], "invite_3pid": true}))
+	denied(d, 403, "M_FORBIDDEN", "The invite was refused", "invite", false)
+}
+
+test_invite_third_party_refused if {
+	d := decide(client("invite", {"invitees": [], "invite_3pid": true}))
+	d.status == 403
+}
+
+test_join_through_unfederated_server_denied if {
+	d := decide(client("join", {"servers": ["fed.de", "evil.de"]}))
+	denied(d, 403, "M_FORBIDDEN", "The other party could not be contacted", "federation", true)
+	allowed(decide(client("join", {"servers": ["fed.de", "home.de"]})), "default")
+	allowed(decide(client("join", {"servers": []})), "default")
+}
+
+test_federation_third_party_invite_refused if {
+	d := decide(fed("federation_third_party_invite", {}))
+	denied(d, 403, "M_FORBIDDEN", "The invite was refused", "invite", false)
+}
+
+# --- X-Matrix domains -----------------------------------------------------------
+
+test_federation_origin_with_port_is_its_domain if {
+	x := {"origin": "fed.de:8448", "origin_domain": "fed.de", "destination": "home.de", "destination_domain": "home.de"}
+	allowed(decide(fed("federation_other", {"xmatrix": x})), "default")
+}
+
+test_federation_origin_without_domain_denied if {
+	d := decide(with_xmatrix(fed("federation_other", {}), {"origin": "bad name"}))
+	d.status == 403
+}
+
+test_federation_destination_not_ours_is_401 if {
+	x := {"origin": "fed.de", "origin_domain": "fed.de", "destination": "evil.example", "destination_domain": "evil.example"}
+	denied(decide(fed("federation_other", {"xmatrix": x})), 401, "M_UNAUTHORIZED", "Missing or invalid X-Matrix authorization", "xmatrix", false)
+	# A destination that is no server name is not ours either.
+	d := decide(with_xmatrix(fed("federation_other", {}), {"origin": "fed.de", "origin_domain": "fed.de", "destination": "x y"}))
+	d.status == 401
+}
+
+test_egress_destination_must_be_host if {
+	x := {"origin": "home.de", "destination": "fed.de", "destination_domain": "fed.de"}
+	d := decide(egress({"host": "evil.de", "xmatrix": x}))
+	d.status == 403
+	d2 := decide(egress({"host": "kasse.de", "xmatrix": x}))
+	denied(d2, 403, "M_FORBIDDEN", "The other party could not be contacted", "federation", true)
+}
+
+with_xmatrix(req, x) := object.union(object.remove(req, {"xmatrix"}), {"xmatrix": x})
+
+test_sso_pages_waive_the_client_id_by_default if {
+	# data.json exempts route "sso": browser pages cannot send a client id;
+	# the login that follows is checked.
+	allowed(decide(client("sso", {"method": "GET", "client_id": "Mozilla/5.0"})), "default")
+	decide(client("login", {"client_id": "Mozilla/5.0"})).status == 401
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/timfd/fachdienst/control/plancompile"
+	"github.com/timfd/fachdienst/control/policyserve"
 	"github.com/timfd/fachdienst/policies"
 	"github.com/timfd/fachdienst/proxyhost"
 	"github.com/timfd/fachdienst/wasm/fedlist/fedlisttest"
@@ -44,10 +46,16 @@ func TestServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	data := map[string]any{"config": map[string]any{
-		"client_ids": map[string]any{"enforce": true, "approved": map[string]any{"tim-client-1.0": true}},
-	}}
-	policyDoc, _ := json.Marshal(map[string]any{"revision": plan.Revision, "plan": json.RawMessage(plan.Plan), "data": data})
+	// The default data (with its endpoint tables) and an approved client id.
+	defaults, err := fs.ReadFile(policies.FS, "data.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := policyserve.MergeData(defaults, policyserve.Operator{ApprovedClientIDs: []string{"tim-client-1.0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	policyDoc, _ := json.Marshal(map[string]any{"revision": plan.Revision, "plan": json.RawMessage(plan.Plan), "data": json.RawMessage(data)})
 
 	var upstreamHits atomic.Int32
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

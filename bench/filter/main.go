@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io/fs"
 	"maps"
 	"math"
 	"os"
@@ -145,6 +146,16 @@ func run(out string, heapN int, filterOnly bool) error {
 			map[string]any{"direction": "federation", "method": "GET", "path": "/.well-known/matrix/server"},
 		},
 	}}
+	// The endpoint tables operators start from (a path outside them is 404).
+	var defaults struct {
+		Config struct {
+			Endpoints any `json:"endpoints"`
+		} `json:"config"`
+	}
+	if raw, err := fs.ReadFile(policies.FS, "data.json"); err != nil || json.Unmarshal(raw, &defaults) != nil {
+		return fmt.Errorf("policies/data.json: %v", err)
+	}
+	data["config"].(map[string]any)["endpoints"] = defaults.Config.Endpoints
 	policyDoc, _ := json.Marshal(map[string]any{"revision": "bench", "plan": json.RawMessage(res.Plan), "data": data})
 	allowRes, err := plancompile.CompileModules(ctx, map[string]string{"allow.rego": allowPolicy}, policies.ProxyDecision)
 	if err != nil {

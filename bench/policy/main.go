@@ -45,9 +45,9 @@ const (
 
 // scenarios are the three decisions measured; %s is a federated domain.
 var scenarios = []struct{ name, input string }{
-	{"client_get", `{"direction":"client","method":"GET","path":"/_matrix/client/v3/sync","host":"home.example.de","route":"client_other","client_id":"tim-client-1.0","federation_list_expired":false}`},
-	{"federation_origin", `{"direction":"federation","method":"PUT","path":"/_matrix/federation/v1/send/1","host":"home.example.de","route":"federation_other","xmatrix":{"origin":"%s","destination":"home.example.de"},"federation_list_expired":false}`},
-	{"create_room_1_invitee", `{"direction":"client","method":"POST","path":"/_matrix/client/v3/createRoom","host":"home.example.de","route":"createRoom","client_id":"tim-client-1.0","invitees":[{"mxid":"@doc:%s","domain":"%s"}],"federation_list_expired":false}`},
+	{"client_get", `{"direction":"client","method":"GET","path":"/_matrix/client/v3/sync","host":"home.example.de","route":"client_other","endpoint":"/_matrix/client/r0|v3|unstable/sync","client_id":"tim-client-1.0","federation_list_expired":false}`},
+	{"federation_origin", `{"direction":"federation","method":"PUT","path":"/_matrix/federation/v1/send/1","host":"home.example.de","route":"federation_other","endpoint":"/_matrix/federation/v1/send/{txnID}","xmatrix":{"origin":"%s","destination":"home.example.de","origin_domain":"%s","destination_domain":"home.example.de"},"federation_list_expired":false}`},
+	{"create_room_1_invitee", `{"direction":"client","method":"POST","path":"/_matrix/client/v3/createRoom","host":"home.example.de","route":"createRoom","endpoint":"/_matrix/client/r0|v3|unstable/createRoom","client_id":"tim-client-1.0","invitees":[{"mxid":"@doc:%s","domain":"%s"}],"federation_list_expired":false}`},
 }
 
 var sizes = []int{1_000, 100_000}

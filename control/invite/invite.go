@@ -186,16 +186,17 @@ func (d *Decider) SetPolicy(ctx context.Context, fsys fs.FS, data []byte) error 
 // Decide answers whether inviter may invite invitee. Lookup failures give a deny with a reason
 // and a nil error; only MXIDs that are not MXIDs give an error (wrapping ErrInvalidInput).
 func (d *Decider) Decide(ctx context.Context, inviter, invitee string) (Decision, error) {
-	_, inviterDomain, err1 := matrix.ParseUserID(inviter)
-	_, inviteeDomain, err2 := matrix.ParseUserID(invitee)
-	if err1 != nil || err2 != nil {
+	// Domains as the filter compares them (matrix.UserDomain): lower-cased,
+	// without port, so that "kasse.de:8448" is the insured domain "kasse.de".
+	inviterDomain, ok1 := matrix.UserDomain(inviter)
+	inviteeDomain, ok2 := matrix.UserDomain(invitee)
+	if !ok1 || !ok2 {
 		return Decision{Stage: 2, Reason: "invalid MXID"}, fmt.Errorf("%w: inviter and invitee must be MXIDs", ErrInvalidInput)
 	}
 	ctx, cancel := context.WithTimeout(ctx, d.o.Timeout)
 	defer cancel()
 	pol := d.query.Load()
 
-	inviterDomain, inviteeDomain = strings.ToLower(inviterDomain), strings.ToLower(inviteeDomain)
 	in := map[string]any{
 		"inviter":              inviter,
 		"invitee":              invitee,

@@ -304,4 +304,9 @@ func TestInsuranceFlagsReachThePolicy(t *testing.T) {
 	if err != nil || got.Allow || got.Stage != 2 {
 		t.Fatalf("two insured persons: %+v, %v", got, err)
 	}
+	// A server name with a port is its domain: the ePA rule holds for it too.
+	got, err = d.Decide(ctx, "@insured:kasse-a.de:8448", "@insured:Kasse-B.de:443")
+	if err != nil || got.Allow || got.Stage != 2 {
+		t.Fatalf("two insured persons, server names with ports: %+v, %v", got, err)
+	}
 }

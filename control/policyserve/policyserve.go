@@ -29,6 +29,7 @@ import (
 
 	"github.com/timfd/fachdienst/control/plancompile"
 	"github.com/timfd/fachdienst/policies"
+	"github.com/timfd/fachdienst/wasm/matrix"
 )
 
 // Compiler compiles the Rego modules of fsys for entrypoint; plancompile.Compile is the default.
@@ -202,7 +203,13 @@ func MergeData(defaults []byte, op Operator) ([]byte, error) {
 			return nil, err
 		}
 		for _, d := range op.OwnDomains {
-			own[d] = true
+			// Keyed by domain as the filter compares server names
+			// (lower case, no port).
+			dom, ok := matrix.ServerDomain(d)
+			if !ok {
+				return nil, fmt.Errorf("policy: own domain %q is not a server name", d)
+			}
+			own[dom] = true
 		}
 	}
 	if len(op.ApprovedClientIDs) > 0 || op.EnforceClientIDs != nil {

@@ -89,6 +89,7 @@ func TestMergeDataRejects(t *testing.T) {
 		{"not JSON", `{`, policyserve.Operator{}, "data.json"},
 		{"config not an object", `{"config":[]}`, policyserve.Operator{}, "not an object"},
 		{"own_domains not an object", `{"config":{"own_domains":[]}}`, policyserve.Operator{OwnDomains: []string{"x.de"}}, "not an object"},
+		{"own domain not a server name", `{"config":{}}`, policyserve.Operator{OwnDomains: []string{"x.de/y"}}, "not a server name"},
 		{"exemptions not a list", `{"config":{"exemptions":{}}}`, policyserve.Operator{}, `"exemptions" is not an array`},
 		{"exemption not an object", `{"config":{"exemptions":["/health"]}}`, policyserve.Operator{}, "exemption 1: not an object"},
 		{"exemption without path", `{"config":{}}`, exempting(map[string]any{"direction": "client"}), "exactly one of path and path_prefix"},
@@ -128,8 +129,9 @@ func TestOperatorExemptionsTakeEffect(t *testing.T) {
 		name, input, check string
 	}{
 		{"exact path on its listener", `{"direction":"client","method":"GET","path":"/health","host":"h","route":"other"}`, "exemption"},
-		{"exact path, other method", `{"direction":"client","method":"POST","path":"/health","host":"h","route":"other"}`, "client_id"},
-		{"exact path, other listener", `{"direction":"federation","method":"GET","path":"/health","host":"h","route":"other"}`, "xmatrix"},
+		// Not exempt, and no endpoint of the listener's table: 404.
+		{"exact path, other method", `{"direction":"client","method":"POST","path":"/health","host":"h","route":"other"}`, "endpoint"},
+		{"exact path, other listener", `{"direction":"federation","method":"GET","path":"/health","host":"h","route":"other"}`, "endpoint"},
 		{"prefix with host", `{"direction":"egress","method":"POST","path":"/_matrix/push/v1/notify","host":"push.internal","route":"other","federation_list_expired":false}`, "exemption"},
 		{"prefix, other host", `{"direction":"egress","method":"POST","path":"/_matrix/push/v1/notify","host":"evil.de","route":"other","federation_list_expired":false}`, "federation"},
 		{"no direction: client", `{"direction":"client","method":"GET","path":"/.well-known/matrix/support","host":"h","route":"other"}`, "exemption"},
@@ -304,4 +306,18 @@ func TestAdminReloadUsesServerWideReload(t *testing.T) {
 	assert.Equal(t, http.StatusUnprocessableEntity, w.Code)
 	assert.JSONEq(t, `{"error":"invite policy refused","revision":"`+s.Current().Revision+`"}`, w.Body.String())
 	assert.Equal(t, 1, calls)
+}
+
+// TestOwnDomainsAreDomains: an own domain written with a port or capitals
+// is keyed as the filter looks it up.
+func TestOwnDomainsAreDomains(t *testing.T) {
+	out, err := policyserve.MergeData([]byte(`{"config":{}}`), policyserve.Operator{OwnDomains: []string{"Home.Example.de:8448"}})
+	require.NoError(t, err)
+	var d struct {
+		Config struct {
+			OwnDomains map[string]bool `json:"own_domains"`
+		} `json:"config"`
+	}
+	require.NoError(t, json.Unmarshal(out, &d))
+	assert.Equal(t, map[string]bool{"home.example.de": true}, d.Config.OwnDomains)
 }

@@ -10,7 +10,7 @@ import (
 	"fmt"
 	"math/big"
 
-	"github.com/keybase/go-crypto/brainpool"
+	"github.com/ProtonMail/go-crypto/brainpool"
 )
 
 // crypto/x509 refuses brainpool keys and certificates, so the few structures the signer needs are read

@@ -37,6 +37,7 @@ import (
 	"github.com/timfd/fachdienst/control/vzd"
 	"github.com/timfd/fachdienst/policies"
 	"github.com/timfd/fachdienst/wasm/fedlist"
+	"github.com/timfd/fachdienst/wasm/matrix"
 )
 
 // Deps replaces parts that tests, benchmarks and local runs provide themselves. Zero values take
@@ -360,7 +361,7 @@ func (x *insuranceIndex) IsInsurance(domain string) bool {
 	}
 	x.mu.RLock()
 	if x.domains != nil && x.version == snap.Version {
-		v := x.domains[strings.ToLower(domain)]
+		v := x.domains[insuranceKey(domain)]
 		x.mu.RUnlock()
 		return v
 	}
@@ -378,5 +379,15 @@ func (x *insuranceIndex) IsInsurance(domain string) bool {
 	x.mu.Lock()
 	x.version, x.domains = snap.Version, m
 	x.mu.Unlock()
-	return m[strings.ToLower(domain)]
+	return m[insuranceKey(domain)]
+}
+
+// insuranceKey is the domain of a server name as the filter compares it
+// (matrix.ServerDomain: lower-cased, port removed); a value that is no
+// server name keeps its lower-cased self and matches no listed domain.
+func insuranceKey(domain string) string {
+	if d, ok := matrix.ServerDomain(domain); ok {
+		return d
+	}
+	return strings.ToLower(domain)
 }

@@ -186,7 +186,7 @@ func TestInternalAPIAndInvites(t *testing.T) {
 	// TI-M Pro group exception isInsuredPerson: inviters from insurance domains of the federation list.
 	e.hs.SetAccountData("@nurse:home.de", "de.gematik.tim.account.permissionconfig.pro.v1",
 		map[string]any{"defaultSetting": "block all", "groupExceptions": []any{map[string]any{"groupName": "isInsuredPerson"}}})
-	for inviter, allow := range map[string]string{"@patient:kasse.de": `"allow":true`, "@doc:other.de": `"allow":false`} {
+	for inviter, allow := range map[string]string{"@patient:kasse.de": `"allow":true`, "@patient:Kasse.de:8448": `"allow":true`, "@doc:other.de": `"allow":false`} {
 		status, _, body = do(t, "POST", e.internal+"/internal/v1/invite-permission", auth, `{"inviter":"`+inviter+`","invitee":"@nurse:home.de"}`)
 		if status != 200 || !strings.Contains(body, allow) {
 			t.Fatalf("group exception, inviter %s: %d %s", inviter, status, body)

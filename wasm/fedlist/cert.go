@@ -11,7 +11,7 @@ import (
 	"math/big"
 	"time"
 
-	"github.com/keybase/go-crypto/brainpool"
+	"github.com/ProtonMail/go-crypto/brainpool"
 	"golang.org/x/crypto/cryptobyte"
 	"golang.org/x/crypto/cryptobyte/asn1"
 )

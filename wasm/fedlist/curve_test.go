@@ -4,7 +4,7 @@ import (
 	"math/big"
 	"testing"
 
-	"github.com/keybase/go-crypto/brainpool"
+	"github.com/ProtonMail/go-crypto/brainpool"
 )
 
 func hexInt(t *testing.T, s string) *big.Int {

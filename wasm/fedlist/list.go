@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/timfd/fachdienst/wasm/matrix"
 	"github.com/timfd/fachdienst/wasm/planvm"
 )
 
@@ -22,8 +23,8 @@ type Entry struct {
 // List is a parsed federation list.
 type List struct {
 	Version int64
-	// Domains maps the lower-case domain to its entry, so that a lookup is
-	// O(1) whatever the list size.
+	// Domains maps the domain (matrix.ServerDomain: lower case, no port) to
+	// its entry, so that a lookup is O(1) whatever the list size.
 	Domains map[string]Entry
 	// Skipped counts entries without a usable domain. They are dropped
 	// rather than failing the list: one broken entry must not cut off the
@@ -31,12 +32,17 @@ type List struct {
 	Skipped int
 }
 
-// Contains reports whether domain (any case) is in the list.
+// Contains reports whether domain (any case, with or without port) is in
+// the list.
 func (l *List) Contains(domain string) bool {
 	if l == nil {
 		return false
 	}
-	_, ok := l.Domains[strings.ToLower(domain)]
+	key, ok := matrix.ServerDomain(domain)
+	if !ok {
+		return false
+	}
+	_, ok = l.Domains[key]
 	return ok
 }
 
@@ -70,12 +76,16 @@ func ParsePayload(b []byte) (*List, error) {
 			return fault(ErrMalformed, "payload: domainList["+strconv.Itoa(i)+"]: "+err.Error())
 		}
 		d := strings.TrimSpace(ent.Domain)
-		if d == "" || len(d) > MaxDomainLength {
+		// Keyed by domain as every check compares server names
+		// (matrix.ServerDomain: lower case, no port); an entry that is
+		// no server name can match no request and is dropped.
+		key, ok := matrix.ServerDomain(d)
+		if !ok {
 			l.Skipped++
 			return nil
 		}
 		ent.Domain = d
-		l.Domains[strings.ToLower(d)] = ent
+		l.Domains[key] = ent
 		return nil
 	})
 	if errors.Is(err, ErrMalformed) {

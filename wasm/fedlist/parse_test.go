@@ -73,6 +73,26 @@ func TestParsePayloadErrors(t *testing.T) {
 	}
 }
 
+// TestParsePayloadKeysByDomain: entries are keyed as every check compares
+// server names; an entry that is no server name is skipped.
+func TestParsePayloadKeysByDomain(t *testing.T) {
+	l, err := ParsePayload([]byte(`{"version":1,"domainList":[{"domain":" Kasse.DE:8448 "},{"domain":"b_c.de"},{"domain":"bücher.de"},{"domain":"[::1]:8448"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := l.Domains["kasse.de"]; !ok || l.Skipped != 2 || len(l.Domains) != 2 {
+		t.Fatalf("domains %v, skipped %d", l.Domains, l.Skipped)
+	}
+	for _, d := range []string{"kasse.de", "KASSE.de:443", "[::1]"} {
+		if !l.Contains(d) {
+			t.Errorf("Contains(%q) = false", d)
+		}
+	}
+	if l.Contains("kasse.de.") || l.Contains("") {
+		t.Error("Contains accepts what is no listed domain")
+	}
+}
+
 // The entry's strings are copies: the list must not keep the parsed payload
 // (up to MaxJWSSize) alive.
 func TestParsePayloadCopiesStrings(t *testing.T) {

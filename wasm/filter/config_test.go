@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/timfd/fachdienst/wasm/fedlist/fedlisttest"
+	"github.com/timfd/fachdienst/wasm/matrix"
 	"github.com/timfd/fachdienst/wasm/planvm"
 )
 
@@ -165,5 +166,41 @@ func TestParsePolicyDocument(t *testing.T) {
 				t.Errorf("data is %v, want an object", p.Data.Kind())
 			}
 		})
+	}
+}
+
+// TestEndpointRouter: the listener's table becomes its router; a table
+// that cannot be read is an error (the filter then knows no endpoint and
+// refuses every path), and no table at all is no router.
+func TestEndpointRouter(t *testing.T) {
+	parse := func(s string) planvm.Value {
+		v, err := planvm.ParseJSON([]byte(s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	r, err := endpointRouter(parse(`{"config":{"endpoints":{"client":{"/a/{x}":{"GET":true}},"federation":{"/b":{"GET":true}}}}}`), "client")
+	if err != nil || r == nil {
+		t.Fatalf("router %v, %v", r, err)
+	}
+	var p matrix.Path
+	if p.ParsePath("/a/1") != nil || r.Route("GET", &p).Endpoint != "/a/{x}" {
+		t.Error("/a/1 not routed")
+	}
+	if p.ParsePath("/b") != nil || r.Route("GET", &p).Endpoint != "" {
+		t.Error("the other listener's endpoint routed")
+	}
+	for _, bad := range []string{
+		`{"config":{"endpoints":{"client":["/a"]}}}`,
+		`{"config":{"endpoints":{"client":{"/a/{x}":{},"/a/{y}":{}}}}}`,
+		`{"config":{"endpoints":{"client":{"/a/../b":{}}}}}`,
+	} {
+		if _, err := endpointRouter(parse(bad), "client"); err == nil {
+			t.Errorf("%s accepted", bad)
+		}
+	}
+	if r, err := endpointRouter(parse(`{"config":{}}`), "egress"); r != nil || err != nil {
+		t.Errorf("no table: %v, %v", r, err)
 	}
 }

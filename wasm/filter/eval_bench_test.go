@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/timfd/fachdienst/wasm/fedlist"
-	"github.com/timfd/fachdienst/wasm/matrix"
 	"github.com/timfd/fachdienst/wasm/planvm"
 )
 
@@ -34,7 +33,8 @@ func BenchmarkDecide(b *testing.B) {
 	p := &plugin{cfg: &Config{Direction: "client"}, policy: &Policy{Program: prog, Data: d}, list: &listState{list: l}}
 	p.rebuildData()
 	s := &stream{p: p, f: facts{method: "GET", path: "/_matrix/client/v3/sync", host: "matrix.home.example.de", hostPort: "matrix.home.example.de", clientID: "tim-client-1.0"}}
-	s.f.route = matrix.Classify("GET", s.f.path)
+	_ = s.f.segs.ParsePath(s.f.path)
+	s.f.route = defaultRouter("client").Route("GET", &s.f.segs)
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
 		in := s.input(false)
@@ -52,7 +52,8 @@ func BenchmarkDecide(b *testing.B) {
 func BenchmarkInput(b *testing.B) {
 	p := &plugin{cfg: &Config{Direction: "client"}}
 	s := &stream{p: p, f: facts{method: "GET", path: "/_matrix/client/v3/sync", host: "matrix.home.example.de", hostPort: "matrix.home.example.de", clientID: "tim-client-1.0"}}
-	s.f.route = matrix.Classify("GET", s.f.path)
+	_ = s.f.segs.ParsePath(s.f.path)
+	s.f.route = defaultRouter("client").Route("GET", &s.f.segs)
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
 		_ = s.input(false)

@@ -1,17 +1,45 @@
 package filter
 
 import (
+	"os"
+
+	"github.com/timfd/fachdienst/wasm/matrix"
+	"github.com/timfd/fachdienst/wasm/planvm"
 	"slices"
 	"strings"
 	"testing"
 )
 
 // fromHeaders reads the facts of request headers as OnHttpRequestHeaders
-// does. It reports false when the path's percent-encoding is invalid.
-func (f *facts) fromHeaders(hs [][2]string) bool {
+// does, with the default endpoint table of the direction. It reports false
+// when the path is not canonical.
+func (f *facts) fromHeaders(hs [][2]string, direction string) bool {
 	var r headerValues
 	r.collect(hs)
-	return f.fromValues(&r)
+	return f.fromValues(&r, defaultRouter(direction)) == nil
+}
+
+var routers = map[string]*matrix.Router{}
+
+// defaultRouter is the router of policies/data.json's table for direction.
+func defaultRouter(direction string) *matrix.Router {
+	if r, ok := routers[direction]; ok {
+		return r
+	}
+	raw, err := os.ReadFile("../../policies/data.json")
+	if err != nil {
+		panic(err)
+	}
+	data, err := planvm.ParseJSON(raw)
+	if err != nil {
+		panic(err)
+	}
+	r, err := endpointRouter(data, direction)
+	if err != nil {
+		panic(err)
+	}
+	routers[direction] = r
+	return r
 }
 
 // TestCollect: each header the facts come from is read by its exact name,
@@ -27,7 +55,7 @@ func TestCollect(t *testing.T) {
 	}
 	var r headerValues
 	r.collect(hs)
-	want := headerValues{method: "PUT", path: "/p", hostPort: "h.example.de", ua: "U/1,c", timUA: "tim", tiUA: "ti",
+	want := headerValues{method: "PUT", path: "/p", rawPath: "/p?q=1", hostPort: "h.example.de", ua: "U/1,c", timUA: "tim", tiUA: "ti",
 		xmatrix: true, hasXM: true, origin: "a.example.de", destination: "b.example.de"}
 	if r != want {
 		t.Errorf("collect = %+v, want %+v", r, want)

@@ -48,7 +48,7 @@ func TestInputLen(t *testing.T) {
 		}
 		s := &stream{p: p}
 		for _, st := range []*stream{fresh, s} {
-			if !st.f.fromHeaders(r.hdr) {
+			if !st.f.fromHeaders(r.hdr, r.role) {
 				t.Fatalf("%s: headers refused", r.name)
 			}
 			if r.body != "" {
@@ -57,7 +57,7 @@ func TestInputLen(t *testing.T) {
 					st.f.inviter, st.f.invitee, err = matrix.FederationInvite(st.f.route, []byte(r.body))
 					st.f.hasInvite = err == nil
 				} else {
-					st.f.invitees, err = matrix.Invitees(st.f.route, []byte(r.body))
+					st.f.invitees, st.f.thirdParty, err = matrix.Invitees(st.f.route, []byte(r.body))
 				}
 				if err != nil {
 					t.Fatalf("%s: body: %v", r.name, err)
@@ -77,7 +77,7 @@ func TestInputLen(t *testing.T) {
 	}
 	for _, r := range rows {
 		s := &stream{p: &plugin{cfg: &Config{Direction: r.role}}}
-		if !s.f.fromHeaders(r.hdr) {
+		if !s.f.fromHeaders(r.hdr, r.role) {
 			t.Fatalf("%s: headers refused", r.name)
 		}
 		if r.body != "" {
@@ -86,7 +86,7 @@ func TestInputLen(t *testing.T) {
 				s.f.inviter, s.f.invitee, err = matrix.FederationInvite(s.f.route, []byte(r.body))
 				s.f.hasInvite = err == nil
 			} else {
-				s.f.invitees, err = matrix.Invitees(s.f.route, []byte(r.body))
+				s.f.invitees, s.f.thirdParty, err = matrix.Invitees(s.f.route, []byte(r.body))
 			}
 			if err != nil {
 				t.Fatalf("%s: body: %v", r.name, err)
@@ -101,14 +101,14 @@ func TestInputLen(t *testing.T) {
 // BenchmarkHeaders measures reading the facts of a request's headers.
 func BenchmarkHeaders(b *testing.B) {
 	for _, bc := range []struct {
-		name string
-		hdr  [][2]string
-	}{{"client_get", hdrClientGet}, {"federation", hdrFederation}, {"createroom", hdrCreateRoom}} {
+		name, role string
+		hdr        [][2]string
+	}{{"client_get", "client", hdrClientGet}, {"federation", "federation", hdrFederation}, {"createroom", "client", hdrCreateRoom}} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for i := 0; i < b.N; i++ {
 				var f facts
-				if !f.fromHeaders(bc.hdr) {
+				if !f.fromHeaders(bc.hdr, bc.role) {
 					b.Fatal("refused")
 				}
 			}

@@ -35,6 +35,9 @@ func (s *stream) input(expired bool) planvm.Value {
 		b.Set("host_port", planvm.String(f.hostPort))
 	}
 	b.Set("route", planvm.String(f.route.Name))
+	if f.route.Endpoint != "" {
+		b.Set("endpoint", planvm.String(f.route.Endpoint))
+	}
 	if f.clientID != "" {
 		b.Set("client_id", planvm.String(f.clientID))
 	}
@@ -42,8 +45,14 @@ func (s *stream) input(expired bool) planvm.Value {
 		xb := in.xmatrix
 		xb.Reset()
 		xb.Set("origin", planvm.String(f.origin))
+		if d, ok := matrix.ServerDomain(f.origin); ok {
+			xb.Set("origin_domain", planvm.String(d))
+		}
 		if f.destination != "" {
 			xb.Set("destination", planvm.String(f.destination))
+			if d, ok := matrix.ServerDomain(f.destination); ok {
+				xb.Set("destination_domain", planvm.String(d))
+			}
 		}
 		b.Set("xmatrix", xb.Value())
 	}
@@ -62,6 +71,9 @@ func (s *stream) input(expired bool) planvm.Value {
 			arr.Append(ob.Value())
 		}
 		b.Set("invitees", arr.Value())
+		if f.thirdParty {
+			b.Set("invite_3pid", boolTrue)
+		}
 	case matrix.RouteFederationInvite:
 		if f.hasInvite {
 			ib := in.invite
@@ -74,6 +86,16 @@ func (s *stream) input(expired bool) planvm.Value {
 		}
 	case matrix.RouteMedia:
 		b.Set("media_server", planvm.String(serverDomain(f.route.MediaServer)))
+	case matrix.RouteJoin:
+		arr := in.servers
+		if len(f.servers) > reusedInvitees {
+			arr = planvm.NewArrayBuilder(len(f.servers))
+		}
+		arr.Reset()
+		for _, d := range f.servers {
+			arr.Append(planvm.String(d))
+		}
+		b.Set("servers", arr.Value())
 	}
 	if expired {
 		b.Set("federation_list_expired", boolTrue)
@@ -86,7 +108,7 @@ func (s *stream) input(expired bool) planvm.Value {
 // inputStorage holds the input document's objects between requests.
 type inputStorage struct {
 	doc, xmatrix, invite *planvm.ObjectBuilder
-	invitees             *planvm.ArrayBuilder
+	invitees, servers    *planvm.ArrayBuilder
 	inviteeObjs          []*planvm.ObjectBuilder
 }
 
@@ -98,9 +120,10 @@ func (p *plugin) inputStorage() *inputStorage {
 	if p.in == nil {
 		p.in = &inputStorage{
 			doc:      planvm.NewObjectBuilder(maxInputLen),
-			xmatrix:  planvm.NewObjectBuilder(2),
+			xmatrix:  planvm.NewObjectBuilder(4),
 			invite:   planvm.NewObjectBuilder(4),
 			invitees: planvm.NewArrayBuilder(1),
+			servers:  planvm.NewArrayBuilder(2),
 		}
 	}
 	return p.in
@@ -120,7 +143,7 @@ func (in *inputStorage) invitee(i int) *planvm.ObjectBuilder {
 }
 
 // maxInputLen is the most members input sets (see inputLen).
-const maxInputLen = 10
+const maxInputLen = 12
 
 // inputLen is the number of members input sets; TestInputLen keeps it, and
 // so maxInputLen, true to input.
@@ -136,8 +159,16 @@ func (s *stream) inputLen() int {
 	if f.hasXM {
 		n++
 	}
+	if f.route.Endpoint != "" {
+		n++
+	}
 	switch f.route.Name {
-	case matrix.RouteCreateRoom, matrix.RouteInvite, matrix.RouteMedia:
+	case matrix.RouteCreateRoom, matrix.RouteInvite:
+		n++
+		if f.thirdParty {
+			n++
+		}
+	case matrix.RouteMedia, matrix.RouteJoin:
 		n++
 	case matrix.RouteFederationInvite:
 		if f.hasInvite {
@@ -147,20 +178,19 @@ func (s *stream) inputLen() int {
 	return n
 }
 
-// userDomain is the lower-case host of a user ID's server name: the key of
+// userDomain is the domain of a user ID (matrix.UserDomain): the key of
 // the federation list (which lists domains without ports).
 func userDomain(mxid string) string {
-	_, server, err := matrix.ParseUserID(mxid)
-	if err != nil {
-		return ""
-	}
-	return serverDomain(server)
+	d, _ := matrix.UserDomain(mxid)
+	return d
 }
 
+// serverDomain is the domain of a server name (matrix.ServerDomain); a
+// value that is no server name stays as it is, lower-cased, and so matches
+// no domain of the list.
 func serverDomain(server string) string {
-	host, _, err := matrix.ParseServerName(server)
-	if err != nil {
-		return strings.ToLower(server)
+	if d, ok := matrix.ServerDomain(server); ok {
+		return d
 	}
-	return strings.ToLower(host)
+	return strings.ToLower(server)
 }

@@ -173,6 +173,9 @@ func (m *memo) keyOf(f *facts, expired bool) (*memoKey, bool) {
 	if f.hasInvite {
 		flags |= 4
 	}
+	if f.thirdParty {
+		flags |= 8
+	}
 	k := &m.key
 	k.reset(flags)
 	k.add(f.method)
@@ -194,6 +197,11 @@ func (m *memo) keyOf(f *facts, expired bool) (*memoKey, bool) {
 	// many strings come before them.
 	for _, inv := range f.invitees {
 		k.add(inv)
+	}
+	// Servers and invitees never come together (join versus invite
+	// routes, and the route is in the key).
+	for _, d := range f.servers {
+		k.add(d)
 	}
 	return k, !k.full()
 }

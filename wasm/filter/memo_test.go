@@ -221,7 +221,7 @@ func TestMemoHeaderKey(t *testing.T) {
 		}
 	}
 	var f facts
-	f.fromHeaders([][2]string{{":method", "GET"}, {":path", "/"}})
+	f.fromHeaders([][2]string{{":method", "GET"}, {":path", "/"}}, "client")
 	if k, _ := m.keyOf(&f, true); k.flags&rawFlag != 0 {
 		t.Error("a facts key with rawFlag")
 	}

@@ -11,7 +11,7 @@ import (
 
 // Checks, as the policy names them in decision.check, plus "request" for
 // what Go refuses before the policy runs (body too large, not JSON).
-var checkNames = [...]string{"exemption", "client_id", "federation", "createroom", "invite", "xmatrix", "default", "request"}
+var checkNames = [...]string{"exemption", "client_id", "federation", "createroom", "invite", "xmatrix", "default", "request", "endpoint"}
 
 // One name per check: the build fails when they disagree.
 const _ = uint(numChecks-len(checkNames)) + uint(len(checkNames)-numChecks)
@@ -25,6 +25,7 @@ const (
 	checkXMatrix
 	checkDefault
 	checkRequest
+	checkEndpoint
 	numChecks
 )
 
@@ -103,13 +104,21 @@ func (m *metrics) flush() {
 // Identifiers appear only as short SHA-256 prefixes, so that the log can
 // correlate requests without holding user IDs, client ids or server names.
 func (p *plugin) logDenial(s *stream, check, status int, reason string) string {
+	return p.logDecision(s, check, status, reason, "")
+}
+
+// logDecision writes a decision-log line; outcome empty means a denial.
+func (p *plugin) logDecision(s *stream, check, status int, reason, outcome string) string {
 	var raw [8]byte
 	_, _ = rand.Read(raw[:])
 	id := hex.EncodeToString(raw[:])
 	var sb strings.Builder
 	sb.WriteString("tim-filter: decision id=")
 	sb.WriteString(id)
-	if p.cfg.DryRun {
+	if outcome != "" {
+		sb.WriteString(" outcome=")
+		sb.WriteString(outcome)
+	} else if p.cfg.DryRun {
 		sb.WriteString(" outcome=dry-run-deny")
 	} else {
 		sb.WriteString(" outcome=deny")
@@ -122,6 +131,20 @@ func (p *plugin) logDenial(s *stream, check, status int, reason string) string {
 	sb.WriteString(p.cfg.Direction)
 	sb.WriteString(" route=")
 	sb.WriteString(s.f.route.Name)
+	if s.f.route.Endpoint == "" && s.f.segs.Len() > 0 {
+		// Which API an unknown endpoint belongs to, for operators: the
+		// first three segments, each only if it is a plain word (an ID,
+		// address or token in them is written as "*").
+		sb.WriteString(" prefix=")
+		for i := 0; i < 3 && i < s.f.segs.Len(); i++ {
+			sb.WriteString("/")
+			if seg := s.f.segs.Seg(i); plainWord(seg) {
+				sb.WriteString(seg)
+			} else {
+				sb.WriteString("*")
+			}
+		}
+	}
 	sb.WriteString(" reason=\"")
 	sb.WriteString(strings.ReplaceAll(reason, "\"", "'"))
 	sb.WriteString("\"")
@@ -155,4 +178,19 @@ func (p *plugin) logDenial(s *stream, check, status int, reason string) string {
 func hashID(v string) string {
 	h := sha256.Sum256([]byte(v))
 	return hex.EncodeToString(h[:6])
+}
+
+// plainWord reports whether a path segment is an API word (letters, digits,
+// "_", "-", ".", at most 32 bytes), never a user, room or alias ID.
+func plainWord(s string) bool {
+	if len(s) == 0 || len(s) > 32 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
 }

@@ -12,6 +12,7 @@
 package filter
 
 import (
+	"errors"
 	"runtime"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/types"
 
 	"github.com/timfd/fachdienst/wasm/fedlist"
+	"github.com/timfd/fachdienst/wasm/matrix"
 	"github.com/timfd/fachdienst/wasm/planvm"
 )
 
@@ -75,6 +77,9 @@ type plugin struct {
 	// change (rebuildData).
 	memo *memo
 	list *listState
+	// router is the endpoint table of this listener from the policy data
+	// (config.endpoints[direction]); nil without one: every path is unknown.
+	router *matrix.Router
 	// data is the policy's data document with federation.domains of the
 	// current list; rebuilt when either changes, never per request.
 	data planvm.Value
@@ -330,6 +335,12 @@ func domainsValue(l *fedlist.List) planvm.Value {
 func (p *plugin) installPolicy(pol *Policy, from string) {
 	p.policy = pol
 	p.eval = pol.Program.NewEvaluator()
+	var err error
+	if p.router, err = endpointRouter(pol.Data, p.cfg.Direction); err != nil {
+		// Every path is then unknown: refused, or passed with a log line
+		// where the operator lets unknown endpoints pass.
+		proxywasm.LogErrorf("tim-filter: policy revision %q: endpoint table: %v", pol.Revision, err)
+	}
 	p.rebuildData()
 	p.m.policyUpdates.Increment(1)
 	proxywasm.LogInfof("tim-filter: policy revision %q installed from %s", pol.Revision, from)
@@ -360,4 +371,25 @@ func (p *plugin) releaseWaiters() {
 		s.decide(true)
 	}
 	_ = proxywasm.SetEffectiveContext(p.id)
+}
+
+// endpointRouter builds the router of data.config.endpoints[direction]: the
+// templates are the keys (the policy looks the methods up itself).
+func endpointRouter(data planvm.Value, direction string) (*matrix.Router, error) {
+	cfg, _ := data.Get("config")
+	eps, _ := cfg.Get("endpoints")
+	table, ok := eps.Get(direction)
+	if !ok {
+		return nil, nil
+	}
+	if table.Kind() != planvm.KindObject {
+		return nil, errors.New("config.endpoints." + direction + " is not an object")
+	}
+	templates := make([]string, 0, table.NumMembers())
+	for i, n := 0, table.NumMembers(); i < n; i++ {
+		k, _ := table.Member(i)
+		t, _ := k.AsString()
+		templates = append(templates, t)
+	}
+	return matrix.NewRouter(templates)
 }

@@ -2,7 +2,6 @@ package filter
 
 import (
 	"errors"
-	"net/url"
 	"runtime"
 	"strings"
 	"time"
@@ -55,14 +54,22 @@ type stream struct {
 // facts are what Go learns from the request; see docs/policy-contract.md.
 type facts struct {
 	method, path, host, hostPort string
-	route                        matrix.Route
-	clientID                     string
+	// segs is the path split into segments, which route and the path's
+	// facts are read from (matrix.Path).
+	segs     matrix.Path
+	route    matrix.Route
+	clientID string
 	// origin and destination of the X-Matrix authorization (hasXM).
 	origin, destination string
 	hasXM               bool
 	invitees            []string
-	inviter, invitee    string
-	hasInvite           bool
+	// thirdParty: the request invites by e-mail or phone number.
+	thirdParty       bool
+	inviter, invitee string
+	hasInvite        bool
+	// servers are the domains a join or knock goes through: the
+	// server_name and via parameters and the room's own domain.
+	servers []string
 }
 
 // decision is the policy's answer.
@@ -74,6 +81,7 @@ type decision struct {
 	reason  string
 	check   int
 	refetch bool
+	log     bool // an allow that writes a decision-log line
 }
 
 func (s *stream) OnHttpStreamDone() {
@@ -105,19 +113,29 @@ func (s *stream) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
 		if key, ok := p.memo.rawKeyOf(&hv, expired); ok {
 			d, h, hit := p.memo.lookup(key)
 			if hit {
-				if !d.allow && !s.f.fromValues(&hv) { // a denial logs the facts
-					return s.rejectPath()
+				if !d.allow || d.log { // a logged decision logs the facts
+					if err := s.f.fromValues(&hv, p.router); err != nil {
+						return s.rejectPath(err)
+					}
 				}
 				return s.apply(d, false, expired)
 			}
 			s.rawKeyed, s.rawHash = true, h
 		}
 	}
-	if !s.f.fromValues(&hv) {
-		return s.rejectPath()
+	if err := s.f.fromValues(&hv, p.router); err != nil {
+		return s.rejectPath(err)
 	}
 	if !p.ready() {
 		return s.notReady()
+	}
+	if s.f.route.Name == matrix.RouteJoin {
+		// Its facts include the query, which the header key leaves out.
+		s.rawKeyed = false
+		var err error
+		if s.f.servers, err = joinServers(s.f.servers[:0], &s.f.segs, s.f.route.RoomID); err != nil {
+			return s.reject(400, "M_INVALID_PARAM", "Invalid server name in the request", "invalid join server")
+		}
 	}
 	if s.f.route.NeedsBody {
 		// The body's facts are not in the header key.
@@ -172,7 +190,12 @@ func (s *stream) withBody(body []byte) types.Action {
 		s.f.inviter, s.f.invitee, err = matrix.FederationInvite(s.f.route, body)
 		s.f.hasInvite = err == nil
 	default:
-		s.f.invitees, err = matrix.Invitees(s.f.route, body)
+		s.f.invitees, s.f.thirdParty, err = matrix.Invitees(s.f.route, body)
+		if s.f.route.Member && len(s.f.invitees) == 0 && err == nil {
+			// A membership event that invites nobody (leave, ban, a
+			// display name change) is an ordinary state event.
+			s.f.route.Name = matrix.RouteClientOther
+		}
 	}
 	switch {
 	case errors.Is(err, matrix.ErrNotJSON):
@@ -266,6 +289,9 @@ func (s *stream) apply(d *decision, refetched, expired bool) types.Action {
 	p := s.p
 	if d.allow {
 		p.m.count(d.check, outcomeAllowed)
+		if d.log {
+			p.logDecision(s, d.check, d.status, d.reason, "allow-logged")
+		}
 		return s.pass()
 	}
 	s.dec = *d
@@ -385,10 +411,56 @@ func (s *stream) reject(status int, errcode, msg, reason string) types.Action {
 	return s.answer(checkRequest, status, errorBody(errcode, msg), reason)
 }
 
-// rejectPath answers a path whose percent-encoding is invalid.
-func (s *stream) rejectPath() types.Action {
-	return s.reject(400, "M_UNRECOGNIZED", "Invalid percent-encoding in the request path", "bad path encoding")
+// rejectPath answers a path that is not canonical (matrix.ParsePath):
+// 400 M_UNRECOGNIZED, since no homeserver routes it to an endpoint.
+func (s *stream) rejectPath(err error) types.Action {
+	msg := "The request path is not canonical"
+	switch err {
+	case matrix.ErrBadEscape:
+		msg = "Invalid percent-encoding in the request path"
+	case matrix.ErrDotSegment:
+		msg = "Dot segments are not allowed in the request path"
+	case matrix.ErrEmptySegment:
+		msg = "Empty segments are not allowed in the request path"
+	}
+	return s.reject(400, "M_UNRECOGNIZED", msg, "path not canonical: "+err.Error())
 }
+
+// maxJoinServers bounds the servers a join names.
+const maxJoinServers = 16
+
+// joinServers returns the domains a join or knock may go through: every
+// server_name and via parameter, and the domain of the room ID or alias
+// (homeservers try it when no server is named), lower-cased without port.
+// A parameter that is not a server name is an error.
+func joinServers(dst []string, p *matrix.Path, room string) ([]string, error) {
+	start := len(dst)
+	var err error
+	if dst, err = matrix.QueryValues(dst, p.Query, "server_name"); err != nil {
+		return nil, err
+	}
+	if dst, err = matrix.QueryValues(dst, p.Query, "via"); err != nil {
+		return nil, err
+	}
+	if len(dst)-start > maxJoinServers {
+		return nil, errTooManyServers
+	}
+	for i := start; i < len(dst); i++ {
+		d, ok := matrix.ServerDomain(dst[i])
+		if !ok {
+			return nil, matrix.ErrBadServerName
+		}
+		dst[i] = d
+	}
+	if i := strings.IndexByte(room, ':'); i >= 0 {
+		if d, ok := matrix.ServerDomain(room[i+1:]); ok {
+			dst = append(dst, d)
+		}
+	}
+	return dst, nil
+}
+
+var errTooManyServers = errors.New("too many servers")
 
 // notReady answers while there is no valid policy or list (fail closed).
 func (s *stream) notReady() types.Action {
@@ -459,6 +531,8 @@ func parseDecision(v planvm.Value) (decision, bool) {
 			}
 		case "refetch":
 			d.refetch, _ = m.AsBool()
+		case "log":
+			d.log, _ = m.AsBool()
 		}
 	}
 	if !hasAllow {
@@ -515,7 +589,8 @@ func itoa(n int) string {
 // X-Matrix authorization read from the Authorization values (the only facts
 // those give: a Bearer token never leaves collect).
 type headerValues struct {
-	method, path, hostPort, ua, timUA, tiUA string
+	// path is the :path without its query; rawPath the whole of it.
+	method, path, rawPath, hostPort, ua, timUA, tiUA string
 	// xmatrix is set when an Authorization value names the X-Matrix scheme;
 	// origin and destination are what they say when they parse (hasXM).
 	xmatrix             bool
@@ -564,6 +639,7 @@ func (r *headerValues) collect(hs [][2]string) {
 			}
 		}
 	}
+	r.rawPath = r.path
 	if i := strings.IndexByte(r.path, '?'); i >= 0 {
 		r.path = r.path[:i]
 	}
@@ -575,23 +651,29 @@ func (r *headerValues) collect(hs [][2]string) {
 }
 
 // fromValues derives the facts from the header values: a function of them
-// alone (the decision memo relies on it, see memo.rawKeyOf).
-func (f *facts) fromValues(r *headerValues) bool {
+// alone and of the endpoint table (which clears the memo when it changes;
+// see memo.rawKeyOf), except the join servers of the query, read only for
+// joins, which the header key never holds.
+func (f *facts) fromValues(r *headerValues, router *matrix.Router) error {
 	f.method = strings.ToUpper(r.method)
 	f.hostPort = strings.ToLower(r.hostPort)
-	f.host = stripPort(f.hostPort)
-	f.path = r.path
-	if strings.IndexByte(r.path, '%') >= 0 {
-		p, err := url.PathUnescape(r.path)
-		if err != nil {
-			return false
-		}
-		f.path = p
+	if d, ok := matrix.ServerDomain(f.hostPort); ok {
+		f.host = d
+	} else {
+		f.host = stripPort(f.hostPort)
 	}
-	f.route = matrix.Classify(f.method, f.path)
+	if f.method == "CONNECT" && r.rawPath == "" {
+		// A tunnel (egress): no path, only the host it connects to.
+		r.rawPath = "/"
+	}
+	if err := f.segs.ParsePath(r.rawPath); err != nil {
+		return err
+	}
+	f.path = f.segs.Raw
+	f.route = router.Route(f.method, &f.segs)
 	if id, ok := matrix.ClientID(r.ua, r.timUA, r.tiUA); ok {
 		f.clientID = id
 	}
 	f.origin, f.destination, f.hasXM = r.origin, r.destination, r.hasXM
-	return true
+	return nil
 }

@@ -25,61 +25,150 @@ var (
 // differential fuzz targets compare the two).
 
 var (
-	keysCreateRoom = []string{"invite"}
-	keysInvite     = []string{"user_id"}
-	keysMembership = []string{"membership"}
-	keysV2Invite   = []string{"event"}
-	keysEvent      = []string{"sender", "state_key"}
+	keysCreateRoom  = []string{"invite", "invite_3pid", "initial_state"}
+	keysInvite      = []string{"user_id", "medium", "address"}
+	keysMembership  = []string{"membership"}
+	keysV2Invite    = []string{"event"}
+	keysEvent       = []string{"sender", "state_key"}
+	keysMemberEvent = []string{"type", "state_key"}
 )
 
-// Invitees returns the user IDs a request invites, in body order: the
-// "invite" array of createRoom (absent or null: none), the "user_id" of a
-// client-server invite (required: third-party invites are not part of the
-// TI-Messenger), or, for a membership event sent to the state endpoint
-// (route.StateKey set), the state key when the body's "membership" is
-// "invite" (other memberships invite nobody). Other routes have none. Every
-// ID is checked with ParseUserID. An ID without escapes is a view of body
-// (no copy of a user ID outlives the caller's buffer): body must not change
-// while the IDs are in use.
-func Invitees(route Route, body []byte) ([]string, error) {
-	var found [2]span
+// Invitees returns the user IDs a request makes members of a room, in body
+// order, and whether it invites by third-party identifier (e-mail or phone
+// number, which the TI-Messenger does not support):
+//   - createRoom: the "invite" array (absent or null: none), then the state
+//     key of every m.room.member event in "initial_state" (whatever its
+//     membership: a room's initial state names no other member legitimately);
+//     a non-empty "invite_3pid" is a third-party invite;
+//   - a client-server invite: its "user_id"; without one, a body with
+//     "medium" or "address" is a third-party invite, anything else invites
+//     nobody (the policy refuses both);
+//   - a membership event sent to the state endpoint (route.Member): the state
+//     key when the body's "membership" is "invite" (other memberships invite
+//     nobody).
+//
+// Other routes have none. Every ID is checked with ParseUserID. An ID
+// without escapes is a view of body (no copy of a user ID outlives the
+// caller's buffer): body must not change while the IDs are in use.
+func Invitees(route Route, body []byte) (ids []string, thirdParty bool, err error) {
+	var found [3]span
 	switch route.Name {
 	case RouteCreateRoom:
 		if err := objectMembers(body, keysCreateRoom, found[:]); err != nil {
-			return nil, err
+			return nil, false, err
 		}
-		raw, ok := found[0].of(body)
-		if !ok || isNull(raw) {
-			return nil, nil
+		if raw, ok := found[0].of(body); ok && !isNull(raw) {
+			if ids, err = userIDArray(raw); err != nil {
+				return nil, false, err
+			}
 		}
-		return userIDArray(raw)
+		if raw, ok := found[1].of(body); ok && !isNull(raw) {
+			if raw[0] != '[' {
+				return nil, false, ErrBadParam
+			}
+			thirdParty = raw[skipSpace(raw, 1)] != ']'
+		}
+		if raw, ok := found[2].of(body); ok && !isNull(raw) {
+			if ids, err = memberStateKeys(ids, raw); err != nil {
+				return nil, false, err
+			}
+		}
+		return ids, thirdParty, nil
 	case RouteInvite:
-		if route.StateKey != "" {
+		if route.Member {
 			if err := objectMembers(body, keysMembership, found[:]); err != nil {
-				return nil, err
+				return nil, false, err
 			}
 			raw, ok := found[0].of(body)
 			if !ok || raw[0] != '"' {
-				return nil, ErrBadParam
+				return nil, false, ErrBadParam
 			}
 			if !unquotedEquals(raw[1:len(raw)-1], "invite") {
-				return nil, nil
+				return nil, false, nil
 			}
 			if _, _, err := ParseUserID(route.StateKey); err != nil {
-				return nil, ErrBadParam
+				return nil, false, ErrBadParam
 			}
-			return []string{route.StateKey}, nil
+			return []string{route.StateKey}, false, nil
 		}
 		if err := objectMembers(body, keysInvite, found[:]); err != nil {
-			return nil, err
+			return nil, false, err
+		}
+		if found[0].end == 0 {
+			return nil, found[1].end != 0 || found[2].end != 0, nil
 		}
 		id, err := userIDValue(found[0].of(body))
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
-		return []string{id}, nil
+		return []string{id}, false, nil
 	}
-	return nil, nil
+	return nil, false, nil
+}
+
+// memberStateKeys appends the state keys of the m.room.member events of a
+// validated initial_state array; every element must be an object, and a
+// member event's state key a valid user ID.
+func memberStateKeys(ids []string, raw []byte) ([]string, error) {
+	if raw[0] != '[' {
+		return nil, ErrBadParam
+	}
+	i := skipSpace(raw, 1)
+	if raw[i] == ']' {
+		return ids, nil
+	}
+	for {
+		end := skipValue(raw, i)
+		ev := raw[i:end]
+		var found [2]span
+		if objectMembers(ev, keysMemberEvent, found[:]) != nil {
+			return nil, ErrBadParam
+		}
+		if t, ok := found[0].of(ev); ok && t[0] == '"' && unquotedEquals(t[1:len(t)-1], "m.room.member") {
+			id, err := userIDValue(found[1].of(ev))
+			if err != nil {
+				return nil, err
+			}
+			if ids == nil {
+				ids = []string{}
+			}
+			ids = append(ids, id)
+		}
+		i = skipSpace(raw, end)
+		if raw[i] == ']' {
+			return ids, nil
+		}
+		i = skipSpace(raw, i+1) // the ','
+	}
+}
+
+// skipValue returns the end of the validated JSON value starting at i.
+func skipValue(b []byte, i int) int {
+	switch b[i] {
+	case '"':
+		end, _ := scanString(b, i)
+		return end
+	case '{', '[':
+		depth := 0
+		for ; i < len(b); i++ {
+			switch b[i] {
+			case '"':
+				end, _ := scanString(b, i)
+				i = end - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return i + 1
+				}
+			}
+		}
+		return len(b)
+	}
+	for i < len(b) && b[i] != ',' && b[i] != ']' && b[i] != '}' && b[i] != ' ' && b[i] != '\t' && b[i] != '\n' && b[i] != '\r' {
+		i++
+	}
+	return i
 }
 
 // FederationInvite returns sender (inviter) and state_key (invitee) of the

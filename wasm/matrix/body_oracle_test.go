@@ -14,17 +14,45 @@ func oldInvitees(route Route, body []byte) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
-		raw, ok := fields["invite"]
-		if !ok || oldIsNull(raw) {
-			return nil, nil
-		}
 		var ids []string
-		if err := json.Unmarshal(raw, &ids); err != nil {
-			return nil, ErrBadParam
-		}
-		for _, id := range ids {
-			if _, _, err := ParseUserID(id); err != nil {
+		if raw, ok := fields["invite"]; ok && !oldIsNull(raw) {
+			if err := json.Unmarshal(raw, &ids); err != nil || ids == nil {
 				return nil, ErrBadParam
+			}
+			for _, id := range ids {
+				if _, _, err := ParseUserID(id); err != nil {
+					return nil, ErrBadParam
+				}
+			}
+		}
+		if raw, ok := fields["invite_3pid"]; ok && !oldIsNull(raw) {
+			var xs []json.RawMessage
+			if json.Unmarshal(raw, &xs) != nil {
+				return nil, ErrBadParam
+			}
+		}
+		if raw, ok := fields["initial_state"]; ok && !oldIsNull(raw) {
+			var evs []json.RawMessage
+			if json.Unmarshal(raw, &evs) != nil || evs == nil {
+				return nil, ErrBadParam
+			}
+			for _, ev := range evs {
+				f, err := oldObjectFields(ev)
+				if err != nil {
+					return nil, ErrBadParam
+				}
+				var typ string
+				if t, ok := f["type"]; !ok || json.Unmarshal(t, &typ) != nil || typ != "m.room.member" {
+					continue
+				}
+				id, err := oldUserIDField(f, "state_key")
+				if err != nil {
+					return nil, err
+				}
+				if ids == nil {
+					ids = []string{}
+				}
+				ids = append(ids, id)
 			}
 		}
 		return ids, nil
@@ -33,7 +61,7 @@ func oldInvitees(route Route, body []byte) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
-		if route.StateKey != "" {
+		if route.Member {
 			var membership string
 			raw, ok := fields["membership"]
 			if !ok || json.Unmarshal(raw, &membership) != nil || oldIsNull(raw) {
@@ -46,6 +74,9 @@ func oldInvitees(route Route, body []byte) ([]string, error) {
 				return nil, ErrBadParam
 			}
 			return []string{route.StateKey}, nil
+		}
+		if _, ok := fields["user_id"]; !ok {
+			return nil, nil
 		}
 		id, err := oldUserIDField(fields, "user_id")
 		if err != nil {

@@ -59,19 +59,6 @@ func diffPaths(t testing.TB) [][2]string {
 	return out
 }
 
-func checkClassify(t *testing.T, method, path string) {
-	if got, want := Classify(method, path), oldClassify(method, path); got != want {
-		t.Fatalf("Classify(%q, %q) = %+v, reference %+v", method, path, got, want)
-	}
-}
-
-func FuzzClassifyDifferential(f *testing.F) {
-	for _, r := range diffPaths(f) {
-		f.Add(r[0], r[1])
-	}
-	f.Fuzz(checkClassify)
-}
-
 var diffServerNames = []string{
 	"", "a", "example.de", "Example.DE:8448", "a.b.c:1", "a:0", "a:01", "a:65535", "a:65536", "a:99999", "a:123456",
 	"a:", ":80", "a.:1", ".a", "a..b", "a-b.c-", "1.2.3.4", "1.2.3.4:80", "1.2.3", "1.2.3.4.5", "01.2.3.4", "256.1.1.1",

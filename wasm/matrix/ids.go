@@ -266,3 +266,26 @@ func lastField(v string, whole bool) (string, bool) {
 	}
 	return v[start:end], true
 }
+
+// ServerDomain returns the domain of a server name: its host, lower-cased,
+// without port; the key under which the federation list, own domains and
+// the control plane's lookups compare server names. ok is false when s is
+// not a server name. The one comparison of server names everywhere (filter
+// and control plane), so that a name with a port or in capitals is the same
+// domain to every check.
+func ServerDomain(s string) (domain string, ok bool) {
+	host, _, err := ParseServerName(s)
+	if err != nil {
+		return "", false
+	}
+	return lowerASCII(host), true
+}
+
+// UserDomain returns the domain (ServerDomain) of a user ID's server name.
+func UserDomain(mxid string) (domain string, ok bool) {
+	_, server, err := ParseUserID(mxid)
+	if err != nil {
+		return "", false
+	}
+	return ServerDomain(server)
+}

@@ -30,8 +30,10 @@ func golden(t *testing.T, name string, got []byte) {
 	}
 }
 
-// TestClassifyGolden runs every request of testdata/routes.txt.
-func TestClassifyGolden(t *testing.T) {
+// TestRouteGolden routes every request of testdata/routes.txt through the
+// default endpoint tables (policies/data.json): client table first, then
+// the server-server one.
+func TestRouteGolden(t *testing.T) {
 	f, err := os.Open("testdata/routes.txt")
 	if err != nil {
 		t.Fatal(err)
@@ -45,44 +47,62 @@ func TestClassifyGolden(t *testing.T) {
 			continue
 		}
 		method, path, _ := strings.Cut(line, " ")
-		r := Classify(method, path)
-		fmt.Fprintf(&out, "%-7s %-80s -> name=%s api=%s version=%q media=%q state_key=%q body=%v\n",
-			method, path, r.Name, r.API, r.Version, r.MediaServer, r.StateKey, r.NeedsBody)
+		r := testRoute(method, path)
+		fmt.Fprintf(&out, "%-7s %-80s -> name=%s api=%s endpoint=%q version=%q media=%q room=%q state_key=%q member=%v body=%v\n",
+			method, path, r.Name, r.API, r.Endpoint, r.Version, r.MediaServer, r.RoomID, r.StateKey, r.Member, r.NeedsBody)
 	}
 	golden(t, "routes.golden", out.Bytes())
 }
 
-// TestClassifyKeyRoutes states the routes the policy depends on most, so a
+// TestKeyRoutes states the routes the policy depends on most, so a
 // regenerated golden file cannot silently lose them.
-func TestClassifyKeyRoutes(t *testing.T) {
+func TestKeyRoutes(t *testing.T) {
 	for _, c := range []struct {
 		method, path string
-		want         Route
+		name, media  string
+		body         bool
 	}{
-		{"POST", "/_matrix/client/v3/createRoom", Route{Name: RouteCreateRoom, API: APIClient, Version: "v3", NeedsBody: true}},
-		{"POST", "/_matrix/client/v3/createRoom/", Route{Name: RouteCreateRoom, API: APIClient, Version: "v3", NeedsBody: true}},
-		{"POST", "/_matrix/client/r0/rooms/!r:x.de/invite", Route{Name: RouteInvite, API: APIClient, Version: "r0", NeedsBody: true}},
-		{"PUT", "/_matrix/federation/v2/invite/!r:x.de/$e", Route{Name: RouteFederationInvite, API: APIFederation, Version: "v2", NeedsBody: true}},
-		{"PUT", "/_matrix/federation/v1/invite/!r:x.de/$e", Route{Name: RouteFederationInvite, API: APIFederation, Version: "v1", NeedsBody: true}},
-		{"GET", "/_matrix/media/v3/download/m.de/id", Route{Name: RouteMedia, API: APIMedia, Version: "v3", MediaServer: "m.de"}},
-		{"GET", "/_matrix/client/v1/media/thumbnail/m.de/id", Route{Name: RouteMedia, API: APIMedia, Version: "v1", MediaServer: "m.de"}},
-		{"GET", "/.well-known/matrix/server", Route{Name: RouteWellKnownServer, API: APIWellKnown}},
-		{"GET", "/_matrix/federation/v1/openid/userinfo", Route{Name: RouteOpenIDUserinfo, API: APIFederation, Version: "v1"}},
-		{"POST", "/_matrix/client/v3/login", Route{Name: RouteLogin, API: APIClient, Version: "v3"}},
-		{"GET", "/_matrix/federation/v1/send/1", Route{Name: RouteFederationOther, API: APIFederation, Version: "v1"}},
+		{"POST", "/_matrix/client/v3/createRoom", RouteCreateRoom, "", true},
+		{"PUT", "/_matrix/client/v3/createRoom/t1", RouteCreateRoom, "", true},
+		{"POST", "/_matrix/client/r0/rooms/!r:x.de/invite", RouteInvite, "", true},
+		{"PUT", "/_matrix/client/v3/rooms/!r:x.de/invite/t1", RouteInvite, "", true},
+		{"PUT", "/_matrix/client/v3/rooms/!r:x.de/state/m.room.member/@u:x.de", RouteInvite, "", true},
+		{"POST", "/_matrix/client/v3/join/!r:x.de", RouteJoin, "", false},
+		{"POST", "/_matrix/client/v3/knock/!r:x.de", RouteJoin, "", false},
+		{"POST", "/_matrix/client/v3/rooms/!r:x.de/join", RouteJoin, "", false},
+		{"PUT", "/_matrix/federation/v2/invite/!r:x.de/$e", RouteFederationInvite, "", true},
+		{"PUT", "/_matrix/federation/v1/invite/!r:x.de/$e", RouteFederationInvite, "", true},
+		{"PUT", "/_matrix/federation/v1/exchange_third_party_invite/!r:x.de", RouteFederationThirdParty, "", false},
+		{"GET", "/_matrix/federation/v1/make_join/!r:x.de/@u:y.de", RouteFederationJoin, "", false},
+		{"GET", "/_matrix/media/v3/download/m.de/id", RouteMedia, "m.de", false},
+		{"GET", "/_matrix/client/v1/media/thumbnail/m.de/id", RouteMedia, "m.de", false},
+		{"GET", "/.well-known/matrix/server", RouteWellKnownServer, "", false},
+		{"GET", "/_matrix/federation/v1/openid/userinfo", RouteOpenIDUserinfo, "", false},
+		{"POST", "/_matrix/client/v3/login", RouteLogin, "", false},
+		{"GET", "/_matrix/client/versions", RouteVersions, "", false},
+		{"PUT", "/_matrix/federation/v1/send/1", RouteFederationOther, "", false},
+		{"POST", "/_matrix/client/api/v1/createRoom", RouteUnknown, "", false},
+		{"POST", "/_matrix/client/v3/createRoom/", RouteUnknown, "", false},
 	} {
-		if got := Classify(c.method, c.path); got != c.want {
-			t.Errorf("Classify(%s %s) = %+v, want %+v", c.method, c.path, got, c.want)
+		r := testRoute(c.method, c.path)
+		if r.Name != c.name || r.MediaServer != c.media || r.NeedsBody != c.body {
+			t.Errorf("%s %s = %+v, want route %s media %q body %v", c.method, c.path, r, c.name, c.media, c.body)
 		}
 	}
 }
 
-func TestClassifyAllocs(t *testing.T) {
+func TestRouteAllocs(t *testing.T) {
+	r := testRouters["client"]
+	var a, b Path
+	if a.ParsePath("/_matrix/client/v1/media/download/media.example.de/abc") != nil || b.ParsePath("/_matrix/client/v3/rooms/!r:x.de/invite") != nil {
+		t.Fatal("paths refused")
+	}
 	n := testing.AllocsPerRun(100, func() {
-		Classify("GET", "/_matrix/client/v1/media/download/media.example.de/abc")
-		Classify("POST", "/_matrix/client/v3/rooms/!r:x.de/invite")
+		r.Route("GET", &a)
+		r.Route("POST", &b)
+		a.ParsePath("/_matrix/client/v1/media/download/media.example.de/abc")
 	})
 	if n != 0 {
-		t.Errorf("Classify allocates %.0f times", n)
+		t.Errorf("routing allocates %.0f times", n)
 	}
 }

@@ -185,11 +185,14 @@ func buildInput(b, xb *ObjectBuilder) Value {
 	xb.Reset()
 	xb.Set("origin", String("d500.example.de"))
 	xb.Set("destination", String("home.example.de"))
+	xb.Set("origin_domain", String("d500.example.de"))
+	xb.Set("destination_domain", String("home.example.de"))
 	b.Set("direction", String("federation"))
 	b.Set("method", String("PUT"))
 	b.Set("path", String("/_matrix/federation/v1/send/1"))
 	b.Set("host", String("home.example.de"))
 	b.Set("route", String("federation_other"))
+	b.Set("endpoint", String("/_matrix/federation/v1/send/{txnID}"))
 	b.Set("federation_list_expired", Bool(false))
 	b.Set("xmatrix", xb.Value())
 	return b.Value()
@@ -201,7 +204,7 @@ func TestBuilderResetAllocatesNothing(t *testing.T) {
 		run  func() func()
 	}{
 		{"input", func() func() {
-			b, xb := NewObjectBuilder(7), NewObjectBuilder(2)
+			b, xb := NewObjectBuilder(8), NewObjectBuilder(4)
 			return func() { buildInput(b, xb) }
 		}},
 		{"indexed-20", func() func() {
@@ -231,7 +234,7 @@ func TestBuilderResetAllocatesNothing(t *testing.T) {
 // BenchmarkObjectBuilderReset measures building the filter's input per
 // request with reused builders (compare BenchmarkObjectBuilderFresh).
 func BenchmarkObjectBuilderReset(b *testing.B) {
-	ob, xb := NewObjectBuilder(7), NewObjectBuilder(2)
+	ob, xb := NewObjectBuilder(8), NewObjectBuilder(4)
 	b.ReportAllocs()
 	for range b.N {
 		if v := buildInput(ob, xb); v.Len() != 7 {

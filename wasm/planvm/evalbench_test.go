@@ -33,8 +33,25 @@ func filterData(t testing.TB, n int) Value {
 		}
 		db.Set(fmt.Sprintf("d%d.example.de", i), e)
 	}
+	// The endpoint tables of policies/data.json, which the filter's test
+	// data leaves to them.
+	defRaw, err := os.ReadFile("../../policies/data.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	def, err := ParseJSON(defRaw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defCfg, _ := def.Get("config")
+	endpoints, _ := defCfg.Get("endpoints")
+	cfg, _ := pd.Get("config")
+	cb := NewObjectBuilder(cfg.Len() + 1)
+	cfg.Iterate(func(k, v Value) bool { cb.SetValue(k, v); return true })
+	cb.Set("endpoints", endpoints)
 	b := NewObjectBuilder(pd.Len() + 1)
 	pd.Iterate(func(k, v Value) bool { b.SetValue(k, v); return true })
+	b.Set("config", cb.Value())
 	b.Set("federation", NewObject(KV{"domains", db.Value()}))
 	return b.Value()
 }
@@ -42,15 +59,16 @@ func filterData(t testing.TB, n int) Value {
 // filterInputs are a client request with an approved client id and a
 // federation request from a listed domain, as the filter builds them.
 func filterInputs() map[string]Value {
-	c := NewObjectBuilder(7)
+	c := NewObjectBuilder(8)
 	c.Set("direction", String("client"))
 	c.Set("method", String("GET"))
 	c.Set("path", String("/_matrix/client/v3/sync"))
 	c.Set("host", String("matrix.home.example.de"))
 	c.Set("route", String("client_other"))
+	c.Set("endpoint", String("/_matrix/client/r0|v3|unstable/sync"))
 	c.Set("client_id", String("tim-client-1.0"))
 	c.Set("federation_list_expired", Bool(false))
-	fed := buildInput(NewObjectBuilder(7), NewObjectBuilder(2))
+	fed := buildInput(NewObjectBuilder(8), NewObjectBuilder(4))
 	return map[string]Value{"client": c.Value(), "federation": fed}
 }
 

@@ -312,20 +312,20 @@ func (p *parser) strSlow(start int) (string, error) {
 					return "", p.errf("invalid \\u escape")
 				}
 				if utf16.IsSurrogate(r) {
-					r2 := rune(-1)
+					// As encoding/json: a valid pair is one rune; otherwise
+					// this escape is U+FFFD and the next one is read on
+					// its own (it may start a pair itself).
+					r2, save := rune(-1), p.i
 					if p.i+1 < len(p.s) && p.s[p.i] == '\\' && p.s[p.i+1] == 'u' {
-						save := p.i
 						p.i += 2
 						if x, ok := p.hex4(); ok {
 							r2 = x
-						} else {
-							p.i = save
 						}
 					}
 					if d := utf16.DecodeRune(r, r2); d != utf8.RuneError {
 						r = d
 					} else {
-						r = utf8.RuneError
+						r, p.i = utf8.RuneError, save
 					}
 				}
 				buf = utf8.AppendRune(buf, r)

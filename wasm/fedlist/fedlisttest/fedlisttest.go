@@ -19,7 +19,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/keybase/go-crypto/brainpool"
+	"github.com/ProtonMail/go-crypto/brainpool"
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
