@@ -117,7 +117,9 @@ func NewRuntime(ctx context.Context, wasm []byte, opts Options) (*Runtime, error
 		cfg = cfg.WithCompilationCache(c)
 	}
 	r := wazero.NewRuntimeWithConfig(ctx, cfg)
-	if _, err := wasi_snapshot_preview1.Instantiate(ctx, r); err != nil {
+	// The listener sees the guest's calls into WASI functions that cpp-host
+	// does not allow during malloc (the allowed ones get none: no cost).
+	if _, err := wasi_snapshot_preview1.Instantiate(experimental.WithFunctionListenerFactory(ctx, mallocGuard{}), r); err != nil {
 		r.Close(ctx)
 		return nil, err
 	}
@@ -126,9 +128,7 @@ func NewRuntime(ctx context.Context, wasm []byte, opts Options) (*Runtime, error
 		r.Close(ctx)
 		return nil, err
 	}
-	// The listener sees the guest's calls into WASI functions that cpp-host
-	// does not allow during malloc (the allowed ones get none: no cost).
-	compiled, err := r.CompileModule(experimental.WithFunctionListenerFactory(ctx, mallocGuard{}), wasm)
+	compiled, err := r.CompileModule(ctx, wasm)
 	if err != nil {
 		r.Close(ctx)
 		return nil, fmt.Errorf("compile module: %w", err)

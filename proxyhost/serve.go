@@ -1,6 +1,7 @@
 package proxyhost
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -93,9 +94,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if startUp {
-			up, result = s.startUpstream(r, headers, end)
-		}
-		if up != nil && len(out) > 0 {
+			up, result = s.startUpstream(r, headers, out, end)
+		} else if up != nil && len(out) > 0 {
 			up.write(out)
 		}
 		if up != nil && end {
@@ -169,40 +169,69 @@ func readChunks(body io.Reader, out chan<- chunk) {
 }
 
 // upstreamCall is the upstream request in flight; its body is a pipe the
-// filter chain writes into as it lets data through.
+// filter chain writes into (through a goroutine, so that a slow upstream
+// never blocks the filter) as it lets data through.
 type upstreamCall struct {
 	pw     *io.PipeWriter
+	data   chan []byte
 	cancel context.CancelFunc
 	ended  bool
 }
 
 func (u *upstreamCall) write(b []byte) {
 	if !u.ended {
-		u.pw.Write(b)
+		u.data <- b
 	}
 }
 
 func (u *upstreamCall) end() {
 	if !u.ended {
 		u.ended = true
-		u.pw.Close()
+		close(u.data)
 	}
 }
 
 // reset aborts the upstream request, as Envoy's router resets it when a
 // local reply ends the downstream stream.
 func (u *upstreamCall) reset() {
-	u.ended = true
-	u.pw.CloseWithError(errReset)
+	if u.pw != nil {
+		u.pw.CloseWithError(errReset)
+	}
 	u.cancel()
+	if !u.ended {
+		u.ended = true
+		close(u.data)
+	}
 }
 
-func (s *Server) startUpstream(r *http.Request, headers [][2]string, end bool) (*upstreamCall, chan upstreamResult) {
+// startUpstream sends the request upstream with the body the filter let
+// through so far; when the request is complete already, that is the body.
+func (s *Server) startUpstream(r *http.Request, headers [][2]string, first []byte, end bool) (*upstreamCall, chan upstreamResult) {
 	ctx, cancel := context.WithCancel(r.Context())
-	pr, pw := io.Pipe()
-	u := &upstreamCall{pw: pw, cancel: cancel}
+	u := &upstreamCall{cancel: cancel, data: make(chan []byte, 64)}
 	res := make(chan upstreamResult, 1)
-	req, err := s.upstreamRequest(ctx, r, headers, pr, end)
+	var body io.Reader
+	if end {
+		u.ended = true
+		close(u.data)
+		body = bytes.NewReader(first)
+	} else {
+		pr, pw := io.Pipe()
+		u.pw = pw
+		body = pr
+		u.data <- first
+		go func() {
+			for b := range u.data {
+				if _, err := pw.Write(b); err != nil {
+					break
+				}
+			}
+			for range u.data { // drained after a reset
+			}
+			pw.Close()
+		}()
+	}
+	req, err := s.upstreamRequest(ctx, r, headers, body, end, len(first))
 	if err != nil {
 		res <- upstreamResult{err: err}
 		return u, res
@@ -214,13 +243,13 @@ func (s *Server) startUpstream(r *http.Request, headers [][2]string, end bool) (
 	return u, res
 }
 
-func (s *Server) upstreamRequest(ctx context.Context, r *http.Request, headers [][2]string, body io.Reader, end bool) (*http.Request, error) {
+func (s *Server) upstreamRequest(ctx context.Context, r *http.Request, headers [][2]string, body io.Reader, end bool, n int) (*http.Request, error) {
 	ref, err := url.Parse(lookup(headers, ":path"))
 	if err != nil {
 		return nil, err
 	}
 	target := s.cfg.Upstream.ResolveReference(ref)
-	if end {
+	if end && n == 0 {
 		body = http.NoBody
 	}
 	req, err := http.NewRequestWithContext(ctx, lookup(headers, ":method"), target.String(), body)
@@ -229,7 +258,7 @@ func (s *Server) upstreamRequest(ctx context.Context, r *http.Request, headers [
 	}
 	req.ContentLength = -1
 	if end {
-		req.ContentLength = 0
+		req.ContentLength = int64(n)
 	} else if r.ContentLength > 0 {
 		req.ContentLength = r.ContentLength
 	}

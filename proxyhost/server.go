@@ -131,6 +131,9 @@ func NewServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	return s, nil
 }
 
+// Workers is the number of worker VMs requests are spread over.
+func (s *Server) Workers() int { return len(s.workers) }
+
 // Runtime exposes metrics and shared data of the server's VMs.
 func (s *Server) Runtime() *Runtime { return s.rt }
 

@@ -312,6 +312,7 @@ func (vm *VM) resume(s *Stream) error {
 		return nil
 	}
 	s.stopped, s.Resumed = false, true
+	s.signal()
 	if !s.Upstream.Headers {
 		s.Upstream.Headers = true
 		s.Upstream.End = s.headerEnd
@@ -378,8 +379,8 @@ var mallocAllowed = map[string]bool{
 type mallocGuard struct{}
 
 func (mallocGuard) NewFunctionListener(def api.FunctionDefinition) experimental.FunctionListener {
-	mod, name, imported := def.Import()
-	if !imported || mod == "env" || mallocAllowed[mod+"."+name] {
+	mod, name := def.ModuleName(), def.Name()
+	if mod != "wasi_snapshot_preview1" || mallocAllowed[mod+"."+name] {
 		return nil
 	}
 	full := mod + "." + name
