@@ -360,3 +360,32 @@ func TestServerLikeEnvoy(t *testing.T) {
 		})
 	}
 }
+
+// TestServerReplacesForwardedFor: as the bootstrap's HCMs do, the upstream
+// sees the downstream address alone in X-Forwarded-For, whatever the client
+// wrote there (the homeserver trusts its leftmost entry).
+func TestServerReplacesForwardedFor(t *testing.T) {
+	got := make(chan []string, 1)
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Header.Values("X-Forwarded-For")
+	}))
+	defer upstream.Close()
+	uu, _ := url.Parse(upstream.URL)
+	srv, err := proxyhost.NewServer(context.Background(), proxyhost.ServerConfig{Wasm: probe(t), Upstream: uu, Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	front := httptest.NewServer(srv)
+	defer front.Close()
+	req, _ := http.NewRequest("GET", front.URL+"/p", nil)
+	req.Header.Set("X-Forwarded-For", "203.0.113.9")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if xff := <-got; len(xff) != 1 || xff[0] != "127.0.0.1" {
+		t.Errorf("X-Forwarded-For upstream = %q, want only the downstream address", xff)
+	}
+}

@@ -60,8 +60,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	chunks := make(chan chunk, 1)
+	stopReading := make(chan struct{})
+	defer close(stopReading)
 	if hasBody {
-		go readChunks(r.Body, chunks)
+		go readChunks(r.Body, chunks, stopReading)
 	}
 	bodyDone := !hasBody
 	var (
@@ -151,18 +153,26 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.relay(w, <-result)
 }
 
-func readChunks(body io.Reader, out chan<- chunk) {
+// readChunks reads the downstream body in chunks until its end, an error,
+// or until the request is over (stop).
+func readChunks(body io.Reader, out chan<- chunk, stop <-chan struct{}) {
 	for {
 		buf := make([]byte, chunkSize)
 		n, err := io.ReadFull(body, buf)
+		c := chunk{data: buf[:n]}
 		switch {
 		case err == nil:
-			out <- chunk{data: buf[:n]}
 		case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
-			out <- chunk{data: buf[:n], end: true}
-			return
+			c.end = true
 		default:
-			out <- chunk{err: err}
+			c = chunk{err: err}
+		}
+		select {
+		case out <- c:
+		case <-stop:
+			return
+		}
+		if c.end || c.err != nil {
 			return
 		}
 	}
