@@ -1,6 +1,7 @@
 package compose
 
 import (
+	"encoding/json"
 	"os"
 	"slices"
 	"strings"
@@ -61,4 +62,34 @@ func TestEnvoyImageUser(t *testing.T) {
 	readme, err := os.ReadFile("certs/README.md")
 	require.NoError(t, err)
 	require.Contains(t, string(readme), "chown 101:101")
+}
+
+// TestWellKnownNamesTheHomeserver: the server discovery documents Envoy
+// serves (5.1.2.2.1) name the homeserver's server name and public base URL.
+func TestWellKnownNamesTheHomeserver(t *testing.T) {
+	raw, err := os.ReadFile("synapse/homeserver.yaml")
+	require.NoError(t, err)
+	var hs struct {
+		ServerName    string `yaml:"server_name"`
+		PublicBaseURL string `yaml:"public_baseurl"`
+	}
+	require.NoError(t, yaml.Unmarshal(raw, &hs))
+	var server struct {
+		Server string `json:"m.server"`
+	}
+	var client struct {
+		Homeserver struct {
+			BaseURL string `json:"base_url"`
+		} `json:"m.homeserver"`
+	}
+	for f, into := range map[string]any{"well-known/server.json": &server, "well-known/client.json": &client} {
+		b, err := os.ReadFile(f)
+		require.NoError(t, err)
+		require.NoError(t, json.Unmarshal(b, into), f)
+	}
+	host, port, ok := strings.Cut(server.Server, ":")
+	require.True(t, ok, "m.server names the port: %q", server.Server)
+	require.Equal(t, hs.ServerName, host)
+	require.Equal(t, "8448", port, "federation goes to the server-server listener (published on 8448), not the client-server one")
+	require.Equal(t, strings.TrimSuffix(hs.PublicBaseURL, "/"), strings.TrimSuffix(client.Homeserver.BaseURL, "/"))
 }
