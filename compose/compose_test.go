@@ -20,7 +20,8 @@ import (
 )
 
 // testEnv stands in for compose/.env: the file refuses to load without the secrets (":?" interpolation).
-var testEnv = []string{"POSTGRES_PASSWORD=pw", "TIM_INTERNAL_SECRET=secret", "VZD_CLIENT_SECRET=vzd", "SYNAPSE_ADMIN_TOKEN=adm"}
+var testEnv = []string{"POSTGRES_PASSWORD=pw", "TIM_INTERNAL_SECRET=secret", "VZD_CLIENT_SECRET=vzd", "SYNAPSE_ADMIN_TOKEN=adm",
+	"ENVOY_DIGEST=sha256:0000000000000000000000000000000000000000000000000000000000000000"}
 
 func loadProject(t *testing.T, env []string) (*types.Project, error) {
 	t.Helper()

@@ -24,6 +24,7 @@ import (
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/clusters/dynamic_forward_proxy/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/dynamic_forward_proxy/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/set_filter_state/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/internal_upstream/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/raw_buffer/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
@@ -98,6 +99,9 @@ func summarize(t *testing.T, l *listenerv3.Listener) listenerSummary {
 	for _, vh := range hcm.GetRouteConfig().GetVirtualHosts() {
 		for _, r := range vh.GetRoutes() {
 			key := r.GetMatch().GetPrefix()
+			if p := r.GetMatch().GetPath(); p != "" {
+				key = p
+			}
 			if r.GetMatch().GetConnectMatcher() != nil {
 				key = "CONNECT"
 			}
@@ -109,6 +113,9 @@ func summarize(t *testing.T, l *listenerv3.Listener) listenerSummary {
 
 func routeTarget(r *routev3.Route) string {
 	target := r.GetRoute().GetCluster()
+	if d := r.GetDirectResponse(); d != nil {
+		target = "file " + d.GetBody().GetFilename()
+	}
 	if fc, ok := r.GetTypedPerFilterConfig()["envoy.filters.http.wasm"]; ok {
 		var c routev3.FilterConfig
 		if fc.UnmarshalTo(&c) == nil && c.GetDisabled() {

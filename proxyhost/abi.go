@@ -62,17 +62,26 @@ func (vm *VM) give(mod api.Module, data []byte, ptrPtr, sizePtr uint64) {
 		mem.WriteUint32Le(uint32(sizePtr), 0)
 		return
 	}
-	var st [1]uint64
-	st[0] = uint64(len(data))
-	if err := vm.fnMalloc.CallWithStack(vm.ctx, st[:]); err != nil {
-		panic(err)
-	}
-	addr := uint32(st[0])
+	addr := vm.malloc(len(data))
 	if !mem.Write(addr, data) {
 		panic("proxyhost: guest allocation out of range")
 	}
 	mem.WriteUint32Le(uint32(ptrPtr), addr)
 	mem.WriteUint32Le(uint32(sizePtr), uint32(len(data)))
+}
+
+// malloc calls the guest's allocator with host calls restricted, as
+// cpp-host's WasmBase::allocMemory does.
+func (vm *VM) malloc(n int) uint32 {
+	var st [1]uint64
+	st[0] = uint64(n)
+	vm.inMalloc = true
+	err := vm.fnMalloc.CallWithStack(vm.ctx, st[:])
+	vm.inMalloc = false
+	if err != nil {
+		panic(err)
+	}
+	return uint32(st[0])
 }
 
 // giveString is give for a string value, without a host-side copy.
@@ -83,12 +92,7 @@ func (vm *VM) giveString(mod api.Module, s string, ptrPtr, sizePtr uint64) {
 		mem.WriteUint32Le(uint32(sizePtr), 0)
 		return
 	}
-	var st [1]uint64
-	st[0] = uint64(len(s))
-	if err := vm.fnMalloc.CallWithStack(vm.ctx, st[:]); err != nil {
-		panic(err)
-	}
-	addr := uint32(st[0])
+	addr := vm.malloc(len(s))
 	if !mem.WriteString(addr, s) {
 		panic("proxyhost: guest allocation out of range")
 	}
@@ -207,16 +211,20 @@ func (rt *Runtime) exportABI(ctx context.Context) error {
 		}},
 		{"proxy_send_local_response", params(8), nil, func(ctx context.Context, mod api.Module, st []uint64) uint64 {
 			vm := vmOf(ctx)
-			if vm.cur == nil {
+			s := vm.cur
+			if s == nil {
 				return statusBadArgument
 			}
-			vm.cur.Local = &LocalResponse{
+			l := &LocalResponse{
 				Status:  int(uint32(st[0])),
 				Detail:  string(read(mod, st[1], st[2])),
 				Body:    append([]byte(nil), read(mod, st[3], st[4])...),
 				Headers: deserializeMap(read(mod, st[5], st[6])),
 			}
-			vm.cur.signal()
+			// Envoy context.cc sendLocalResponse: sent after the VM call;
+			// cpp-host exports.cc: the callback's status becomes a stop.
+			vm.after = append(vm.after, func() error { vm.localReply(s, l); return nil })
+			vm.stopNext = true
 			return statusOK
 		}},
 		{"proxy_get_shared_data", params(5), nil, func(ctx context.Context, mod api.Module, st []uint64) uint64 {
@@ -386,11 +394,17 @@ func (rt *Runtime) exportABI(ctx context.Context) error {
 		}},
 		{"proxy_continue_stream", params(1), nil, func(ctx context.Context, mod api.Module, st []uint64) uint64 {
 			vm := vmOf(ctx)
-			if vm.cur == nil {
+			s := vm.cur
+			if s == nil {
 				return statusBadArgument
 			}
-			vm.cur.Resumed = true
-			vm.cur.signal()
+			switch st[0] {
+			case 0: // request: Envoy context.cc continueStream, after the VM call
+				vm.after = append(vm.after, func() error { return vm.resume(s) })
+			case 1: // response: the host stops no response
+			default:
+				return statusBadArgument
+			}
 			return statusOK
 		}},
 		{"proxy_close_stream", params(1), nil, func(context.Context, api.Module, []uint64) uint64 { return statusOK }},
@@ -500,6 +514,9 @@ func (rt *Runtime) exportABI(ctx context.Context) error {
 		f := f
 		b = b.NewFunctionBuilder().
 			WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, mod api.Module, st []uint64) {
+				if vmOf(ctx).inMalloc && !mallocAllowed["env."+f.name] {
+					restricted("env." + f.name)
+				}
 				// i32 arguments arrive in 64-bit slots whose upper half is
 				// unspecified.
 				for i, t := range f.params {

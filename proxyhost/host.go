@@ -22,15 +22,8 @@ import (
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
-)
-
-// Action is the value a stream callback returns: continue or pause.
-type Action uint32
-
-const (
-	ActionContinue Action = 0
-	ActionPause    Action = 1
 )
 
 // Log levels as the ABI numbers them.
@@ -55,7 +48,18 @@ type Options struct {
 	// CacheDir holds wazero's compilation cache; "" uses a directory under
 	// the system temp dir, "-" disables the disk cache.
 	CacheDir string
+	// AllowOnHeadersStopIteration is Envoy's PluginConfig field of that
+	// name (Envoy >= 1.35); false, its default, makes a headers callback's
+	// StopIteration a StopAllIterationAndWatermark (see convertHeadersStatus).
+	AllowOnHeadersStopIteration bool
+	// BufferLimit is Envoy's per-stream buffer limit (the listener's
+	// per_connection_buffer_limit_bytes, default 1 MiB): a body buffered for
+	// the filter beyond it is answered with Envoy's own 413.
+	BufferLimit int
 }
+
+// DefaultBufferLimit is Envoy's default per_connection_buffer_limit_bytes.
+const DefaultBufferLimit = 1 << 20
 
 // Runtime is a compiled module plus what all its VMs share: shared data and
 // metrics (in Envoy both are per host, not per VM).
@@ -113,7 +117,9 @@ func NewRuntime(ctx context.Context, wasm []byte, opts Options) (*Runtime, error
 		cfg = cfg.WithCompilationCache(c)
 	}
 	r := wazero.NewRuntimeWithConfig(ctx, cfg)
-	if _, err := wasi_snapshot_preview1.Instantiate(ctx, r); err != nil {
+	// The listener sees the guest's calls into WASI functions that cpp-host
+	// does not allow during malloc (the allowed ones get none: no cost).
+	if _, err := wasi_snapshot_preview1.Instantiate(experimental.WithFunctionListenerFactory(ctx, mallocGuard{}), r); err != nil {
 		r.Close(ctx)
 		return nil, err
 	}
@@ -186,31 +192,9 @@ type LocalResponse struct {
 	Detail  string
 	Body    []byte
 	Headers [][2]string
-}
-
-// Stream is one HTTP stream (an HTTP context in the guest).
-type Stream struct {
-	ID          uint32
-	ReqHeaders  [][2]string
-	ReqBody     []byte
-	RespHeaders [][2]string
-	RespBody    []byte
-	// Local is set when the guest answered the request itself.
-	Local *LocalResponse
-	// Resumed is set when the guest resumed a paused request.
-	Resumed bool
-
-	reqBuffered []byte
-	wake        chan struct{}
-}
-
-func (s *Stream) signal() {
-	if s.wake != nil {
-		select {
-		case s.wake <- struct{}{}:
-		default:
-		}
-	}
+	// ByHost is set when Envoy itself answered (e.g. its 413 for a body
+	// over the buffer limit), not the guest.
+	ByHost bool
 }
 
 // VM is one instance of the module with its plugin context; like an Envoy
@@ -244,6 +228,18 @@ type VM struct {
 
 	logMu sync.Mutex
 	logs  [6][]string
+
+	// depth counts nested guest calls; after holds what the guest asked for
+	// during them (local replies, resumes), run when the outermost call
+	// returns, as proxy-wasm-cpp-host's DeferAfterCallActions does.
+	depth int
+	after []func() error
+	// stopNext is cpp-host's stopNextIteration: set by a local reply, it
+	// turns the callback's status into a stop.
+	stopNext bool
+	// inMalloc is set while the host calls the guest's allocator
+	// (cpp-host WasmBase::allocMemory restricts host calls then).
+	inMalloc bool
 }
 
 type calloutResponse struct {
@@ -326,18 +322,6 @@ func (vm *VM) Close() error { return vm.mod.Close(vm.ctx) }
 // Runtime returns the runtime the VM belongs to.
 func (vm *VM) Runtime() *Runtime { return vm.rt }
 
-func (vm *VM) call(f api.Function, args ...uint64) (uint64, error) {
-	if f == nil {
-		return 0, nil
-	}
-	st := vm.stack[:]
-	copy(st, args)
-	if err := f.CallWithStack(vm.ctx, st); err != nil {
-		return 0, err
-	}
-	return st[0], nil
-}
-
 // StartPlugin runs proxy_on_configure with the plugin configuration and
 // reports what the plugin returned.
 func (vm *VM) StartPlugin(config []byte) (bool, error) {
@@ -361,46 +345,6 @@ func (vm *VM) NewStream() (*Stream, error) {
 		return nil, err
 	}
 	return s, nil
-}
-
-func (vm *VM) enter(s *Stream) { vm.cur = s }
-
-// RequestHeaders delivers the request headers (lower-case names, pseudo
-// headers included) to the stream.
-func (vm *VM) RequestHeaders(s *Stream, headers [][2]string, endOfStream bool) (Action, error) {
-	s.ReqHeaders = lowerKeys(headers)
-	vm.enter(s)
-	r, err := vm.call(vm.fnReqHeaders, uint64(s.ID), uint64(len(headers)), b2u(endOfStream))
-	return Action(r), err
-}
-
-// RequestBody delivers a chunk of the request body. As in Envoy, data the
-// guest asked to buffer (by pausing) stays visible in later calls.
-func (vm *VM) RequestBody(s *Stream, chunk []byte, endOfStream bool) (Action, error) {
-	s.reqBuffered = append(s.reqBuffered, chunk...)
-	s.ReqBody = s.reqBuffered
-	vm.enter(s)
-	r, err := vm.call(vm.fnReqBody, uint64(s.ID), uint64(len(s.ReqBody)), b2u(endOfStream))
-	if Action(r) != ActionPause {
-		s.reqBuffered = nil
-	}
-	return Action(r), err
-}
-
-// ResponseHeaders delivers the upstream's response headers.
-func (vm *VM) ResponseHeaders(s *Stream, headers [][2]string, endOfStream bool) (Action, error) {
-	s.RespHeaders = lowerKeys(headers)
-	vm.enter(s)
-	r, err := vm.call(vm.fnRespHeaders, uint64(s.ID), uint64(len(headers)), b2u(endOfStream))
-	return Action(r), err
-}
-
-// ResponseBody delivers (a chunk of) the upstream's response body.
-func (vm *VM) ResponseBody(s *Stream, body []byte, endOfStream bool) (Action, error) {
-	s.RespBody = body
-	vm.enter(s)
-	r, err := vm.call(vm.fnRespBody, uint64(s.ID), uint64(len(body)), b2u(endOfStream))
-	return Action(r), err
 }
 
 // Done ends the stream (proxy_on_log, proxy_on_delete).
@@ -533,4 +477,21 @@ func propertyKey(path []string) string {
 		b = append(b, p...)
 	}
 	return string(b)
+}
+
+// Canary starts the plugin once in a fresh VM and discards it, as
+// proxy-wasm-cpp-host does on the main thread before any worker's VM
+// serves the plugin (src/wasm.cc, WasmHandleBase::canary): a plugin's
+// start runs once more than there are workers, the canary's callouts are
+// never answered and its timers never fire, but what it writes to shared
+// data stays. It reports whether the plugin accepted its configuration,
+// with the critical log lines when not.
+func (rt *Runtime) Canary(ctx context.Context, config []byte) (bool, []string, error) {
+	vm, err := rt.NewVM(ctx)
+	if err != nil {
+		return false, nil, err
+	}
+	defer vm.Close()
+	ok, err := vm.StartPlugin(config)
+	return ok, vm.Logs(LogCritical), err
 }

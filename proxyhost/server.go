@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -23,9 +24,13 @@ type ServerConfig struct {
 	// Clusters maps the cluster names the filter calls out to (e.g. its
 	// control-plane cluster) to base URLs.
 	Clusters map[string]*url.URL
-	// MaxBodyBytes bounds a request body the host buffers for the filter
-	// (Envoy's per-stream buffer limit); default 1 MiB.
+	// MaxBodyBytes is Envoy's per-stream buffer limit (the listener's
+	// per_connection_buffer_limit_bytes): a body the filter buffers beyond
+	// it gets Envoy's 413; default 1 MiB.
 	MaxBodyBytes int64
+	// Workers is the number of worker threads, each with its own VM (Envoy
+	// --concurrency); default 2.
+	Workers int
 	// RequestTimeout bounds how long a request may wait for the filter
 	// (callouts included); default 30 s.
 	RequestTimeout time.Duration
@@ -34,31 +39,46 @@ type ServerConfig struct {
 	Client *http.Client
 	// Log receives the filter's log lines; nil discards them.
 	Log func(level int, msg string)
-	// Options are passed to the Runtime (clock, stdout, cache).
+	// Options are passed to the Runtime (clock, stdout, cache, plugin
+	// options). MaxBodyBytes, when set, is its BufferLimit.
 	Options Options
 }
 
 // Server is an HTTP reverse proxy that runs every request through the
 // proxy-wasm filter, like Envoy's HTTP connection manager with one Wasm
-// filter in front of a router. It runs one VM; requests are serialised
-// through it (the filter's work per request is microseconds).
+// filter in front of a router: the plugin is started once in a canary VM
+// that is then discarded, and once in each worker's VM; a request runs on
+// one worker, whose VM serves one callback at a time; the upstream request
+// starts when the filter lets the headers through, and its body follows as
+// the filter lets it through (see stream.go for the rules).
 type Server struct {
-	cfg    ServerConfig
-	rt     *Runtime
-	vm     *VM
-	mu     sync.Mutex
-	stop   chan struct{}
-	wg     sync.WaitGroup
-	client *http.Client
+	cfg     ServerConfig
+	rt      *Runtime
+	workers []*worker
+	next    atomic.Uint32
+	stop    chan struct{}
+	wg      sync.WaitGroup
+	client  *http.Client
 }
 
-// NewServer compiles the module, starts the plugin and its tick loop.
+// worker is one Envoy worker thread: its VM and the lock that serialises it.
+type worker struct {
+	s  *Server
+	mu sync.Mutex
+	vm *VM
+}
+
+// NewServer compiles the module, runs the canary plugin start, then starts
+// the plugin in every worker's VM with its tick loop.
 func NewServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	if cfg.Upstream == nil {
 		return nil, errors.New("proxyhost: no upstream")
 	}
 	if cfg.MaxBodyBytes <= 0 {
-		cfg.MaxBodyBytes = 1 << 20
+		cfg.MaxBodyBytes = DefaultBufferLimit
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 2
 	}
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = 30 * time.Second
@@ -71,50 +91,72 @@ func NewServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	if opts.Log == nil {
 		opts.Log = cfg.Log
 	}
+	opts.BufferLimit = int(cfg.MaxBodyBytes)
 	rt, err := NewRuntime(ctx, cfg.Wasm, opts)
 	if err != nil {
 		return nil, err
 	}
-	vm, err := rt.NewVM(ctx)
-	if err != nil {
-		rt.Close(ctx)
-		return nil, err
-	}
-	s := &Server{cfg: cfg, rt: rt, vm: vm, stop: make(chan struct{}), client: client}
-	vm.OnCallout = s.dispatch
-	s.mu.Lock()
-	ok, err := vm.StartPlugin(cfg.PluginConfig)
-	s.mu.Unlock()
-	if err != nil || !ok {
+	s := &Server{cfg: cfg, rt: rt, stop: make(chan struct{}), client: client}
+	if ok, logs, err := rt.Canary(ctx, cfg.PluginConfig); err != nil || !ok {
 		rt.Close(ctx)
 		if err == nil {
-			err = fmt.Errorf("plugin refused its configuration: %s", strings.Join(vm.Logs(LogCritical), "; "))
+			err = fmt.Errorf("plugin refused its configuration: %s", strings.Join(logs, "; "))
 		}
 		return nil, err
 	}
-	s.wg.Add(1)
-	go s.tickLoop()
+	for i := 0; i < cfg.Workers; i++ {
+		vm, err := rt.NewVM(ctx)
+		if err != nil {
+			rt.Close(ctx)
+			return nil, err
+		}
+		w := &worker{s: s, vm: vm}
+		vm.OnCallout = w.dispatch
+		w.mu.Lock()
+		ok, err := vm.StartPlugin(cfg.PluginConfig)
+		w.mu.Unlock()
+		if err != nil || !ok {
+			rt.Close(ctx)
+			if err == nil {
+				err = fmt.Errorf("plugin refused its configuration: %s", strings.Join(vm.Logs(LogCritical), "; "))
+			}
+			return nil, err
+		}
+		s.workers = append(s.workers, w)
+	}
+	for _, w := range s.workers {
+		s.wg.Add(1)
+		go w.tickLoop()
+	}
 	return s, nil
 }
 
-// Runtime exposes metrics and shared data of the server's VM.
+// Workers is the number of worker VMs requests are spread over.
+func (s *Server) Workers() int { return len(s.workers) }
+
+// Runtime exposes metrics and shared data of the server's VMs.
 func (s *Server) Runtime() *Runtime { return s.rt }
 
-// Close stops the tick loop and releases the VM.
+// Close stops the tick loops and releases the VMs.
 func (s *Server) Close() error {
 	close(s.stop)
 	s.wg.Wait()
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	for _, w := range s.workers {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+	}
 	return s.rt.Close(context.Background())
 }
 
-func (s *Server) tickLoop() {
+// tickLoop runs the worker's timer: in Envoy one per root context per VM
+// (cpp-host ContextBase::setTimerPeriod).
+func (w *worker) tickLoop() {
+	s := w.s
 	defer s.wg.Done()
 	for {
-		s.mu.Lock()
-		p := s.vm.TickPeriod()
-		s.mu.Unlock()
+		w.mu.Lock()
+		p := w.vm.TickPeriod()
+		w.mu.Unlock()
 		if p <= 0 {
 			p = 100 * time.Millisecond
 		}
@@ -123,19 +165,20 @@ func (s *Server) tickLoop() {
 			return
 		case <-time.After(p):
 		}
-		s.mu.Lock()
-		if s.vm.TickPeriod() > 0 {
-			if err := s.vm.Tick(); err != nil && s.cfg.Log != nil {
+		w.mu.Lock()
+		if w.vm.TickPeriod() > 0 {
+			if err := w.vm.Tick(); err != nil && s.cfg.Log != nil {
 				s.cfg.Log(LogError, "proxyhost: tick: "+err.Error())
 			}
 		}
-		s.mu.Unlock()
+		w.mu.Unlock()
 	}
 }
 
 // dispatch performs a callout with net/http; it runs with s.mu held (inside
 // the guest's proxy_http_call), so the call itself runs in a goroutine.
-func (s *Server) dispatch(c *Callout) {
+func (w *worker) dispatch(c *Callout) {
+	s := w.s
 	base := s.cfg.Clusters[c.Cluster]
 	go func() {
 		var hs [][2]string
@@ -143,14 +186,14 @@ func (s *Server) dispatch(c *Callout) {
 		if base != nil {
 			hs, body = s.call(base, c)
 		}
-		s.mu.Lock()
-		defer s.mu.Unlock()
+		w.mu.Lock()
+		defer w.mu.Unlock()
 		select {
 		case <-s.stop:
 			return
 		default:
 		}
-		if err := s.vm.RespondCallout(c.ID, hs, body); err != nil && s.cfg.Log != nil {
+		if err := w.vm.RespondCallout(c.ID, hs, body); err != nil && s.cfg.Log != nil {
 			s.cfg.Log(LogError, "proxyhost: callout response: "+err.Error())
 		}
 	}()
@@ -199,114 +242,6 @@ func (s *Server) call(base *url.URL, c *Callout) ([][2]string, []byte) {
 		}
 	}
 	return hs, body
-}
-
-// ServeHTTP runs the request through the filter and forwards it when the
-// filter lets it through.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, s.cfg.MaxBodyBytes+1))
-	if err != nil {
-		http.Error(w, "cannot read request body", http.StatusBadRequest)
-		return
-	}
-	if int64(len(body)) > s.cfg.MaxBodyBytes {
-		writeJSON(w, http.StatusRequestEntityTooLarge, `{"errcode":"M_TOO_LARGE","error":"Request body too large"}`)
-		return
-	}
-	headers := requestHeaders(r)
-	wake := make(chan struct{}, 1)
-
-	s.mu.Lock()
-	st, err := s.vm.NewStream()
-	if err != nil {
-		s.mu.Unlock()
-		writeJSON(w, http.StatusInternalServerError, `{"errcode":"M_UNKNOWN","error":"filter failure"}`)
-		return
-	}
-	st.wake = wake
-	action, err := s.vm.RequestHeaders(st, headers, len(body) == 0)
-	if err == nil && st.Local == nil && len(body) > 0 {
-		action, err = s.vm.RequestBody(st, body, true)
-	}
-	done := func() {
-		s.mu.Lock()
-		st.wake = nil
-		_ = s.vm.Done(st)
-		s.mu.Unlock()
-	}
-	if err != nil {
-		s.mu.Unlock()
-		done()
-		writeJSON(w, http.StatusInternalServerError, `{"errcode":"M_UNKNOWN","error":"filter failure"}`)
-		return
-	}
-	for st.Local == nil && action == ActionPause && !st.Resumed {
-		s.mu.Unlock()
-		select {
-		case <-wake:
-		case <-time.After(s.cfg.RequestTimeout):
-			done()
-			writeJSON(w, http.StatusGatewayTimeout, `{"errcode":"M_UNKNOWN","error":"filter timed out"}`)
-			return
-		case <-r.Context().Done():
-			done()
-			return
-		}
-		s.mu.Lock()
-	}
-	local := st.Local
-	reqHeaders := st.ReqHeaders
-	reqBody := st.ReqBody
-	if len(body) > 0 && reqBody == nil {
-		reqBody = body
-	}
-	s.mu.Unlock()
-	defer done()
-	if local != nil {
-		for _, h := range local.Headers {
-			w.Header().Add(h[0], h[1])
-		}
-		w.WriteHeader(local.Status)
-		w.Write(local.Body)
-		return
-	}
-	s.forward(w, r, reqHeaders, reqBody)
-}
-
-func (s *Server) forward(w http.ResponseWriter, r *http.Request, headers [][2]string, body []byte) {
-	u := *s.cfg.Upstream
-	path := lookup(headers, ":path")
-	ref, err := url.Parse(path)
-	if err != nil {
-		writeJSON(w, http.StatusBadRequest, `{"errcode":"M_UNRECOGNIZED","error":"bad path"}`)
-		return
-	}
-	target := u.ResolveReference(ref)
-	req, err := http.NewRequestWithContext(r.Context(), lookup(headers, ":method"), target.String(), bytes.NewReader(body))
-	if err != nil {
-		writeJSON(w, http.StatusBadGateway, `{"errcode":"M_UNKNOWN","error":"bad upstream request"}`)
-		return
-	}
-	for _, h := range headers {
-		if !strings.HasPrefix(h[0], ":") && h[0] != "host" && h[0] != "content-length" {
-			req.Header.Add(h[0], h[1])
-		}
-	}
-	req.Host = lookup(headers, ":authority")
-	req.Header.Set("X-Forwarded-For", clientIP(r))
-	resp, err := s.client.Do(req)
-	if err != nil {
-		writeJSON(w, http.StatusBadGateway, `{"errcode":"M_UNKNOWN","error":"upstream unreachable"}`)
-		return
-	}
-	defer resp.Body.Close()
-	for k, vs := range resp.Header {
-		for _, v := range vs {
-			w.Header().Add(k, v)
-		}
-	}
-	w.WriteHeader(resp.StatusCode)
-	io.Copy(w, resp.Body)
 }
 
 func requestHeaders(r *http.Request) [][2]string {

@@ -309,7 +309,16 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	probes["egress"], _ = http.NewRequest("GET", s.EgressURL+"/_matrix/federation/v1/version", nil)
 	probes["egress"].Host = o.ServerName
 	for role, req := range probes {
-		if err := waitFor(ctx, 30*time.Second, func() bool { return do(req) == http.StatusOK }); err != nil {
+		// Every worker's VM must be ready: requests go to the workers in turn.
+		ready := func() bool {
+			for i := 0; i < s.Proxies[role].Workers(); i++ {
+				if do(req) != http.StatusOK {
+					return false
+				}
+			}
+			return true
+		}
+		if err := waitFor(ctx, 30*time.Second, ready); err != nil {
 			return nil, fmt.Errorf("localstack: %s proxy not ready: %w", role, err)
 		}
 	}

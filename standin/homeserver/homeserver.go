@@ -5,6 +5,7 @@
 package homeserver
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -93,7 +94,10 @@ func (s *Server) SetAccountData(mxid, typ string, content any) {
 	s.accountData[mxid][typ] = content
 }
 
-// Seen returns "METHOD path" of every request that reached the stand-in, in order.
+// maxRequestBytes bounds a request body the stand-in reads.
+const maxRequestBytes = 64 << 20
+
+// Seen returns "METHOD path" of every request that reached the stand-in whole, in order.
 func (s *Server) Seen() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -101,6 +105,18 @@ func (s *Server) Seen() []string {
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// A request counts once it arrived whole: as under Envoy, a request the messenger proxy refuses after
+	// reading its body reaches the homeserver with its headers only and is then reset
+	// (docs/decisions/envoy.md E1), and a homeserver acts on none of those.
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxRequestBytes+1))
+	if err != nil {
+		return
+	}
+	if len(body) > maxRequestBytes {
+		writeError(w, http.StatusRequestEntityTooLarge, "M_TOO_LARGE", "Request too large")
+		return
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
 	s.mu.Lock()
 	s.seen = append(s.seen, r.Method+" "+r.URL.Path)
 	s.mu.Unlock()

@@ -185,13 +185,16 @@ func (p *plugin) OnTick() {
 	p.checkExpiry(now)
 }
 
-// refresh starts the periodic fetches that are due.
+// refresh starts the periodic fetches that are due. A VM still without a
+// list or policy tries on every tick: the VM whose lease kept it from
+// fetching may have been Envoy's canary (started on the main thread and
+// discarded at once, its callouts never answered) or may have failed.
 func (p *plugin) refresh(force bool) {
 	now := p.now()
-	if force || now.Sub(p.listFetch.last) >= p.cfg.RefreshInterval {
+	if force || p.list == nil || now.Sub(p.listFetch.last) >= p.cfg.RefreshInterval {
 		p.fetchList(now)
 	}
-	if force || now.Sub(p.policyFetch.last) >= p.cfg.RefreshInterval {
+	if force || p.policy == nil || now.Sub(p.policyFetch.last) >= p.cfg.RefreshInterval {
 		p.fetchPolicy(now)
 	}
 }

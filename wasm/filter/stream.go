@@ -143,8 +143,14 @@ func (s *stream) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
 		if endOfStream {
 			return s.withBody(nil)
 		}
+		// The headers go on and the body callback pauses until the body is
+		// complete: Envoy withholds the body from a filter whose headers
+		// callback paused (proxy-wasm-cpp-host turns that into
+		// StopAllIterationAndWatermark). The upstream gets the headers but
+		// no byte of the body before the decision; a refusal's local reply
+		// resets it.
 		s.state = stateWaitBody
-		return types.ActionPause
+		return types.ActionContinue
 	}
 	return s.decide(false)
 }
