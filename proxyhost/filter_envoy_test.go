@@ -3,11 +3,13 @@ package proxyhost_test
 import (
 	"context"
 	"encoding/json"
+	"io/fs"
 	"os"
 	"strings"
 	"testing"
 
 	"github.com/timfd/fachdienst/control/plancompile"
+	"github.com/timfd/fachdienst/control/policyserve"
 	"github.com/timfd/fachdienst/policies"
 	"github.com/timfd/fachdienst/proxyhost"
 	"github.com/timfd/fachdienst/wasm/fedlist/fedlisttest"
@@ -40,9 +42,16 @@ func TestFilterBodyRoutesUnderEnvoyRules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	policyDoc, _ := json.Marshal(map[string]any{"revision": plan.Revision, "plan": json.RawMessage(plan.Plan), "data": map[string]any{"config": map[string]any{
-		"client_ids": map[string]any{"enforce": true, "approved": map[string]any{"tim-client-1.0": true}},
-	}}})
+	// The default data (with its endpoint tables) and an approved client id.
+	defaults, err := fs.ReadFile(policies.FS, "data.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := policyserve.MergeData(defaults, policyserve.Operator{ApprovedClientIDs: []string{"tim-client-1.0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	policyDoc, _ := json.Marshal(map[string]any{"revision": plan.Revision, "plan": json.RawMessage(plan.Plan), "data": json.RawMessage(data)})
 	cfg, _ := json.Marshal(map[string]any{
 		"role":          "client",
 		"control_plane": map[string]any{"cluster": "control", "authority": "control", "credential_header": "x-secret", "credential": "s"},
