@@ -3,10 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +20,12 @@ import (
 // TestRun starts the local stack on free ports, performs every printed example over HTTP and checks
 // what a user would see, then stops it and expects a clean shutdown.
 func TestRun(t *testing.T) {
+	if err := localstack.MissingDendrite(); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var out bytes.Buffer
@@ -99,7 +108,17 @@ func perform(t *testing.T, ex example, token string) (int, string) {
 	client := &http.Client{Timeout: 15 * time.Second}
 	if ex.proxy != "" {
 		pu, _ := url.Parse(ex.proxy)
-		client.Transport = &http.Transport{Proxy: http.ProxyURL(pu)}
+		tr := &http.Transport{Proxy: http.ProxyURL(pu)}
+		if ex.cacert != "" {
+			pem, err := os.ReadFile(ex.cacert)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pool := x509.NewCertPool()
+			pool.AppendCertsFromPEM(pem)
+			tr.TLSClientConfig = &tls.Config{RootCAs: pool}
+		}
+		client.Transport = tr
 	}
 	var body io.Reader
 	if ex.body != "" {
