@@ -579,3 +579,9 @@ func waitFor(ctx context.Context, limit time.Duration, ok func() bool) error {
 	}
 	return nil
 }
+
+// NewVZD returns a VZD stand-in listing domains, with the OAuth2 client every stack's control plane
+// uses: several stacks given it (Options.VZD) form one federation.
+func NewVZD(domains ...vzdstandin.Domain) (*vzdstandin.Server, error) {
+	return vzdstandin.New(vzdstandin.WithDomains(domains...), vzdstandin.WithClient(vzdClientID, vzdClientSecret))
+}
