@@ -311,9 +311,10 @@ func joinedRooms(t *testing.T, cli *mautrix.Client) []id.RoomID {
 	return r.JoinedRooms
 }
 
-// egressThroughTunnel sends a server-server request through st's egress proxy the way Dendrite does:
-// CONNECT host:8448, TLS with the egress proxy's local CA, then the request inside.
-func egressThroughTunnel(t *testing.T, st *localstack.Stack, host, path, xmatrix string) result {
+// egressThroughTunnel sends a server-server request through st's egress proxy as homeservers do:
+// CONNECT host:8448 (proto HTTP/1.1 as Dendrite's Go transport, HTTP/1.0 as Synapse), TLS with the
+// egress proxy's local CA, then the request inside.
+func egressThroughTunnel(t *testing.T, st *localstack.Stack, proto, host, path, xmatrix string) result {
 	t.Helper()
 	conn, err := net.DialTimeout("tcp", strings.TrimPrefix(st.EgressURL, "http://"), 5*time.Second)
 	if err != nil {
@@ -321,7 +322,11 @@ func egressThroughTunnel(t *testing.T, st *localstack.Stack, host, path, xmatrix
 	}
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(20 * time.Second))
-	fmt.Fprintf(conn, "CONNECT %s:8448 HTTP/1.1\r\nHost: %s:8448\r\n\r\n", host, host)
+	if proto == "HTTP/1.0" {
+		fmt.Fprintf(conn, "CONNECT %s:8448 HTTP/1.0\r\n\r\n", host)
+	} else {
+		fmt.Fprintf(conn, "CONNECT %s:8448 HTTP/1.1\r\nHost: %s:8448\r\n\r\n", host, host)
+	}
 	br := bufio.NewReader(conn)
 	resp, err := http.ReadResponse(br, &http.Request{Method: "CONNECT"})
 	if err != nil || resp.StatusCode != 200 {
@@ -520,13 +525,17 @@ func TestTwoOrganisations(t *testing.T) {
 				t.Errorf("%s holds a new invite: %v", host, after)
 			}
 		}
-		// A's egress refuses requests to C, as Dendrite would send them (through a CONNECT tunnel).
-		r := egressThroughTunnel(t, f.a, domC, "/_matrix/federation/v1/version",
-			`X-Matrix origin="`+domA+`",destination="`+domC+`",key="ed25519:auto",sig="c2ln"`)
-		wantJSON(t, r, 403, map[string]any{"errcode": "M_FORBIDDEN", "error": "The other party could not be contacted"})
-		// The same path lets a request to B through to B's homeserver.
-		if r := egressThroughTunnel(t, f.a, domB, "/_matrix/federation/v1/version", `X-Matrix origin="`+domA+`",destination="`+domB+`",key="ed25519:auto",sig="c2ln"`); r.status != 200 || !strings.Contains(r.body, `"server"`) {
-			t.Fatalf("egress to B: %d %s", r.status, r.body)
+		// A's egress refuses requests to C inside CONNECT tunnels of either protocol version, and
+		// lets the same request to B through to B's homeserver.
+		for _, proto := range []string{"HTTP/1.1", "HTTP/1.0"} {
+			r := egressThroughTunnel(t, f.a, proto, domC, "/_matrix/federation/v1/version",
+				`X-Matrix origin="`+domA+`",destination="`+domC+`",key="ed25519:auto",sig="c2ln"`)
+			wantJSON(t, r, 403, map[string]any{"errcode": "M_FORBIDDEN", "error": "The other party could not be contacted"})
+			r = egressThroughTunnel(t, f.a, proto, domB, "/_matrix/federation/v1/version",
+				`X-Matrix origin="`+domA+`",destination="`+domB+`",key="ed25519:auto",sig="c2ln"`)
+			if r.status != 200 || !strings.Contains(r.body, `"server"`) {
+				t.Fatalf("%s egress to B: %d %s", proto, r.status, r.body)
+			}
 		}
 	})
 
