@@ -189,6 +189,20 @@ namespaces:
   - {exclusive: false, regex: '{{.UserRegex}}'}
 `))
 
+// dendriteConfig renders Dendrite's configuration and the control plane's application service
+// registration.
+func dendriteConfig(c DendriteConfig, sharedSecret, asToken, hsToken string) (cfg, as []byte) {
+	var cb, ab bytes.Buffer
+	// Both templates are fixed and their data plain strings: Execute cannot fail.
+	_ = dendriteYAML.Execute(&cb, map[string]string{
+		"ServerName": c.ServerName, "Dir": c.Dir, "WellKnownClient": c.WellKnownClient, "SharedSecret": sharedSecret,
+	})
+	_ = appserviceYAML.Execute(&ab, map[string]string{
+		"ASToken": asToken, "HSToken": hsToken, "UserRegex": "@.*:" + regexp.QuoteMeta(c.ServerName),
+	})
+	return cb.Bytes(), ab.Bytes()
+}
+
 // dendriteFiles writes the configuration, application service and signing key into c.Dir, once:
 // a data folder of an earlier run keeps its secrets, key and databases.
 func dendriteFiles(ctx context.Context, c DendriteConfig) (sharedSecret, asToken string, err error) {
@@ -205,19 +219,9 @@ func dendriteFiles(ctx context.Context, c DendriteConfig) (sharedSecret, asToken
 			return "", "", err
 		}
 	}
-	var cfg, as bytes.Buffer
-	if err := dendriteYAML.Execute(&cfg, map[string]string{
-		"ServerName": c.ServerName, "Dir": c.Dir, "WellKnownClient": c.WellKnownClient, "SharedSecret": s.SharedSecret,
-	}); err != nil {
-		return "", "", err
-	}
-	if err := appserviceYAML.Execute(&as, map[string]string{
-		"ASToken": s.ASToken, "HSToken": s.HSToken, "UserRegex": "@.*:" + regexp.QuoteMeta(c.ServerName),
-	}); err != nil {
-		return "", "", err
-	}
+	cfg, as := dendriteConfig(c, s.SharedSecret, s.ASToken, s.HSToken)
 	for name, b := range map[string][]byte{
-		"dendrite.yaml": cfg.Bytes(), "tim-control-appservice.yaml": as.Bytes(), "federation-ca.pem": c.TrustPEM,
+		"dendrite.yaml": cfg, "tim-control-appservice.yaml": as, "federation-ca.pem": c.TrustPEM,
 	} {
 		if err := os.WriteFile(filepath.Join(c.Dir, name), b, 0o600); err != nil {
 			return "", "", err
