@@ -34,14 +34,6 @@ func (r *Routes) get(name string) *url.URL {
 	return r.m[name]
 }
 
-// Forwarder is the egress proxy's upstream for one homeserver: its own domain goes to homeserver,
-// any other host to https://host.
-func Forwarder(ownDomain string, homeserver *url.URL) http.Handler {
-	r := NewRoutes()
-	r.Set(ownDomain, homeserver)
-	return NewForwarder(r)
-}
-
 // NewForwarder sends each request on to the host it names, as Envoy's dynamic forward proxy
 // cluster does behind the egress filter: to the address routes gives the name (whatever port the
 // request named), else to https://host.
