@@ -358,6 +358,19 @@ func TestTwoOrganisations(t *testing.T) {
 	aliceHS, bobHS := f.onHomeserver(t, alice), f.onHomeserver(t, bob)
 
 	t.Run("login with an unapproved client id", func(t *testing.T) {
+		devices := func() int {
+			d, err := aliceHS.GetDevicesInfo(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return len(d.Devices)
+		}
+		before := devices()
+		defer func() {
+			if after := devices(); after != before {
+				t.Errorf("A holds %d devices of alice, before %d: the refused login reached Dendrite", after, before)
+			}
+		}()
 		cli, _ := mautrix.NewClient(f.a.ClientURL, "", "")
 		cli.UserAgent = "mautrix-go/0.33 e2e,unapproved-client"
 		cli.DefaultHTTPRetries = 0
