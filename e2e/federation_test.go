@@ -552,6 +552,29 @@ func TestTwoOrganisations(t *testing.T) {
 		}
 	})
 
+	// The forwarder (Envoy: the dynamic forward proxy) sends a request to the host it names; a
+	// request naming C as its host and B as its X-Matrix destination must not reach C.
+	t.Run("A's egress: host outside the federation behind a federated X-Matrix destination", func(t *testing.T) {
+		xm := `X-Matrix origin="` + domA + `",destination="` + domB + `",key="ed25519:auto",sig="c2ln"`
+		for _, proto := range []string{"HTTP/1.1", "HTTP/1.0"} {
+			if r := egressThroughTunnel(t, f.a, proto, domC, "/_matrix/federation/v1/version", xm); r.status != 403 {
+				t.Errorf("%s tunnel to C: %d %s, want 403", proto, r.status, r.body)
+			}
+		}
+		req, _ := http.NewRequest("GET", f.a.EgressURL+"/_matrix/federation/v1/version", nil)
+		req.Host = domC
+		req.Header.Set("Authorization", xm)
+		resp, err := (&http.Client{Timeout: 20 * time.Second}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 403 {
+			t.Errorf("plain forward-proxy request to C: %d %s, want 403", resp.StatusCode, b)
+		}
+	})
+
 	t.Run("a domain added at the VZD becomes reachable", func(t *testing.T) {
 		dave := f.user(t, domD, "dave")
 		probe := func() int {
