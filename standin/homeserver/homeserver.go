@@ -1,5 +1,7 @@
 // Package homeserver is a stand-in for a Matrix homeserver, kept for the single-organisation tests in
-// e2e/e2e_test.go only; `make run` and the two-organisation test run a real Dendrite.
+// e2e/e2e_test.go and for the control plane's own tests and benchmark (control/server, bench/control),
+// which need a homeserver's OpenID userinfo and account data in-process and per test. `make run` and
+// the two-organisation test run a real Dendrite.
 //
 // It is not a homeserver: it answers the handful of client-server and server-server endpoints the
 // Fachdienst's parts touch, keeps its state in memory, and does two things Dendrite cannot:
