@@ -67,6 +67,12 @@ func (l *statusLog) wrap(next http.Handler) http.Handler {
 	})
 }
 
+func (l *statusLog) all(host string) []int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]int(nil), l.m[host]...)
+}
+
 func (l *statusLog) count(host string, status int) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -532,7 +538,7 @@ func TestTwoOrganisations(t *testing.T) {
 				t.Errorf("C's invite to %s reported success", host)
 			}
 			if f.cSeen.count(host, 403) <= refusedBefore {
-				t.Errorf("%s's server-server proxy did not refuse C with 403 (answers: %v)", host, f.cSeen.m[host])
+				t.Errorf("%s's server-server proxy did not refuse C with 403 (answers: %v)", host, f.cSeen.all(host))
 			}
 			if after := invites(t, targetHS); len(after) != len(before) {
 				t.Errorf("%s holds a new invite: %v", host, after)
