@@ -12,7 +12,7 @@ FUZZTIME    ?= 10s
 export TIM_FILTER_WASM      := $(abspath $(BUILD)/tim-filter.wasm)
 export TIM_PASSTHROUGH_WASM := $(abspath $(BUILD)/passthrough.wasm)
 
-.PHONY: all build wasm test test-go lint run bench conformance fuzz clean mailpit
+.PHONY: all build wasm dendrite test test-go lint run bench conformance fuzz clean mailpit
 
 all: build
 
@@ -26,8 +26,12 @@ wasm:
 	$(WASM_ENV) $(GO) build $(WASM_FLAGS) -o $(BUILD)/tim-filter.wasm ./wasm/cmd/tim-filter
 	$(WASM_ENV) $(GO) build $(WASM_FLAGS) -o $(BUILD)/passthrough.wasm ./wasm/cmd/passthrough
 
-## test: lint, then every test (PostgreSQL-backed storage tests included)
-test: lint wasm mailpit
+## dendrite: the Matrix homeserver of the local run and the e2e tests (tools/dendrite), built once
+dendrite:
+	scripts/build-dendrite.sh
+
+## test: lint, then every test (PostgreSQL-backed storage tests, the two-organisation e2e test on Dendrite)
+test: lint wasm dendrite mailpit
 	scripts/with-postgres.sh $(GO) test -count=1 -timeout 45m ./...
 
 ## lint: gofmt and go vet, for the host and for wasip1
@@ -44,8 +48,8 @@ mailpit: $(BUILD)/bin/mailpit
 $(BUILD)/bin/mailpit:
 	GOBIN=$(abspath $(BUILD)/bin) $(GO) install github.com/axllent/mailpit@$(MAILPIT_VERSION)
 
-## run: the whole Fachdienst locally (SQLite, stand-ins, filter hosted in wazero)
-run: wasm mailpit
+## run: the whole Fachdienst locally (Dendrite on SQLite, VZD and IDP stand-ins, filter hosted in wazero)
+run: wasm dendrite mailpit
 	$(GO) run ./cmd/tim-local
 
 ## bench: every benchmark; figures go to build/bench/<name>.json and are printed

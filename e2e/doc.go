@@ -1,7 +1,13 @@
-// Package e2e holds the end-to-end tests: they drive the whole Fachdienst in-process over real
-// HTTP. A client talks to proxyhost running the compiled tim-filter.wasm, which forwards to the
-// homeserver stand-in and calls the control plane, which in turn talks to the VZD stand-in. The
-// wiring is internal/localstack, the same that `make run` starts.
+// Package e2e holds the end-to-end tests: they drive the whole Fachdienst over real HTTP on loopback.
+//
+// federation_test.go: two organisations, each a real Dendrite (a child process, built by `make
+// dendrite`) behind its own client-server, server-server and egress proxies running the compiled
+// tim-filter.wasm in proxyhost, each with its own control plane, sharing the VZD stand-in; two more
+// Dendrites outside the federation. A real Matrix client library (mautrix) acts as the users, and
+// every scenario is checked on what the homeservers hold afterwards. Without Dendrite it skips, and
+// fails when CI=true.
+//
+// e2e_test.go: one stack in front of the homeserver stand-in (standin/homeserver says why).
 //
 //	go test ./e2e/   (uses $TIM_FILTER_WASM, else builds the filter first)
 package e2e

@@ -46,7 +46,7 @@ func TestMain(m *testing.M) {
 
 func startStack(dir string) (*localstack.Stack, error) {
 	return localstack.Start(context.Background(), localstack.Options{
-		DataDir: dir, NoPush: true,
+		DataDir: dir, NoPush: true, StandInHomeserver: true,
 		// Every miss may refetch at once, so the tests do not depend on each other's timing.
 		RefetchMinInterval: time.Millisecond,
 	})

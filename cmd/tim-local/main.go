@@ -1,7 +1,8 @@
-// Command tim-local runs a complete local Fachdienst in one process, without Docker or Envoy: the
-// messenger-proxy filter (compiled to WebAssembly, hosted by proxyhost) on the client-server,
-// server-server and egress listeners, the control plane on SQLite, the push gateway, and STAND-INS
-// for the systems outside the provider (the gematik VZD-FHIR-Directory and a Matrix homeserver).
+// Command tim-local runs a complete local Fachdienst without Docker or Envoy: the messenger-proxy
+// filter (compiled to WebAssembly, hosted by proxyhost) on the client-server, server-server and
+// egress listeners, the control plane on SQLite, the push gateway, a real Matrix homeserver
+// (Dendrite, a child process; built on the first run) and a STAND-IN for the system outside the
+// provider that the stack needs (the gematik VZD-FHIR-Directory).
 //
 //	go run ./cmd/tim-local [-host 127.0.0.1] [-port 8480] [-data .tim-local] [-v]
 //
@@ -35,11 +36,12 @@ func main() {
 	var o options
 	flag.StringVar(&o.stack.Host, "host", localstack.DefaultHost, "address every listener binds to")
 	flag.IntVar(&o.stack.BasePort, "port", localstack.DefaultBasePort, "first of nine consecutive ports (0: free ports)")
-	flag.StringVar(&o.stack.DataDir, "data", ".tim-local", "directory for the SQLite database, push spool and keys")
+	flag.StringVar(&o.stack.DataDir, "data", ".tim-local", "directory for the SQLite databases (Dendrite's are kept between runs), push spool and keys")
 	flag.StringVar(&o.stack.FilterWasm, "wasm", "", "compiled filter (default: $TIM_FILTER_WASM, else built now)")
 	flag.BoolVar(&o.verbose, "v", false, "log the control plane and push gateway at info level")
 	flag.Parse()
 	o.out = os.Stdout
+	o.stack.BuildDendrite, o.stack.Progress = true, os.Stderr
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -100,9 +102,15 @@ func printOverview(w io.Writer, st *localstack.Stack) {
 	if st.PushError != nil {
 		fmt.Fprintf(w, "\npush gateway: not started: %v\n", st.PushError)
 	}
-	fmt.Fprintf(w, "\nStand-ins are not the real systems: the VZD stand-in signs with a throw-away test CA, the\n")
-	fmt.Fprintf(w, "homeserver stand-in keeps users and rooms in memory. Both start empty on every run.\n\n")
-	fmt.Fprintf(w, "Demo users on the homeserver stand-in:\n")
+	if st.Dendrite != nil {
+		fmt.Fprintf(w, "\nThe homeserver is a real Dendrite %s; users and rooms stay in the data folder between runs.\n", localstack.DendriteVersion)
+		fmt.Fprintf(w, "Any Matrix client pointed at the client-server proxy can log in (its User-Agent must end in\n")
+		fmt.Fprintf(w, "\",%s\"). The STAND-IN is the VZD: it signs with a throw-away test CA and starts anew each run.\n\n", localstack.ApprovedClientID)
+	} else {
+		fmt.Fprintf(w, "\nStand-ins are not the real systems: the VZD stand-in signs with a throw-away test CA, the\n")
+		fmt.Fprintf(w, "homeserver stand-in keeps users and rooms in memory. Both start empty on every run.\n\n")
+	}
+	fmt.Fprintf(w, "Demo users:\n")
 	for _, u := range st.Users {
 		fmt.Fprintf(w, "  %-28s password %s\n", u.MXID, u.Password)
 	}
@@ -125,6 +133,7 @@ type example struct {
 	method  string
 	url     string
 	proxy   string // forward proxy (curl -x), for the egress listener
+	cacert  string // CA file the client trusts (curl --cacert), for tunnels through the egress listener
 	headers [][2]string
 	body    string
 	auth    bool // sends the access token of the login example
@@ -147,9 +156,13 @@ func examples(st *localstack.Stack) []example {
 		{title: "denied: login with a client id that is not approved",
 			method: "POST", url: st.ClientURL + "/_matrix/client/v3/login", headers: [][2]string{{"User-Agent", "demo/1.0,unknown-client"}}, body: login,
 			status: 401, want: `"M_FORBIDDEN"`},
-		{title: "allowed: createRoom inviting a user of a federated domain",
+		{title: "allowed: createRoom inviting a user of the own domain",
 			method: "POST", url: st.ClientURL + "/_matrix/client/v3/createRoom", headers: [][2]string{ua}, auth: true,
-			body: `{"invite":["@doc:` + fed + `"]}`, status: 200, want: `"room_id"`},
+			body: `{"invite":["` + st.Users[1].MXID + `"]}`, status: 200, want: `"room_id"`},
+		{title: "allowed by the filter: createRoom inviting a user of a federated domain; Dendrite sends the invite through\n" +
+			"# the egress proxy, and as " + fed + " exists only in the VZD stand-in, it reports the other party unreachable",
+			method: "POST", url: st.ClientURL + "/_matrix/client/v3/createRoom", headers: [][2]string{ua}, auth: true,
+			body: `{"invite":["@doc:` + fed + `"]}`, status: 403, want: `could not be reached`},
 		{title: "denied: createRoom inviting a user of a domain outside the federation",
 			method: "POST", url: st.ClientURL + "/_matrix/client/v3/createRoom", headers: [][2]string{ua}, auth: true,
 			body: `{"invite":["@doc:` + bad + `"]}`, status: 403, want: bad + ` could not be invited`},
@@ -157,7 +170,13 @@ func examples(st *localstack.Stack) []example {
 			method: "GET", url: st.FederationURL + "/_matrix/federation/v1/query/profile?user_id=" + alice.MXID,
 			headers: [][2]string{{"Authorization", `X-Matrix origin="` + bad + `",destination="` + st.ServerName + `",key="ed25519:1",sig="c2ln"`}},
 			status:  403, want: `The other party could not be contacted`},
-		{title: "allowed: the homeserver's egress to a federated (here: its own) domain",
+		{title: "the messenger service's client discovery (/.well-known/matrix/client)",
+			method: "GET", url: st.ClientURL + "/.well-known/matrix/client", headers: [][2]string{ua},
+			status: 200, want: `"m.homeserver"`},
+		{title: "allowed: the homeserver's egress to a federated (here: its own) domain, through a CONNECT tunnel as Dendrite sends it",
+			method: "GET", url: "https://" + st.ServerName + "/_matrix/federation/v1/version", proxy: st.EgressURL, cacert: st.CACertFile(),
+			status: 200, want: `"server"`},
+		{title: "allowed: the homeserver's egress to a federated (here: its own) domain, as a plain forward-proxy request",
 			method: "GET", url: "http://" + st.ServerName + "/_matrix/federation/v1/version", proxy: st.EgressURL,
 			status: 200, want: `"server"`},
 		{title: "denied: the homeserver's egress to a domain outside the federation",
@@ -177,6 +196,9 @@ func (ex example) curl() string {
 	}
 	if ex.proxy != "" {
 		b.WriteString(" -x " + ex.proxy)
+	}
+	if ex.cacert != "" {
+		b.WriteString(" --cacert " + shellQuote(ex.cacert))
 	}
 	if ex.method != "GET" {
 		b.WriteString(" -X " + ex.method)

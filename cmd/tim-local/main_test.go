@@ -3,13 +3,20 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
 
 	"github.com/timfd/fachdienst/internal/localstack"
 )
@@ -17,6 +24,12 @@ import (
 // TestRun starts the local stack on free ports, performs every printed example over HTTP and checks
 // what a user would see, then stops it and expects a clean shutdown.
 func TestRun(t *testing.T) {
+	if err := localstack.MissingDendrite(); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var out bytes.Buffer
@@ -66,6 +79,8 @@ func TestRun(t *testing.T) {
 		})
 	}
 
+	t.Run("a Matrix client library: login, createRoom, message, sync", func(t *testing.T) { matrixClient(t, st) })
+
 	// The push gateway answers its API (an empty notification is a precise 400, not a crash).
 	resp, err := http.Post(st.PushURL+"/_matrix/push/v1/notify", "application/json", strings.NewReader(`{"notification":{"devices":[]}}`))
 	if err != nil {
@@ -99,7 +114,17 @@ func perform(t *testing.T, ex example, token string) (int, string) {
 	client := &http.Client{Timeout: 15 * time.Second}
 	if ex.proxy != "" {
 		pu, _ := url.Parse(ex.proxy)
-		client.Transport = &http.Transport{Proxy: http.ProxyURL(pu)}
+		tr := &http.Transport{Proxy: http.ProxyURL(pu)}
+		if ex.cacert != "" {
+			pem, err := os.ReadFile(ex.cacert)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pool := x509.NewCertPool()
+			pool.AppendCertsFromPEM(pem)
+			tr.TLSClientConfig = &tls.Config{RootCAs: pool}
+		}
+		client.Transport = tr
 	}
 	var body io.Reader
 	if ex.body != "" {
@@ -122,4 +147,43 @@ func perform(t *testing.T, ex example, token string) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// matrixClient uses the stack as a Matrix client would (mautrix, the approved client id in its
+// User-Agent): the message it sends comes back in its sync from Dendrite, through the proxy.
+func matrixClient(t *testing.T, st *localstack.Stack) {
+	ctx := context.Background()
+	cli, err := mautrix.NewClient(st.ClientURL, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli.UserAgent = "mautrix-go/0.33 test," + localstack.ApprovedClientID
+	local := strings.TrimPrefix(strings.SplitN(st.Users[0].MXID, ":", 2)[0], "@")
+	if _, err := cli.Login(ctx, &mautrix.ReqLogin{Type: mautrix.AuthTypePassword,
+		Identifier: mautrix.UserIdentifier{Type: mautrix.IdentifierTypeUser, User: local},
+		Password:   st.Users[0].Password, StoreCredentials: true}); err != nil {
+		t.Fatalf("login: %v", err)
+	}
+	room, err := cli.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat", Invite: []id.UserID{id.UserID(st.Users[1].MXID)}})
+	if err != nil {
+		t.Fatalf("createRoom: %v", err)
+	}
+	sent, err := cli.SendText(ctx, room.RoomID, "hello")
+	if err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	since := ""
+	for i := 0; i < 20; i++ { // long polls: Dendrite's sync API catches up asynchronously
+		resp, err := cli.SyncRequest(ctx, 2000, since, "", false, event.PresenceOffline)
+		if err != nil {
+			t.Fatalf("sync: %v", err)
+		}
+		for _, ev := range resp.Rooms.Join[room.RoomID].Timeline.Events {
+			if ev.ID == sent.EventID {
+				return
+			}
+		}
+		since = resp.NextBatch
+	}
+	t.Fatal("the message never came back in the sync")
 }

@@ -129,6 +129,10 @@ type Homeserver struct {
 	TokenCacheSize int           `yaml:"token_cache_size" json:"token_cache_size"`
 	TokenCacheTTL  time.Duration `yaml:"token_cache_ttl" json:"token_cache_ttl"`
 	AdminToken     string        `yaml:"admin_token" json:"admin_token"`
+	// AccountDataAPI is how the permission configuration is read with AdminToken: "synapse-admin"
+	// (Synapse's admin API, AdminToken an admin's access token) or "appservice" (the client-server
+	// account data API, AdminToken an application service's as_token; Dendrite and Synapse).
+	AccountDataAPI string `yaml:"account_data_api" json:"account_data_api"`
 }
 
 // Contacts configures the release lists (I_TiMessengerContactManagement).
@@ -217,7 +221,7 @@ func Default() Config {
 		Public:     Public{Listen: "127.0.0.1:8090", ShutdownTimeout: 15 * time.Second, MaxBodyBytes: 64 << 10},
 		Internal:   Internal{Listen: "127.0.0.1:8091"},
 		Storage:    Storage{SQLitePath: "tim-control.db"},
-		Homeserver: Homeserver{URL: "http://127.0.0.1:8008", Timeout: 5 * time.Second, TokenCacheSize: 10000, TokenCacheTTL: time.Minute},
+		Homeserver: Homeserver{URL: "http://127.0.0.1:8008", Timeout: 5 * time.Second, TokenCacheSize: 10000, TokenCacheTTL: time.Minute, AccountDataAPI: "synapse-admin"},
 		Contacts:   Contacts{PurgeInterval: 10 * time.Minute, MaxPerOwner: 1000},
 		Invite:     Invite{CacheSize: 100000, CacheTTL: 10 * time.Minute, Timeout: 3 * time.Second},
 		VZD:        VZD{Timeout: 10 * time.Second, SigAlg: "BP256R1"},
@@ -270,6 +274,9 @@ func (c Config) Validate() error {
 	}
 	if u, err := url.Parse(c.Homeserver.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		errs = append(errs, fmt.Errorf("homeserver.url %q is not an http(s) URL", c.Homeserver.URL))
+	}
+	if a := c.Homeserver.AccountDataAPI; a != "synapse-admin" && a != "appservice" {
+		errs = append(errs, fmt.Errorf("homeserver.account_data_api %q is neither synapse-admin nor appservice", a))
 	}
 	if c.VZD.BaseURL != "" {
 		if u, err := url.Parse(c.VZD.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

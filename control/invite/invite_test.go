@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"testing/fstest"
@@ -240,46 +241,87 @@ func TestSetPolicyKeepsPreviousOnError(t *testing.T) {
 }
 
 func TestHomeserverPermissions(t *testing.T) {
+	// One homeserver that answers both APIs the way Synapse does, unless asked on a path it lacks:
+	// then it answers as Dendrite does for an unknown endpoint (404 M_UNRECOGNIZED).
+	const typ = "de.gematik.tim.account.permissionconfig.pro.v1"
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Authorization") != "Bearer admin" {
-			w.WriteHeader(http.StatusForbidden)
-			return
-		}
-		switch r.URL.Path {
-		case "/_synapse/admin/v1/users/@a:b.de/accountdata":
-			fmt.Fprint(w, `{"account_data":{"global":{"de.gematik.tim.account.permissionconfig.pro.v1":{"defaultSetting":"block all"}},"rooms":{}}}`)
-		case "/_synapse/admin/v1/users/@none:b.de/accountdata":
-			fmt.Fprint(w, `{"account_data":{"global":{}}}`)
-		default:
+		auth := r.Header.Get("Authorization")
+		notFound := func(code string) {
 			w.WriteHeader(http.StatusNotFound)
+			fmt.Fprintf(w, `{"errcode":%q,"error":"..."}`, code)
+		}
+		switch {
+		case strings.HasPrefix(r.URL.Path, "/_synapse/admin/") && auth != "Bearer admin",
+			strings.HasPrefix(r.URL.Path, "/_matrix/client/") && auth != "Bearer as-token":
+			w.WriteHeader(http.StatusForbidden)
+		case r.URL.Path == "/_synapse/admin/v1/users/@a:b.de/accountdata":
+			fmt.Fprint(w, `{"account_data":{"global":{"`+typ+`":{"defaultSetting":"block all"}},"rooms":{}}}`)
+		case r.URL.Path == "/_synapse/admin/v1/users/@none:b.de/accountdata":
+			fmt.Fprint(w, `{"account_data":{"global":{}}}`)
+		case r.URL.Path == "/_synapse/admin/v1/users/@unknown:b.de/accountdata":
+			notFound("M_NOT_FOUND")
+		case r.URL.Path == "/_matrix/client/v3/user/@a:b.de/account_data/"+typ && r.URL.Query().Get("user_id") == "@a:b.de":
+			fmt.Fprint(w, `{"defaultSetting":"block all"}`)
+		case r.URL.Path == "/_matrix/client/v3/user/@none:b.de/account_data/"+typ && r.URL.Query().Get("user_id") == "@none:b.de":
+			notFound("M_NOT_FOUND")
+		case r.URL.Path == "/_matrix/client/v3/user/@odd:b.de/account_data/"+typ:
+			fmt.Fprint(w, `["not","an","object"]`)
+		case r.URL.Path == "/_matrix/client/v3/user/@html:b.de/account_data/"+typ:
+			w.WriteHeader(http.StatusNotFound)
+			fmt.Fprint(w, `<html>not found</html>`)
+		default:
+			notFound("M_UNRECOGNIZED")
 		}
 	}))
 	defer srv.Close()
 	ctx := context.Background()
-	p := invite.NewHomeserverPermissions(srv.URL, "admin", time.Second)
+	synapse := invite.NewHomeserverPermissions(srv.URL, "admin", time.Second)
+	appservice, err := invite.NewAccountDataPermissions(invite.APIAppservice, srv.URL, "as-token", time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	badToken := invite.NewHomeserverPermissions(srv.URL, "wrong", time.Second)
 	cases := []struct {
+		name          string
+		p             *invite.HomeserverPermissions
 		mxid, variant string
 		want          string
-		wantErr       bool
+		wantErr       error // nil: none; errAny: some error
 	}{
-		{"@a:b.de", "pro", `{"defaultSetting":"block all"}`, false},
-		{"@a:b.de", "epa", `null`, false},
-		{"@a:b.de", "basis", `null`, false},
-		{"@none:b.de", "pro", `null`, false},
-		{"@unknown:b.de", "pro", `null`, false},
+		{"admin: configuration", synapse, "@a:b.de", "pro", `{"defaultSetting":"block all"}`, nil},
+		{"admin: other variant", synapse, "@a:b.de", "epa", `null`, nil},
+		{"admin: variant without configuration", synapse, "@a:b.de", "basis", `null`, nil},
+		{"admin: no account data", synapse, "@none:b.de", "pro", `null`, nil},
+		{"admin: unknown user", synapse, "@unknown:b.de", "pro", `null`, nil},
+		{"admin: endpoint missing (Dendrite)", synapse, "@x:b.de", "pro", `null`, invite.ErrNoEndpoint},
+		{"admin: refused", badToken, "@a:b.de", "pro", `null`, errAny},
+		{"appservice: configuration", appservice, "@a:b.de", "pro", `{"defaultSetting":"block all"}`, nil},
+		{"appservice: no account data", appservice, "@none:b.de", "pro", `null`, nil},
+		{"appservice: not an object", appservice, "@odd:b.de", "pro", `{"defaultSetting":"unreadable"}`, nil},
+		{"appservice: 404 that is not Matrix", appservice, "@html:b.de", "pro", `null`, invite.ErrNoEndpoint},
+		{"appservice: variant without configuration", appservice, "@a:b.de", "basis", `null`, nil},
 	}
 	for _, tc := range cases {
-		got, err := p.PermissionConfig(ctx, tc.mxid, tc.variant)
-		raw, _ := json.Marshal(got)
-		if (err != nil) != tc.wantErr || string(raw) != tc.want {
-			t.Errorf("%s %s: %s, %v; want %s", tc.mxid, tc.variant, raw, err, tc.want)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := tc.p.PermissionConfig(ctx, tc.mxid, tc.variant)
+			raw, _ := json.Marshal(got)
+			switch {
+			case tc.wantErr == nil && err != nil, tc.wantErr != nil && err == nil,
+				tc.wantErr != nil && tc.wantErr != errAny && !errors.Is(err, tc.wantErr):
+				t.Fatalf("error %v, want %v", err, tc.wantErr)
+			}
+			if string(raw) != tc.want {
+				t.Fatalf("got %s, want %s", raw, tc.want)
+			}
+		})
 	}
-	bad := invite.NewHomeserverPermissions(srv.URL, "wrong", time.Second)
-	if _, err := bad.PermissionConfig(ctx, "@a:b.de", "pro"); err == nil {
-		t.Fatal("403 from the homeserver must be an error")
+	if _, err := invite.NewAccountDataPermissions("admin-v2", srv.URL, "x", time.Second); err == nil {
+		t.Fatal("an unknown API must be refused")
 	}
 }
+
+// errAny stands for "some error" in table tests.
+var errAny = errors.New("any error")
 
 type insurance map[string]bool
 

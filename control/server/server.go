@@ -163,7 +163,9 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (_ *Server, err erro
 	}
 	var perms invite.PermissionSource
 	if cfg.Homeserver.AdminToken != "" {
-		perms = invite.NewHomeserverPermissions(cfg.Homeserver.URL, cfg.Homeserver.AdminToken, cfg.Homeserver.Timeout)
+		if perms, err = invite.NewAccountDataPermissions(cfg.Homeserver.AccountDataAPI, cfg.Homeserver.URL, cfg.Homeserver.AdminToken, cfg.Homeserver.Timeout); err != nil {
+			return nil, err
+		}
 	}
 	if s.Invite, err = invite.New(ctx, invite.Options{
 		Releases: s.Store, Localizer: s.VZD, Permissions: perms, Insurance: &insuranceIndex{fed: s.Fed},

@@ -6,14 +6,38 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 )
 
-// Forwarder is the egress proxy's upstream: it sends each request on to the host it names, as
-// Envoy's dynamic forward proxy does behind the egress filter. The local homeserver's own domain
-// goes to the homeserver stand-in (so the egress path can be tried on one machine); any other
-// host is reached at https://host.
-func Forwarder(ownDomain string, homeserver *url.URL) http.Handler {
+// Routes maps server names to the addresses the egress forwarder sends them to, in place of DNS:
+// the own name to the own homeserver, other organisations' names to their server-server proxies on
+// loopback. Safe for concurrent use.
+type Routes struct {
+	mu sync.RWMutex
+	m  map[string]*url.URL
+}
+
+// NewRoutes returns an empty table.
+func NewRoutes() *Routes { return &Routes{m: map[string]*url.URL{}} }
+
+// Set routes serverName (without port) to target.
+func (r *Routes) Set(serverName string, target *url.URL) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.m[strings.ToLower(serverName)] = target
+}
+
+func (r *Routes) get(name string) *url.URL {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.m[name]
+}
+
+// NewForwarder sends each request on to the host it names, as Envoy's dynamic forward proxy
+// cluster does behind the egress filter: to the address routes gives the name (whatever port the
+// request named), else to https://host.
+func NewForwarder(routes *Routes) http.Handler {
 	transport := &http.Transport{
 		Proxy:                 nil, // never chain to an environment proxy
 		DialContext:           (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
@@ -30,8 +54,8 @@ func Forwarder(ownDomain string, homeserver *url.URL) http.Handler {
 				name = h
 			}
 			target := &url.URL{Scheme: "https", Host: host}
-			if name == ownDomain {
-				target = homeserver
+			if u := routes.get(name); u != nil {
+				target = u
 			}
 			r.SetURL(target)
 			r.Out.Host = r.In.Host

@@ -1,10 +1,13 @@
-// Package localstack wires a complete local Fachdienst in one process: the VZD and homeserver
-// STAND-INS, the control plane on SQLite, the push gateway, and the compiled messenger-proxy filter
-// hosted by proxyhost on three listeners (client-server, server-server, egress). `make run`
-// (cmd/tim-local) and the end-to-end tests (e2e/) both start it, so the wiring exists once.
+// Package localstack wires a complete local Fachdienst: a real Matrix homeserver (Dendrite, a child
+// process with SQLite under the data folder), the control plane on SQLite, the push gateway, the
+// compiled messenger-proxy filter hosted by proxyhost on three listeners (client-server,
+// server-server, egress - the egress terminating the homeserver's CONNECT tunnels), and a STAND-IN
+// for the gematik VZD-FHIR-Directory. `make run` (cmd/tim-local) and the end-to-end tests (e2e/)
+// both start it, so the wiring exists once.
 //
-// Nothing here is meant for production: the stand-ins keep their state in memory, sign with a
-// throw-away test PKI and accept fixed credentials.
+// Nothing here is meant for production: the VZD stand-in keeps its state in memory, signs with a
+// throw-away test PKI and accepts fixed credentials; the egress proxy's local CA lies unencrypted in
+// the data folder.
 package localstack
 
 import (
@@ -14,6 +17,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -91,6 +95,19 @@ type Options struct {
 	ControlPollInterval time.Duration
 	// NoPush leaves the push gateway out.
 	NoPush bool
+	// StandInHomeserver runs the in-memory homeserver stand-in instead of Dendrite (tests that must
+	// see which requests reached the homeserver; see standin/homeserver).
+	StandInHomeserver bool
+	// DendriteBin is the directory of the Dendrite binaries; "" finds them (DendriteBinDir).
+	DendriteBin string
+	// BuildDendrite builds Dendrite when it is missing, reporting progress on Progress.
+	BuildDendrite bool
+	Progress      io.Writer
+	// VZD is a VZD stand-in shared with other stacks (two organisations in one federation), served
+	// at VZDURL; its domain list is the caller's. Nil starts an own stand-in that lists ServerName
+	// and ExampleDomains.
+	VZD    *vzdstandin.Server
+	VZDURL string
 }
 
 // Endpoint is one listener of the stack.
@@ -101,7 +118,7 @@ type Endpoint struct {
 	Note    string // what it is for
 }
 
-// User is a demo account on the homeserver stand-in.
+// User is a demo account on the homeserver.
 type User struct {
 	MXID     string
 	Password string
@@ -115,9 +132,15 @@ type Stack struct {
 	Users          []User
 
 	VZD        *vzdstandin.Server
-	Homeserver *homeserver.Server
+	Homeserver *homeserver.Server // the stand-in, when Options.StandInHomeserver
+	Dendrite   *Dendrite          // the real homeserver otherwise
 	Control    *server.Server
-	Proxies    map[string]*proxyhost.Server // by role: client, federation, egress
+	// CA issues the certificates of the egress proxy's CONNECT tunnels; the homeserver trusts it.
+	CA *proxyhost.LocalCA
+	// Routes maps server names to where the egress forwarder sends them (loopback addresses of
+	// other organisations' server-server proxies); names not in it go to https://name.
+	Routes  *Routes
+	Proxies map[string]*proxyhost.Server // by role: client, federation, egress
 
 	// URLs of the listeners.
 	ClientURL, FederationURL, EgressURL     string
@@ -135,6 +158,7 @@ type Stack struct {
 	controlErr                              error
 	pushShutdown                            func(context.Context) error
 	closeOnce                               sync.Once
+	ownVZD                                  bool
 }
 
 // Start builds and starts everything, and returns once every part answers: the control plane is
@@ -188,31 +212,95 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		return ln, "http://" + ln.Addr().String(), nil
 	}
 
-	// Stand-ins first: the control plane needs both.
-	vzdLn, vzdURL, err := listen(offVZD)
-	if err != nil {
-		return nil, err
+	if s.CA, err = proxyhost.LoadOrCreateLocalCA(filepath.Join(o.DataDir, "ca")); err != nil {
+		return nil, fmt.Errorf("localstack: %w", err)
 	}
-	domains := append([]vzdstandin.Domain{{Domain: o.ServerName, TelematikID: "1-2-local-own", TimAnbieter: "Local Provider"}}, ExampleDomains...)
-	if s.VZD, err = vzdstandin.New(vzdstandin.WithDomains(domains...), vzdstandin.WithClient(vzdClientID, vzdClientSecret)); err != nil {
-		vzdLn.Close()
-		return nil, err
+	// The proxies' listeners first: the homeserver is told where its egress proxy and its
+	// client-server listener (/.well-known/matrix/client) are.
+	proxyLns := map[string]net.Listener{}
+	for _, p := range []struct {
+		role string
+		off  int
+		dst  *string
+	}{{"client", offClient, &s.ClientURL}, {"federation", offFederation, &s.FederationURL}, {"egress", offEgress, &s.EgressURL}} {
+		ln, u, err := listen(p.off)
+		if err != nil {
+			for _, l := range proxyLns {
+				l.Close()
+			}
+			return nil, err
+		}
+		proxyLns[p.role], *p.dst = ln, u
+	}
+	defer func() {
+		if err != nil {
+			for _, l := range proxyLns {
+				l.Close()
+			}
+		}
+	}()
+
+	// The VZD stand-in: the control plane needs it.
+	if o.VZD != nil {
+		s.VZD, s.VZDURL = o.VZD, o.VZDURL
+	} else {
+		vzdLn, vzdURL, err := listen(offVZD)
+		if err != nil {
+			return nil, err
+		}
+		domains := append([]vzdstandin.Domain{{Domain: o.ServerName, TelematikID: "1-2-local-own", TimAnbieter: "Local Provider"}}, ExampleDomains...)
+		if s.VZD, err = vzdstandin.New(vzdstandin.WithDomains(domains...), vzdstandin.WithClient(vzdClientID, vzdClientSecret)); err != nil {
+			vzdLn.Close()
+			return nil, err
+		}
+		s.serve(vzdLn, s.VZD)
+		s.VZDURL, s.ownVZD = vzdURL, true
 	}
 	s.trust = s.VZD.TrustAnchorPEM()
-	s.serve(vzdLn, s.VZD)
-	s.VZDURL = vzdURL
 
-	hsLn, hsURL, err := listen(offHomeserver)
-	if err != nil {
-		return nil, err
+	// The homeserver.
+	var hsURL, adminToken, accountDataAPI string
+	if o.StandInHomeserver {
+		hsLn, u, err := listen(offHomeserver)
+		if err != nil {
+			return nil, err
+		}
+		hsURL, adminToken, accountDataAPI = u, randomHex(16), "synapse-admin"
+		s.Homeserver = homeserver.New(o.ServerName, adminToken)
+		s.Users = []User{
+			{MXID: s.Homeserver.AddUser("alice", "alice-local-password"), Password: "alice-local-password"},
+			{MXID: s.Homeserver.AddUser("bob", "bob-local-password"), Password: "bob-local-password"},
+		}
+		s.serve(hsLn, s.Homeserver)
+	} else {
+		bin := o.DendriteBin
+		if bin == "" {
+			if bin, err = DendriteBinDir(); errors.Is(err, ErrNoDendrite) && o.BuildDendrite {
+				bin, err = BuildDendrite(ctx, o.Progress)
+			}
+			if err != nil {
+				return nil, err
+			}
+		}
+		port := 0
+		if o.BasePort != 0 {
+			port = o.BasePort + offHomeserver
+		}
+		if s.Dendrite, err = StartDendrite(ctx, DendriteConfig{
+			BinDir: bin, Port: port, Dir: filepath.Join(o.DataDir, "dendrite"), ServerName: o.ServerName, Host: o.Host,
+			HTTPSProxy: s.EgressURL, TrustPEM: s.CA.CertPEM(), WellKnownClient: s.ClientURL,
+		}); err != nil {
+			return nil, fmt.Errorf("localstack: %w", err)
+		}
+		hsURL, adminToken, accountDataAPI = s.Dendrite.URL, s.Dendrite.ASToken, "appservice"
+		for _, local := range []string{"alice", "bob"} {
+			mxid, err := s.Dendrite.Register(ctx, local, local+"-local-password", false)
+			if err != nil {
+				return nil, fmt.Errorf("localstack: %w", err)
+			}
+			s.Users = append(s.Users, User{MXID: mxid, Password: local + "-local-password"})
+		}
 	}
-	adminToken := randomHex(16)
-	s.Homeserver = homeserver.New(o.ServerName, adminToken)
-	s.Users = []User{
-		{MXID: s.Homeserver.AddUser("alice", "alice-local-password"), Password: "alice-local-password"},
-		{MXID: s.Homeserver.AddUser("bob", "bob-local-password"), Password: "bob-local-password"},
-	}
-	s.serve(hsLn, s.Homeserver)
 	s.HomeserverURL = hsURL
 
 	// Control plane on SQLite, fresh database (see Options.DataDir).
@@ -237,8 +325,8 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	cfg.Public.ShutdownTimeout = 5 * time.Second
 	cfg.Internal.SharedSecrets = []string{s.InternalSecret}
 	cfg.Storage.SQLitePath = dbPath
-	cfg.Homeserver.URL, cfg.Homeserver.AdminToken = hsURL, adminToken
-	cfg.VZD.BaseURL, cfg.VZD.ClientID, cfg.VZD.ClientSecret, cfg.VZD.SigAlg = vzdURL, vzdClientID, vzdClientSecret, "BP256R1"
+	cfg.Homeserver.URL, cfg.Homeserver.AdminToken, cfg.Homeserver.AccountDataAPI = hsURL, adminToken, accountDataAPI
+	cfg.VZD.BaseURL, cfg.VZD.ClientID, cfg.VZD.ClientSecret, cfg.VZD.SigAlg = s.VZDURL, vzdClientID, vzdClientSecret, "BP256R1"
 	cfg.Federation.RefreshInterval = o.ControlPollInterval
 	cfg.Policy.Variant = "pro"
 	cfg.Policy.OwnDomains = []string{o.ServerName}
@@ -268,33 +356,27 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		return nil, err
 	}
 	hsU, _ := url.Parse(hsURL)
-	s.serve(fwdLn, Forwarder(o.ServerName, hsU))
+	s.Routes = NewRoutes()
+	s.Routes.Set(o.ServerName, hsU)
+	s.serve(fwdLn, NewForwarder(s.Routes))
 	s.ForwarderURL = fwdURL
 
-	// The three proxies, each running the compiled filter.
+	// The three proxies, each running the compiled filter; the egress proxy behind the CONNECT
+	// tunnels' TLS termination.
 	cp, _ := url.Parse(intURL)
-	for _, p := range []struct {
-		role, upstream string
-		off            int
-		dst            *string
-	}{
-		{"client", hsURL, offClient, &s.ClientURL},
-		{"federation", hsURL, offFederation, &s.FederationURL},
-		{"egress", fwdURL, offEgress, &s.EgressURL},
-	} {
-		ln, u, err := listen(p.off)
-		if err != nil {
-			return nil, err
-		}
+	for _, p := range []struct{ role, upstream string }{{"client", hsURL}, {"federation", hsURL}, {"egress", fwdURL}} {
 		up, _ := url.Parse(p.upstream)
 		px, err := s.NewProxy(ctx, p.role, up, cp)
 		if err != nil {
-			ln.Close()
 			return nil, fmt.Errorf("localstack: %s proxy: %w", p.role, err)
 		}
 		s.Proxies[p.role] = px
-		s.serve(ln, px)
-		*p.dst = u
+		var h http.Handler = px
+		if p.role == "egress" {
+			h = proxyhost.ConnectTunnel(px, s.CA)
+		}
+		s.serve(proxyLns[p.role], h)
+		delete(proxyLns, p.role)
 	}
 
 	if !o.NoPush {
@@ -323,23 +405,36 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		}
 	}
 
+	hsName := "Dendrite " + DendriteVersion
+	if o.StandInHomeserver {
+		hsName = "homeserver stand-in"
+	}
 	s.Endpoints = []Endpoint{
-		{"client-server proxy", s.ClientURL, false, "tim-filter (role client) -> homeserver stand-in"},
-		{"server-server proxy", s.FederationURL, false, "tim-filter (role federation) -> homeserver stand-in"},
-		{"egress proxy", s.EgressURL, false, "tim-filter (role egress) -> requested host (HTTP forward proxy)"},
+		{"client-server proxy", s.ClientURL, false, "tim-filter (role client) -> " + hsName},
+		{"server-server proxy", s.FederationURL, false, "tim-filter (role federation) -> " + hsName},
+		{"egress proxy", s.EgressURL, false, "CONNECT (TLS ends here, local CA " + filepath.Join(o.DataDir, "ca", "ca.pem") + ") or plain forward proxy -> tim-filter (role egress) -> egress forwarder"},
 		{"control plane", s.ControlURL, false, "contact management /tim-contact-mgmt/, /readyz, /metrics"},
 		{"control plane internal", s.ControlInternalURL, false, "/internal/v1/* for the proxies (shared secret)"},
 	}
 	if s.PushURL != "" {
 		s.Endpoints = append(s.Endpoints, Endpoint{"push gateway", s.PushURL, false, "POST /_matrix/push/v1/notify (Web Push app " + pushAppID + ")"})
 	}
+	if o.StandInHomeserver {
+		s.Endpoints = append(s.Endpoints, Endpoint{"homeserver", s.HomeserverURL, true, "Matrix homeserver stand-in for " + o.ServerName + " (in memory)"})
+	} else {
+		s.Endpoints = append(s.Endpoints, Endpoint{"homeserver", s.HomeserverURL, false,
+			"Dendrite " + DendriteVersion + " for " + o.ServerName + " (SQLite and log in " + filepath.Join(o.DataDir, "dendrite") + ")"})
+	}
+	if s.ownVZD {
+		s.Endpoints = append(s.Endpoints, Endpoint{"VZD-FHIR-Directory", s.VZDURL, true, "VZD stand-in, signs BP256R1/ES256 lists with a test CA"})
+	}
 	s.Endpoints = append(s.Endpoints,
-		Endpoint{"homeserver", s.HomeserverURL, true, "Matrix homeserver stand-in for " + o.ServerName + " (in memory)"},
-		Endpoint{"VZD-FHIR-Directory", s.VZDURL, true, "VZD stand-in, signs BP256R1/ES256 lists with a test CA"},
-		Endpoint{"egress forwarder", s.ForwarderURL, false, "behind the egress proxy; " + o.ServerName + " -> homeserver stand-in, others -> https://host"},
-	)
+		Endpoint{"egress forwarder", s.ForwarderURL, false, "behind the egress proxy; " + o.ServerName + " -> homeserver, others -> https://host"})
 	return s, nil
 }
+
+// CACertFile is the file of the egress proxy's local CA (for clients of its CONNECT tunnels).
+func (s *Stack) CACertFile() string { return filepath.Join(s.opts.DataDir, "ca", "ca.pem") }
 
 // PluginConfig is the filter's plugin configuration for a role, calling the control plane as
 // cluster "tim_control".
@@ -410,6 +505,11 @@ func (s *Stack) Close(ctx context.Context) error {
 		if s.pushShutdown != nil {
 			if err := s.pushShutdown(ctx); err != nil {
 				errs = append(errs, fmt.Errorf("push gateway: %w", err))
+			}
+		}
+		if s.Dendrite != nil {
+			if err := s.Dendrite.Stop(); err != nil {
+				errs = append(errs, fmt.Errorf("dendrite: %w", err))
 			}
 		}
 		if s.Control != nil && s.controlCancel == nil {
@@ -487,4 +587,10 @@ func waitFor(ctx context.Context, limit time.Duration, ok func() bool) error {
 		}
 	}
 	return nil
+}
+
+// NewVZD returns a VZD stand-in listing domains, with the OAuth2 client every stack's control plane
+// uses: several stacks given it (Options.VZD) form one federation.
+func NewVZD(domains ...vzdstandin.Domain) (*vzdstandin.Server, error) {
+	return vzdstandin.New(vzdstandin.WithDomains(domains...), vzdstandin.WithClient(vzdClientID, vzdClientSecret))
 }

@@ -1,7 +1,19 @@
-// Package homeserver is a stand-in for a Matrix homeserver (such as Synapse) for local runs and tests.
+// Package homeserver is a stand-in for a Matrix homeserver, kept for the single-organisation tests in
+// e2e/e2e_test.go and for the control plane's own tests and benchmark (control/server, bench/control),
+// which need a homeserver's OpenID userinfo and account data in-process and per test. `make run` and
+// the two-organisation test run a real Dendrite.
+//
 // It is not a homeserver: it answers the handful of client-server and server-server endpoints the
-// Fachdienst's parts touch, with the shapes of the Matrix specification v1.3, keeps its state in memory,
-// and records which requests reached it so that tests can prove a denied request never did.
+// Fachdienst's parts touch, keeps its state in memory, and does two things Dendrite cannot:
+//   - it records which requests reached it, so that a test proves a refused request never did (a real
+//     homeserver would act on it, or refuse it for its own reasons, and the test could not tell the
+//     filter's refusal from the homeserver's);
+//   - it accepts hand-made server-server requests (X-Matrix with fake signatures, invites for rooms
+//     that do not exist), so that a test reaches every branch of the federation listener's filter
+//     without a second homeserver to sign them.
+//
+// Its reading of a request is NOT a homeserver's (Go's encoding/json matches keys case-insensitively,
+// its routes are looser): what the filter lets through must be shown against Dendrite (e2e/federation_test.go).
 package homeserver
 
 import (
