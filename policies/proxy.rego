@@ -58,6 +58,8 @@ createroom_decision := third_party_refused if {
 	input.invite_3pid
 } else := createroom_denied if {
 	input.invitees[1] # more than one invitee, without counting them
+} else := user_blocked if {
+	invitee_blocked
 } else := not_invitable(domain) if {
 	domain := input.invitees[0].domain
 	not federated(domain)
@@ -67,6 +69,8 @@ createroom_decision := third_party_refused if {
 # invite by e-mail or phone number) cannot pass stage 1.
 invite_decision := invite_without_invitee if {
 	not input.invitees[0]
+} else := user_blocked if {
+	invitee_blocked
 } else := not_invitable(domain) if {
 	domain := first_unfederated_invitee
 } else := allowed_default
@@ -110,6 +114,8 @@ federation_decision := allowed_exemption if {
 
 federation_invite_decision := invite_unreadable if {
 	not input.invite.invitee
+} else := user_blocked if {
+	invite_party_blocked
 } else := ask_invite_permission
 
 # Homeserver egress (forward proxy): exemptions, stage 1 on the host the
@@ -272,6 +278,26 @@ expired_or(why) := why if {
 	list_current
 } else := "federation list expired"
 
+# --- blocked users (A_23613) ---------------------------------------------------
+
+# An Org-Admin's block: no membership is created for or by a blocked user of
+# the own homeserver. data.config.blocked_users is keyed by MXID (the control
+# plane fills it from the blocked set), so each membership costs one lookup.
+# The client listener sees the memberships a request creates (every invitee);
+# the user behind the session is the homeserver's to refuse, which ended the
+# user's sessions when the block was set. The server-server listener sees both
+# parties of an inbound invite.
+invitee_blocked if {
+	some inv in input.invitees
+	data.config.blocked_users[inv.mxid]
+}
+
+invite_party_blocked if data.config.blocked_users[input.invite.invitee]
+
+invite_party_blocked if data.config.blocked_users[input.invite.inviter]
+
+user_blocked := denied("invite", 403, "M_FORBIDDEN", msg("user_blocked"), "user blocked by the organisation", false)
+
 # --- server-server authentication and invites -------------------------------
 
 unauthorized := denied("xmatrix", 401, "M_UNAUTHORIZED", msg("unauthorized"), "missing X-Matrix authorization", false)
@@ -366,4 +392,5 @@ default_messages := {
 	"unknown_direction": "Request not permitted",
 	"unrecognized": "Unrecognized request",
 	"method_not_allowed": "Method not allowed for this endpoint",
+	"user_blocked": "This user is blocked by the organisation",
 }
