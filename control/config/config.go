@@ -209,10 +209,12 @@ type OrgCheck struct {
 	GracePeriod time.Duration `yaml:"grace_period" json:"grace_period"` // inactive this long: domains deleted
 }
 
-// UserBlock names the homeserver whose admin API blocks users (A_23613): synapse or dendrite. The admin
-// token is homeserver.admin_token.
+// UserBlock names the homeserver whose admin API blocks users (A_23613): synapse or dendrite. AdminToken
+// is an access token of a homeserver admin; empty takes homeserver.admin_token when that is one
+// (account_data_api synapse-admin). Without a token the portal answers 503 for blocking.
 type UserBlock struct {
 	HomeserverKind string `yaml:"homeserver_kind" json:"homeserver_kind"`
+	AdminToken     string `yaml:"admin_token" json:"admin_token"`
 }
 
 // Default returns the configuration used for every field the file and environment leave unset.

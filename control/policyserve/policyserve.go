@@ -59,9 +59,12 @@ type Config struct {
 	Operator   Operator
 	// LoadOperator, when set, is called on every reload to re-read the operator settings.
 	LoadOperator func() (Operator, error)
-	Compile      Compiler
-	Logger       *slog.Logger
-	Now          func() time.Time
+	// ExtraData, when set, is applied to the merged data document on every build, for data the
+	// control plane keeps itself (the blocked users).
+	ExtraData func(data []byte) ([]byte, error)
+	Compile   Compiler
+	Logger    *slog.Logger
+	Now       func() time.Time
 }
 
 // Revision is one compiled policy with its data. It is immutable; Body is the precomputed answer of
@@ -157,6 +160,11 @@ func (s *Server) build(ctx context.Context) (*Revision, error) {
 	data, err := MergeData(raw, op)
 	if err != nil {
 		return nil, err
+	}
+	if s.cfg.ExtraData != nil {
+		if data, err = s.cfg.ExtraData(data); err != nil {
+			return nil, fmt.Errorf("policy: data: %w", err)
+		}
 	}
 	h := sha256.New()
 	h.Write([]byte(res.Revision))

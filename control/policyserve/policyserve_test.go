@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -320,4 +321,51 @@ func TestOwnDomainsAreDomains(t *testing.T) {
 	}
 	require.NoError(t, json.Unmarshal(out, &d))
 	assert.Equal(t, map[string]bool{"home.example.de": true}, d.Config.OwnDomains)
+}
+
+// ExtraData's document is what a reload serves, and a failing ExtraData keeps the revision in service.
+func TestExtraDataAppliedOnEveryReload(t *testing.T) {
+	ctx := context.Background()
+	var blocked atomic.Value
+	blocked.Store("")
+	fail := atomic.Bool{}
+	s, err := policyserve.New(ctx, policyserve.Config{ExtraData: func(data []byte) ([]byte, error) {
+		if fail.Load() {
+			return nil, errors.New("no set")
+		}
+		var doc map[string]any
+		if err := json.Unmarshal(data, &doc); err != nil {
+			return nil, err
+		}
+		set := map[string]bool{}
+		if u := blocked.Load().(string); u != "" {
+			set[u] = true
+		}
+		doc["config"].(map[string]any)["blocked_users"] = set
+		return json.Marshal(doc)
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := s.Current()
+	blocked.Store("@a:home.de")
+	rev, err := s.Reload(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Config struct {
+			BlockedUsers map[string]bool `json:"blocked_users"`
+		} `json:"config"`
+	}
+	if err := json.Unmarshal(rev.Data, &doc); err != nil || !doc.Config.BlockedUsers["@a:home.de"] {
+		t.Fatalf("data after reload: %s (%v)", rev.Data, err)
+	}
+	if rev.Revision == first.Revision {
+		t.Fatal("new data, same revision: the proxies would not fetch it")
+	}
+	fail.Store(true)
+	if _, err := s.Reload(ctx); err == nil || s.Current().Revision != rev.Revision {
+		t.Fatalf("failing ExtraData: err %v, revision %s (want %s kept)", err, s.Current().Revision, rev.Revision)
+	}
 }

@@ -25,6 +25,13 @@ func (s *Server) newRegistration(cfg config.Registration, deps Deps) (*orgadmin.
 		MaxFailures: cfg.MaxFailures, LockoutBase: cfg.LockoutBase, LockoutMax: cfg.LockoutMax, MaxServices: cfg.MaxServices,
 		Now: s.now, Logger: s.log.With("component", "orgadmin"),
 	}
+	// Deps replace the built parts; a nil pointer must not become a non-nil interface.
+	if o.Tokens == nil && s.Tokens != nil {
+		o.Tokens = s.Tokens
+	}
+	if o.Blocker == nil && s.UserBlock != nil {
+		o.Blocker = s.UserBlock
+	}
 	var err error
 	if cfg.OIDC.Issuer != "" {
 		if o.OIDC, err = onboarding.NewOIDC(onboarding.OIDCConfig{
@@ -36,16 +43,11 @@ func (s *Server) newRegistration(cfg config.Registration, deps Deps) (*orgadmin.
 		}
 	}
 	if cfg.KIM.Enabled {
-		raw, err := os.ReadFile(cfg.KIM.DirectoryFile)
+		entries, err := readKIMDirectory(cfg.KIM.DirectoryFile)
 		if err != nil {
-			return nil, fmt.Errorf("server: kim directory: %w", err)
+			return nil, err
 		}
-		entries := map[string]onboarding.DirectoryEntry{}
-		if err := yaml.Unmarshal(raw, &entries); err != nil {
-			return nil, fmt.Errorf("server: kim directory %s: %w", cfg.KIM.DirectoryFile, err)
-		}
-		m, err := mailer.New(mailer.Config{Host: cfg.SMTP.Host, Port: cfg.SMTP.Port, From: cfg.SMTP.From, Username: cfg.SMTP.Username,
-			Password: cfg.SMTP.Password, TLS: cfg.SMTP.TLS, Timeout: cfg.SMTP.Timeout})
+		m, err := newMailer(cfg.SMTP)
 		if err != nil {
 			return nil, err
 		}
@@ -55,6 +57,23 @@ func (s *Server) newRegistration(cfg config.Registration, deps Deps) (*orgadmin.
 		}
 	}
 	return orgadmin.New(o)
+}
+
+func readKIMDirectory(file string) (map[string]onboarding.DirectoryEntry, error) {
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("server: kim directory: %w", err)
+	}
+	entries := map[string]onboarding.DirectoryEntry{}
+	if err := yaml.Unmarshal(raw, &entries); err != nil {
+		return nil, fmt.Errorf("server: kim directory %s: %w", file, err)
+	}
+	return entries, nil
+}
+
+func newMailer(c config.SMTP) (*mailer.Sender, error) {
+	return mailer.New(mailer.Config{Host: c.Host, Port: c.Port, From: c.From, Username: c.Username,
+		Password: c.Password, TLS: c.TLS, Timeout: c.Timeout})
 }
 
 // mountRegistration serves the portal and API on the public router and the operator's order

@@ -32,8 +32,11 @@ import (
 	"github.com/timfd/fachdienst/control/internalapi"
 	"github.com/timfd/fachdienst/control/invite"
 	"github.com/timfd/fachdienst/control/orgadmin"
+	"github.com/timfd/fachdienst/control/orgcheck"
 	"github.com/timfd/fachdienst/control/policyserve"
+	"github.com/timfd/fachdienst/control/regtoken"
 	"github.com/timfd/fachdienst/control/store"
+	"github.com/timfd/fachdienst/control/userblock"
 	"github.com/timfd/fachdienst/control/vzd"
 	"github.com/timfd/fachdienst/policies"
 	"github.com/timfd/fachdienst/wasm/fedlist"
@@ -67,9 +70,15 @@ type Server struct {
 	Policy   *policyserve.Server
 	Invite   *invite.Decider
 	OrgAdmin *orgadmin.Handler // nil unless registration.enabled
-	public   *gin.Engine
-	internal *gin.Engine // nil when served on the public listener
-	policyFS fs.FS
+	// The registration service's parts behind the portal (registration.enabled): the RegService
+	// token signer (nil without regtoken.key_file), the user blocker (nil without a homeserver admin
+	// token) and the organisation check.
+	Tokens    *regtoken.Signer
+	UserBlock *userblock.Blocker
+	OrgCheck  *orgcheck.Checker
+	public    *gin.Engine
+	internal  *gin.Engine // nil when served on the public listener
+	policyFS  fs.FS
 }
 
 // NewLogger returns the JSON logger at the configured level.
@@ -150,15 +159,34 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (_ *Server, err erro
 		return nil, err
 	}
 
+	if cfg.Registration.Enabled {
+		if s.Tokens, err = newTokenIssuer(cfg.RegToken); err != nil {
+			return nil, err
+		}
+		if s.UserBlock, err = s.newUserBlocker(ctx, cfg); err != nil {
+			return nil, err
+		}
+		if s.OrgCheck, err = s.newOrgCheck(cfg); err != nil {
+			return nil, err
+		}
+		s.log.Info("registration service", "regservice_tokens", s.Tokens != nil || deps.TokenIssuer != nil,
+			"user_blocking", s.UserBlock != nil || deps.UserBlocker != nil, "organisation_check_interval", cfg.OrgCheck.Interval.String())
+	}
+
 	s.policyFS = policies.FS
 	if cfg.Policy.Dir != "" {
 		s.policyFS = os.DirFS(cfg.Policy.Dir)
 	}
-	if s.Policy, err = policyserve.New(ctx, policyserve.Config{
+	pcfg := policyserve.Config{
 		Dir: cfg.Policy.Dir, DataFile: cfg.Policy.DataFile,
 		Operator: policyserve.Operator{Variant: cfg.Policy.Variant, OwnDomains: cfg.Policy.OwnDomains, ApprovedClientIDs: cfg.Policy.ApprovedClientIDs},
 		Logger:   s.log, Now: s.now,
-	}); err != nil {
+	}
+	if s.UserBlock != nil {
+		// The blocked users reach the proxies as policy data (config.blocked_users).
+		pcfg.ExtraData = s.UserBlock.MergeData
+	}
+	if s.Policy, err = policyserve.New(ctx, pcfg); err != nil {
 		return nil, err
 	}
 	var perms invite.PermissionSource
@@ -212,6 +240,7 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (_ *Server, err erro
 			return nil, err
 		}
 		s.mountRegistration(s.public, internalRouter.Group("", internal.Authenticate()))
+		s.OrgCheck.RegisterAdmin(internalRouter.Group("", internal.Authenticate()))
 	}
 	// The policy reload is an operator action: it shares the proxies' credential and listener, never the
 	// public one's openness.
@@ -303,6 +332,13 @@ func (s *Server) Serve(ctx context.Context, public, internal net.Listener) error
 	wg.Go(func() { s.Fed.Run(jobs) })
 	if s.OrgAdmin != nil {
 		wg.Go(func() { s.runRegistrationPurge(jobs) })
+	}
+	if s.OrgCheck != nil {
+		if err := s.OrgCheck.Start(jobs, s.cfg.OrgCheck.Interval, time.Hour); err != nil {
+			stopJobs()
+			wg.Wait()
+			return err
+		}
 	}
 	wg.Go(func() {
 		contacts.RunPurge(jobs, s.Store, s.cfg.Contacts.PurgeInterval, s.now, s.log.With("component", "contacts"))

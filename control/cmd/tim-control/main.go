@@ -1,6 +1,8 @@
 // Command tim-control runs the control plane of the TI-Messenger Fachdienst: the contact management
 // API, the internal API for the messenger proxies (federation list, policy, invite permission), the
-// federation list lifecycle against the VZD and the policy compiler.
+// federation list lifecycle against the VZD and the policy compiler; with registration.enabled also the
+// registration service (Org-Admin portal and API, RegService tokens, blocking users, the daily
+// organisation check).
 //
 //	tim-control -config /etc/tim-control/config.yaml
 //
