@@ -30,6 +30,7 @@ import (
 
 	"github.com/timfd/fachdienst/control/config"
 	"github.com/timfd/fachdienst/control/server"
+	"github.com/timfd/fachdienst/internal/regstack"
 	"github.com/timfd/fachdienst/proxyhost"
 	"github.com/timfd/fachdienst/standin/homeserver"
 	vzdstandin "github.com/timfd/fachdienst/standin/vzd"
@@ -61,6 +62,9 @@ const (
 	offHomeserver
 	offVZD
 	offForwarder
+	offIDP
+	offMailSMTP
+	offMailWeb
 )
 
 // ExampleDomains are the federated domains (besides the own one) the VZD stand-in lists at start.
@@ -74,7 +78,7 @@ var ExampleDomains = []vzdstandin.Domain{
 type Options struct {
 	// Host is the address every listener binds to (default 127.0.0.1).
 	Host string
-	// BasePort is the first of nine consecutive ports; 0 puts every listener on a free port.
+	// BasePort is the first of twelve consecutive ports; 0 puts every listener on a free port.
 	BasePort int
 	// DataDir holds the control plane's SQLite database and the push gateway's spool and keys.
 	// Its database is recreated at every start: the stand-ins' state (users, test PKI) is in memory.
@@ -141,6 +145,8 @@ type Stack struct {
 	// other organisations' server-server proxies); names not in it go to https://name.
 	Routes  *Routes
 	Proxies map[string]*proxyhost.Server // by role: client, federation, egress
+	// Registration: the IDP stand-in and the mail sink of the Org-Admin portal.
+	Registration *regstack.Local
 
 	// URLs of the listeners.
 	ClientURL, FederationURL, EgressURL     string
@@ -249,7 +255,10 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 			return nil, err
 		}
 		domains := append([]vzdstandin.Domain{{Domain: o.ServerName, TelematikID: "1-2-local-own", TimAnbieter: "Local Provider"}}, ExampleDomains...)
-		if s.VZD, err = vzdstandin.New(vzdstandin.WithDomains(domains...), vzdstandin.WithClient(vzdClientID, vzdClientSecret)); err != nil {
+		// The provider named in the own domain's entry is this stand-in's client, so the registration
+		// service may change and delete it and the organisation check sees it.
+		if s.VZD, err = vzdstandin.New(vzdstandin.WithDomains(domains...), vzdstandin.WithClient(vzdClientID, vzdClientSecret),
+			vzdstandin.WithProvider("Local Provider")); err != nil {
 			vzdLn.Close()
 			return nil, err
 		}
@@ -332,6 +341,11 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	cfg.Policy.OwnDomains = []string{o.ServerName}
 	cfg.Policy.ApprovedClientIDs = []string{ApprovedClientID}
 	cfg.Contacts.ServiceProvider = "Local Fachdienst (stand-ins)"
+	if err := s.startRegistration(ctx, &cfg, listen, pubURL, intURL); err != nil {
+		pubLn.Close()
+		intLn.Close()
+		return nil, err
+	}
 	if err := cfg.Validate(); err != nil {
 		pubLn.Close()
 		intLn.Close()
@@ -416,6 +430,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		{"control plane", s.ControlURL, false, "contact management /tim-contact-mgmt/, /readyz, /metrics"},
 		{"control plane internal", s.ControlInternalURL, false, "/internal/v1/* for the proxies (shared secret)"},
 	}
+	s.Endpoints = append(s.Endpoints, s.registrationEndpoints()...)
 	if s.PushURL != "" {
 		s.Endpoints = append(s.Endpoints, Endpoint{"push gateway", s.PushURL, false, "POST /_matrix/push/v1/notify (Web Push app " + pushAppID + ")"})
 	}
@@ -517,6 +532,11 @@ func (s *Stack) Close(ctx context.Context) error {
 		}
 		if err := s.StopControl(); err != nil {
 			errs = append(errs, fmt.Errorf("control plane: %w", err))
+		}
+		if s.Registration != nil {
+			if err := s.Registration.Close(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("registration stand-ins: %w", err))
+			}
 		}
 		for drained := false; !drained; {
 			select {
