@@ -35,7 +35,7 @@ type options struct {
 func main() {
 	var o options
 	flag.StringVar(&o.stack.Host, "host", localstack.DefaultHost, "address every listener binds to")
-	flag.IntVar(&o.stack.BasePort, "port", localstack.DefaultBasePort, "first of nine consecutive ports (0: free ports)")
+	flag.IntVar(&o.stack.BasePort, "port", localstack.DefaultBasePort, "first of twelve consecutive ports (0: free ports)")
 	flag.StringVar(&o.stack.DataDir, "data", ".tim-local", "directory for the SQLite databases (Dendrite's are kept between runs), push spool and keys")
 	flag.StringVar(&o.stack.FilterWasm, "wasm", "", "compiled filter (default: $TIM_FILTER_WASM, else built now)")
 	flag.BoolVar(&o.verbose, "v", false, "log the control plane and push gateway at info level")

@@ -98,6 +98,7 @@ type env struct {
 	logs    *syncBuffer
 	mailTo  *mailer.Config // overrides the Mailpit relay (e.g. one that is down)
 	client  *http.Client   // for the JSON API
+	orgs    orgadmin.Organisations
 }
 
 type syncBuffer struct {
@@ -181,7 +182,7 @@ func newEnv(t *testing.T, opts ...envOpt) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := orgadmin.Options{SecretKey: []byte("test-secret-key-0123456789abcdef-0123"), Store: e.st, OIDC: oc, Federation: vc, Tokens: e.tokens, Blocker: e.blocker, Now: e.clock.Now, Logger: log}
+	o := orgadmin.Options{SecretKey: []byte("test-secret-key-0123456789abcdef-0123"), Store: e.st, OIDC: oc, Federation: vc, Tokens: e.tokens, Blocker: e.blocker, Organisations: e.orgs, Now: e.clock.Now, Logger: log}
 	if e.mail != nil || e.mailTo != nil {
 		mc := mailer.Config{From: "registrierung@fd.example.de", TLS: "none"}
 		if e.mail != nil {

@@ -104,6 +104,10 @@ func (h *Handler) approve(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, problem(http.StatusConflict, "The order is "+s.Status+", not pending."))
 		return
 	}
+	if p := h.allowed(r.Context(), s.TelematikID); p != nil {
+		writeProblem(w, p)
+		return
+	}
 	_, err = h.o.Federation.AddDomain(r.Context(), vzd.Domain{Domain: s.Domain, TelematikID: s.TelematikID, IsInsurance: s.IsInsurance})
 	switch {
 	case err == nil:

@@ -12,6 +12,7 @@ import (
 	"github.com/pquerna/otp"
 
 	"github.com/timfd/fachdienst/control/onboarding"
+	"github.com/timfd/fachdienst/control/orgcheck"
 	"github.com/timfd/fachdienst/control/store"
 	"github.com/timfd/fachdienst/control/vzd"
 	"github.com/timfd/fachdienst/wasm/matrix"
@@ -292,7 +293,36 @@ func normDomain(d string) (string, bool) {
 var errNoService = problem(http.StatusNotFound, "Your organisation has no messenger service of that name.")
 
 // orderService records an order; it stays pending until the operator confirms it (A_23521).
+// allowed refuses an organisation the organisation check has suspended.
+func (h *Handler) allowed(ctx context.Context, telematikID string) *Problem {
+	if h.o.Organisations == nil {
+		return nil
+	}
+	err := h.o.Organisations.Allowed(ctx, telematikID)
+	switch {
+	case err == nil, errors.Is(err, orgcheck.ErrNotFound):
+		return nil
+	case errors.Is(err, orgcheck.ErrSuspended):
+		return problem(http.StatusForbidden, "Your organisation is suspended: "+strings.TrimPrefix(err.Error(), orgcheck.ErrSuspended.Error()+": ")+".")
+	default:
+		return h.internal("organisation check", err)
+	}
+}
+
+// reinstate lifts a suspension for inactivity after a sign-in with the SMC-B.
+func (h *Handler) reinstate(ctx context.Context, telematikID string) {
+	if h.o.Organisations == nil {
+		return
+	}
+	if err := h.o.Organisations.Reinstate(ctx, telematikID); err != nil && !errors.Is(err, orgcheck.ErrNotFound) {
+		h.o.Logger.Warn("orgadmin: organisation not reinstated", "error", err.Error())
+	}
+}
+
 func (h *Handler) orderService(ctx context.Context, a store.OrgAdmin, domain string) (ServiceView, *Problem) {
+	if p := h.allowed(ctx, a.TelematikID); p != nil {
+		return ServiceView{}, p
+	}
 	d, ok := normDomain(domain)
 	if !ok {
 		return ServiceView{}, problem(http.StatusBadRequest, "Please enter a domain name such as messenger.example.de (no port, no IP address).")
@@ -430,6 +460,9 @@ func (h *Handler) blocked(ctx context.Context, a store.OrgAdmin) ([]BlockedView,
 func (h *Handler) issueToken(ctx context.Context, a store.OrgAdmin) (string, *Problem) {
 	if h.o.Tokens == nil {
 		return "", problem(http.StatusServiceUnavailable, "Issuing RegService OpenID tokens is not available on this deployment.")
+	}
+	if p := h.allowed(ctx, a.TelematikID); p != nil {
+		return "", p
 	}
 	tok, err := h.o.Tokens.IssueToken(ctx, a.ProfessionOID, a.TelematikID)
 	if err != nil {

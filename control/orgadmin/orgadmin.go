@@ -45,6 +45,15 @@ type UserBlocker interface {
 	EndSessions(ctx context.Context, mxid string) error
 }
 
+// Organisations is the organisation check (control/orgcheck): Allowed refuses a suspended
+// organisation (inactive in the VZD for longer than the grace period, or decommissioned) with an error
+// wrapping orgcheck.ErrSuspended; Reinstate lifts a suspension for inactivity after the organisation
+// authenticated with its SMC-B again.
+type Organisations interface {
+	Allowed(ctx context.Context, telematikID string) error
+	Reinstate(ctx context.Context, telematikID string) error
+}
+
 // Federation enters and removes domains in the VZD's federation (control/vzd.Client).
 type Federation interface {
 	AddDomain(ctx context.Context, d vzd.Domain) (vzd.Domain, error)
@@ -61,6 +70,9 @@ type Options struct {
 	Federation Federation
 	Tokens     TokenIssuer
 	Blocker    UserBlocker
+	// Organisations, when set, keeps suspended organisations from ordering services, having orders
+	// approved and requesting tokens (A_23094).
+	Organisations Organisations
 	// SecretKey (at least 32 bytes) keys the CSRF tokens of visitors without a session and encrypts
 	// the TOTP secrets at rest. Replicas sharing a database need the same key.
 	SecretKey    []byte

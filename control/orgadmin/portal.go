@@ -381,6 +381,8 @@ func (h *Handler) oidcCallback(w http.ResponseWriter, r *http.Request) {
 		h.renderProblem(w, r, nil, h.onboardingProblem("oidc callback", err))
 		return
 	}
+	// An SMC-B sign-in is the re-authentication that lifts a suspension for inactivity (A_23094).
+	h.reinstate(r.Context(), ident.TelematikID)
 	if purpose == "login" {
 		a, err := h.o.Store.OrgAdminByTelematikID(r.Context(), ident.TelematikID)
 		if errors.Is(err, store.ErrNotFound) {

@@ -32,6 +32,9 @@ func (s *Server) newRegistration(cfg config.Registration, deps Deps) (*orgadmin.
 	if o.Blocker == nil && s.UserBlock != nil {
 		o.Blocker = s.UserBlock
 	}
+	if s.OrgCheck != nil {
+		o.Organisations = s.OrgCheck
+	}
 	var err error
 	if cfg.OIDC.Issuer != "" {
 		if o.OIDC, err = onboarding.NewOIDC(onboarding.OIDCConfig{
