@@ -449,3 +449,36 @@ func TestOrgAdminBlocksUser(t *testing.T) {
 		t.Fatalf("blocked list after unblocking: %v", list)
 	}
 }
+
+// In the local run the VZD stand-in lists the homeserver's domain for the KIM demo organisation: its
+// Org-Admin orders it, and the operator's approval takes the entry over (the VZD's 409 for the
+// organisation's own entry), so that the portal can block the demo users.
+func TestLocalRunOwnDomainTakenOver(t *testing.T) {
+	requireDendrite(t)
+	st, err := localstack.Start(context.Background(), localstack.Options{DataDir: t.TempDir(), NoPush: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := st.Close(cctx); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+	})
+	org, _ := onboardKIM(t, st, "klinik-admin")
+	org.want(org.call("POST", "/services", map[string]string{"domain": st.ServerName}), http.StatusAccepted)
+	secret, err := os.ReadFile(filepath.Join(dataDirOf(t, st), "internal-secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := call(t, "POST", st.ControlInternalURL+"/internal/v1/registration/services/"+st.ServerName+"/approve",
+		map[string]string{"Authorization": "Bearer " + strings.TrimSpace(string(secret))}, "")
+	if r.status != http.StatusOK {
+		t.Fatalf("approve: %d %s", r.status, r.body)
+	}
+	if s := org.want(org.call("GET", "/services/"+st.ServerName, nil), http.StatusOK); s["status"] != "active" {
+		t.Fatalf("service: %v", s)
+	}
+	org.want(org.call("POST", "/users/end-sessions", map[string]string{"mxid": st.Users[0].MXID}), http.StatusNoContent)
+}

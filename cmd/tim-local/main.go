@@ -105,7 +105,7 @@ func printOverview(w io.Writer, st *localstack.Stack) {
 	if st.Dendrite != nil {
 		fmt.Fprintf(w, "\nThe homeserver is a real Dendrite %s; users and rooms stay in the data folder between runs.\n", localstack.DendriteVersion)
 		fmt.Fprintf(w, "Any Matrix client pointed at the client-server proxy can log in (its User-Agent must end in\n")
-		fmt.Fprintf(w, "\",%s\"). The STAND-IN is the VZD: it signs with a throw-away test CA and starts anew each run.\n\n", localstack.ApprovedClientID)
+		fmt.Fprintf(w, "\",%s\"). The STAND-INs are the VZD (it signs with a throw-away test CA and starts anew each run),\nthe IDP of the SMC-B sign-in and the mail sink.\n\n", localstack.ApprovedClientID)
 	} else {
 		fmt.Fprintf(w, "\nStand-ins are not the real systems: the VZD stand-in signs with a throw-away test CA, the\n")
 		fmt.Fprintf(w, "homeserver stand-in keeps users and rooms in memory. Both start empty on every run.\n\n")

@@ -13,6 +13,7 @@ import (
 
 	"github.com/timfd/fachdienst/control/orgadmin"
 	"github.com/timfd/fachdienst/standin/idp"
+	standin "github.com/timfd/fachdienst/standin/vzd"
 )
 
 // seedAdmin onboards the organisation through the IDP stand-in and returns the TOTP secret; the
@@ -281,7 +282,9 @@ func TestApprovalVZDErrors(t *testing.T) {
 	si := seedAdmin(t, e, inactive, "alt-admin")
 	ta, ti := e.login("praxis-admin", sa, 0), e.login("alt-admin", si, 0)
 	e.vzd.AddDomain(standinDomain("taken.example.de", "9-other"))
+	e.vzd.AddDomain(standin.Domain{Domain: "mine.example.de", TelematikID: praxis.IDNummer, TimAnbieter: "fd"}) // this provider's
 	e.api("POST", "/services", ta, map[string]string{"domain": "taken.example.de"})
+	e.api("POST", "/services", ta, map[string]string{"domain": "mine.example.de"})
 	e.api("POST", "/services", ti, map[string]string{"domain": "alt.example.de"})
 
 	for _, c := range []struct {
@@ -290,6 +293,8 @@ func TestApprovalVZDErrors(t *testing.T) {
 		note   string
 	}{
 		{"taken.example.de", http.StatusConflict, "already registered in the federation"},
+		// The VZD's 409 for this provider's entry of the same organisation: the order takes it over.
+		{"mine.example.de", http.StatusOK, ""},
 		{"alt.example.de", http.StatusBadRequest, "The VZD refused the domain (400)"},
 		{"unknown.example.de", http.StatusNotFound, ""},
 	} {
@@ -301,6 +306,9 @@ func TestApprovalVZDErrors(t *testing.T) {
 	}
 	if st, out := e.api("GET", "/services/taken.example.de", ta, nil); out["status"] != "pending" || !strings.Contains(out["message"].(string), "already registered") {
 		t.Fatalf("after 409: %d %v", st, out)
+	}
+	if _, out := e.api("GET", "/services/mine.example.de", ta, nil); out["status"] != "active" {
+		t.Fatalf("after approving the organisation's own entry: %v", out)
 	}
 	resp, _ := http.Get(e.opURL + "/internal/v1/registration/services?status=pending")
 	var list struct {

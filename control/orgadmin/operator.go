@@ -1,9 +1,11 @@
 package orgadmin
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/timfd/fachdienst/control/store"
@@ -111,6 +113,9 @@ func (h *Handler) approve(w http.ResponseWriter, r *http.Request) {
 	_, err = h.o.Federation.AddDomain(r.Context(), vzd.Domain{Domain: s.Domain, TelematikID: s.TelematikID, IsInsurance: s.IsInsurance})
 	switch {
 	case err == nil:
+	case errors.Is(err, vzd.ErrConflict) && h.registeredFor(r.Context(), s.Domain, s.TelematikID):
+		// Already this provider's entry for this very organisation (e.g. entered before the order):
+		// the confirmed order takes it over.
 	case errors.Is(err, vzd.ErrConflict):
 		h.o.Store.SetOrgServiceMessage(r.Context(), d, "The domain is already registered in the federation.")
 		writeProblem(w, problem(http.StatusConflict, "The VZD answered 409: the domain is already registered in the federation."))
@@ -144,4 +149,27 @@ func (h *Handler) approve(w http.ResponseWriter, r *http.Request) {
 	h.o.Logger.Info("orgadmin: order approved and entered into the federation")
 	s.Status, s.Message = store.ServiceActive, "Entered into the TI federation."
 	writeJSON(w, http.StatusOK, viewOf(s))
+}
+
+// domainLister reads this provider's entries in the federation (control/vzd.Client.Domains).
+type domainLister interface {
+	Domains(ctx context.Context, domain string) ([]vzd.Domain, error)
+}
+
+// registeredFor tells whether the VZD holds domain as this provider's entry for telematikID.
+func (h *Handler) registeredFor(ctx context.Context, domain, telematikID string) bool {
+	l, ok := h.o.Federation.(domainLister)
+	if !ok {
+		return false
+	}
+	list, err := l.Domains(ctx, domain)
+	if err != nil {
+		return false
+	}
+	for _, e := range list {
+		if strings.EqualFold(e.Domain, domain) && e.TelematikID == telematikID {
+			return true
+		}
+	}
+	return false
 }

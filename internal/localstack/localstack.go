@@ -254,7 +254,9 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		if err != nil {
 			return nil, err
 		}
-		domains := append([]vzdstandin.Domain{{Domain: o.ServerName, TelematikID: "1-2-local-own", TimAnbieter: "Local Provider"}}, ExampleDomains...)
+		// The own domain is the KIM demo organisation's: its Org-Admin orders it in the portal and the
+		// operator's approval takes the entry over, so its users can be blocked there.
+		domains := append([]vzdstandin.Domain{{Domain: o.ServerName, TelematikID: regstack.Klinik.TelematikID, TimAnbieter: "Local Provider"}}, ExampleDomains...)
 		// The provider named in the own domain's entry is this stand-in's client, so the registration
 		// service may change and delete it and the organisation check sees it.
 		if s.VZD, err = vzdstandin.New(vzdstandin.WithDomains(domains...), vzdstandin.WithClient(vzdClientID, vzdClientSecret),

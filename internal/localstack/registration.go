@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 
 	"github.com/timfd/fachdienst/control/config"
@@ -70,6 +71,10 @@ func (s *Stack) startRegistration(ctx context.Context, cfg *config.Config, liste
 		return fmt.Errorf("localstack: registration: %w", err)
 	}
 	s.Registration.Apply(cfg)
+	// The operator's approval (A_23521) needs the internal secret; a local operator reads it here.
+	if err := os.WriteFile(s.internalSecretFile(), []byte(s.InternalSecret+"\n"), 0o600); err != nil {
+		return fmt.Errorf("localstack: %w", err)
+	}
 	key, cert, err := regstack.LocalSigner(filepath.Join(o.DataDir, "regtoken"))
 	if err != nil {
 		return err
@@ -91,10 +96,15 @@ func (s *Stack) startRegistration(ctx context.Context, cfg *config.Config, liste
 	return nil
 }
 
+func (s *Stack) internalSecretFile() string { return filepath.Join(s.opts.DataDir, "internal-secret") }
+
 // registrationEndpoints lists the portal, the stand-ins and the signer.
 func (s *Stack) registrationEndpoints() []Endpoint {
 	var out []Endpoint
 	for _, ep := range s.Registration.Endpoints() {
+		if ep.Name == "order approval" {
+			ep.Note += "; the secret is in " + s.internalSecretFile()
+		}
 		out = append(out, Endpoint{ep.Name, ep.URL, ep.StandIn, ep.Note})
 	}
 	out = append(out, Endpoint{"RegService token signer", "", true,
