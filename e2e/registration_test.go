@@ -429,12 +429,12 @@ func TestOrgAdminBlocksUser(t *testing.T) {
 		}
 	})
 
-	// Unblock, and a new password (Dendrite's block replaced the old one).
+	// Unblock, and a new password (Dendrite's block replaced the old one), which the Org-Admin can set
+	// only once the user is unblocked.
+	const newPassword = "Gruener-Baum-8-Blaetter"
+	org1.want(org1.call("POST", "/users/password", map[string]string{"mxid": bob.MXID, "password": newPassword}), http.StatusConflict)
 	org1.want(org1.call("POST", "/users/unblock", map[string]string{"mxid": bob.MXID}), http.StatusNoContent)
-	const newPassword = "bob-new-local-password-2"
-	if err := st.Control.UserBlock.SetPassword(ctx, bob.MXID, newPassword); err != nil {
-		t.Fatal(err)
-	}
+	org1.want(org1.call("POST", "/users/password", map[string]string{"mxid": bob.MXID, "password": newPassword}), http.StatusNoContent)
 	if s := loginStatus(bob, newPassword); s != http.StatusOK {
 		t.Fatalf("bob's login after unblocking: %d", s)
 	}

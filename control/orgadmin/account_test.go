@@ -235,6 +235,7 @@ func TestCrossOrganisationAccess(t *testing.T) {
 		{"POST", "/users/block", map[string]string{"mxid": "@doc:chat.klinikum.de"}},
 		{"POST", "/users/unblock", map[string]string{"mxid": "@doc:chat.klinikum.de"}},
 		{"POST", "/users/end-sessions", map[string]string{"mxid": "@doc:chat.klinikum.de"}},
+		{"POST", "/users/password", map[string]string{"mxid": "@doc:chat.klinikum.de", "password": "Gruener-Baum-8-Blaetter"}},
 	}
 	for _, c := range checks {
 		if st, out := e.api(c.method, c.path, ta, c.body); st != http.StatusNotFound {
@@ -357,5 +358,48 @@ func TestOrderDomainValidation(t *testing.T) {
 	}
 	if _, out := e.api("GET", "/services", tok, nil); len(out["services"].([]any)) != 2 {
 		t.Fatalf("services = %v", out)
+	}
+}
+
+// A user's new homeserver password (Dendrite: the block replaced it): never while the user is
+// blocked, only with the password rules met, only for the organisation's own users.
+func TestUserPassword(t *testing.T) {
+	e := newEnv(t)
+	sa := seedAdmin(t, e, praxis, "praxis-admin")
+	ta := e.login("praxis-admin", sa, 0)
+	if st, out := e.api("POST", "/services", ta, map[string]string{"domain": "chat.praxis.de"}); st != http.StatusAccepted {
+		t.Fatalf("order: %d %v", st, out)
+	}
+	if resp, err := http.Post(e.opURL+"/internal/v1/registration/services/chat.praxis.de/approve", "", nil); err != nil || resp.StatusCode != 200 {
+		t.Fatal("approve failed")
+	}
+	const user, good = "@doc:chat.praxis.de", "Gruener-Baum-8-Blaetter"
+	if st, out := e.api("POST", "/users/block", ta, map[string]string{"mxid": user}); st != http.StatusNoContent {
+		t.Fatalf("block: %d %v", st, out)
+	}
+	for _, c := range []struct {
+		mxid, pw string
+		status   int
+	}{
+		{user, good, http.StatusConflict},                  // blocked: the password is the block
+		{"@other:elsewhere.de", good, http.StatusNotFound}, // not the organisation's
+		{"no-mxid", good, http.StatusBadRequest},           //
+	} {
+		if st, out := e.api("POST", "/users/password", ta, map[string]string{"mxid": c.mxid, "password": c.pw}); st != c.status {
+			t.Fatalf("password for %s: %d %v, want %d", c.mxid, st, out, c.status)
+		}
+	}
+	if st, out := e.api("POST", "/users/unblock", ta, map[string]string{"mxid": user}); st != http.StatusNoContent {
+		t.Fatalf("unblock: %d %v", st, out)
+	}
+	if st, out := e.api("POST", "/users/password", ta, map[string]string{"mxid": user, "password": "short"}); st != http.StatusBadRequest {
+		t.Fatalf("weak password: %d %v", st, out)
+	}
+	if st, out := e.api("POST", "/users/password", ta, map[string]string{"mxid": user, "password": good}); st != http.StatusNoContent {
+		t.Fatalf("password: %d %v", st, out)
+	}
+	calls := e.blocker.Calls()
+	if len(calls) != 3 || calls[2] != "password "+user+" "+good {
+		t.Fatalf("homeserver calls: %v", calls)
 	}
 }

@@ -244,6 +244,20 @@ func (h *Handler) apiRoutes() {
 			w.WriteHeader(http.StatusNoContent)
 		}))
 	}
+	m.HandleFunc("POST "+v1+"/users/password", h.bearer(func(w http.ResponseWriter, r *http.Request, p *principal) {
+		var in struct {
+			MXID     string `json:"mxid"`
+			Password string `json:"password"`
+		}
+		if !readJSON(w, r, &in) {
+			return
+		}
+		if prob := h.setUserPassword(r.Context(), p.admin, in.MXID, in.Password); prob != nil {
+			writeProblem(w, prob)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
 	m.HandleFunc("POST "+v1+"/token", h.bearer(func(w http.ResponseWriter, r *http.Request, p *principal) {
 		tok, prob := h.issueToken(r.Context(), p.admin)
 		if prob != nil {

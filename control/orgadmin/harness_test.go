@@ -75,6 +75,9 @@ func (r *recBlocker) rec(a, m string) error {
 func (r *recBlocker) Block(_ context.Context, m string) error       { return r.rec("block", m) }
 func (r *recBlocker) Unblock(_ context.Context, m string) error     { return r.rec("unblock", m) }
 func (r *recBlocker) EndSessions(_ context.Context, m string) error { return r.rec("end-sessions", m) }
+func (r *recBlocker) SetPassword(_ context.Context, m, pw string) error {
+	return r.rec("password", m+" "+pw)
+}
 func (r *recBlocker) Calls() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()

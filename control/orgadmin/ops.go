@@ -438,6 +438,39 @@ func (h *Handler) userAction(ctx context.Context, a store.OrgAdmin, action, mxid
 	return nil
 }
 
+// setUserPassword gives one of the organisation's users a new homeserver password (after an
+// unblock or the end of its sessions on Dendrite). A blocked user gets none: on a homeserver
+// without a lock the password is the block.
+func (h *Handler) setUserPassword(ctx context.Context, a store.OrgAdmin, mxid, password string) *Problem {
+	ps, ok := h.o.Blocker.(PasswordSetter)
+	if h.o.Blocker == nil || !ok {
+		return problem(http.StatusServiceUnavailable, "Setting user passwords is not available on this deployment.")
+	}
+	mxid, p := h.ownUser(ctx, a, mxid)
+	if p != nil {
+		return p
+	}
+	list, err := h.o.Store.BlockedUsers(ctx, a.TelematikID)
+	if err != nil {
+		return h.internal("set password", err)
+	}
+	for _, b := range list {
+		if b.MXID == mxid {
+			return problem(http.StatusConflict, "The user is blocked; unblock the user first.")
+		}
+	}
+	local, _, _ := strings.Cut(strings.TrimPrefix(mxid, "@"), ":")
+	if probs := PasswordProblems(password, local, a.TelematikID); len(probs) > 0 {
+		return problem(http.StatusBadRequest, "The password does not meet the password rules.", probs...)
+	}
+	if err := ps.SetPassword(ctx, mxid, password); err != nil {
+		h.o.Logger.Warn("orgadmin: user password not set", "error", err.Error())
+		return problem(http.StatusBadGateway, "The homeserver did not set the password; please try again later.")
+	}
+	h.o.Logger.Info("orgadmin: user password set")
+	return nil
+}
+
 // BlockedView is a blocked user as listed to the Org-Admin.
 type BlockedView struct {
 	MXID      string    `json:"mxid"`

@@ -45,6 +45,13 @@ type UserBlocker interface {
 	EndSessions(ctx context.Context, mxid string) error
 }
 
+// PasswordSetter, when the UserBlocker implements it, gives a user of the homeserver a new login
+// password: on Dendrite, whose blocking and ending of sessions replace the password, the user needs
+// one to log in again (control/userblock).
+type PasswordSetter interface {
+	SetPassword(ctx context.Context, mxid, password string) error
+}
+
 // Organisations is the organisation check (control/orgcheck): Allowed refuses a suspended
 // organisation (inactive in the VZD for longer than the grace period, or decommissioned) with an error
 // wrapping orgcheck.ErrSuspended; Reinstate lifts a suspension for inactivity after the organisation

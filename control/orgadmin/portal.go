@@ -269,6 +269,14 @@ func (h *Handler) portalRoutes() {
 	})))
 	m.HandleFunc("POST /orgadmin/users", h.form(h.signedIn(func(w http.ResponseWriter, r *http.Request, p *principal) {
 		action, mxid := r.PostFormValue("action"), r.PostFormValue("mxid")
+		if action == "password" {
+			if prob := h.setUserPassword(r.Context(), p.admin, mxid, r.PostFormValue("new_password")); prob != nil {
+				h.renderUsers(w, r, p, prob.Status, prob, "", mxid)
+				return
+			}
+			h.renderUsers(w, r, p, http.StatusOK, nil, "The user's new password is set.", "")
+			return
+		}
 		if prob := h.userAction(r.Context(), p.admin, action, mxid); prob != nil {
 			h.renderUsers(w, r, p, prob.Status, prob, "", mxid)
 			return
