@@ -11,8 +11,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/timfd/fachdienst/control/config"
+	"github.com/timfd/fachdienst/control/store"
 	"github.com/timfd/fachdienst/internal/regstack"
 	"github.com/timfd/fachdienst/standin/idp"
 )
@@ -133,6 +135,41 @@ func TestRegistrationPartsWired(t *testing.T) {
 	}
 	if status, _, _ := do(t, "POST", e.internal+"/admin/v1/organisations/1-x/decommission", map[string]string{"Authorization": "Bearer " + secret}, ""); status != http.StatusNotFound {
 		t.Fatalf("decommission of an unknown organisation: %d", status)
+	}
+
+	// The check over the registration tables: an organisation whose service the VZD reports inactive.
+	st := e.srv.Store
+	now := time.Now()
+	if err := st.CreateOrgAdmin(ctx, store.OrgAdmin{ID: "a1", TelematikID: "1-home", Username: "home-admin", CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CreateOrgService(ctx, store.OrgService{Domain: "home.de", TelematikID: "1-home", Status: store.ServiceActive, OrderedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	e.vzd.SetInactive("home.de", true)
+	auth := map[string]string{"Authorization": "Bearer " + secret}
+	// No SMTP configured: the Org-Admin's mail fails and is retried by the next run.
+	if status, _, body := do(t, "POST", e.internal+"/admin/v1/organisations/check", auth, ""); status != http.StatusOK ||
+		!strings.Contains(body, `"Checked":1`) || !strings.Contains(body, `"Inactive":1`) || !strings.Contains(body, `"Failures":1`) {
+		t.Fatalf("org check: %d %s", status, body)
+	}
+	oc, err := st.OrgCheckByTelematikID(ctx, "1-home")
+	if err != nil || oc.InactiveSince.IsZero() || oc.Notified || oc.Suspended != "" {
+		t.Fatalf("stored check state: %+v, %v", oc, err)
+	}
+	if status, _, body := do(t, "POST", e.internal+"/admin/v1/organisations/1-home/decommission", auth, ""); status != http.StatusOK {
+		t.Fatalf("decommission: %d %s", status, body)
+	}
+	for _, d := range e.vzd.Domains() {
+		if d.Domain == "home.de" {
+			t.Fatal("the decommissioned organisation's domain is still in the federation")
+		}
+	}
+	if list, _ := st.OrgServices(ctx, "1-home"); len(list) != 0 {
+		t.Fatalf("services after decommissioning: %+v", list)
+	}
+	if oc, _ := st.OrgCheckByTelematikID(ctx, "1-home"); oc.Suspended != "decommissioned" {
+		t.Fatalf("check state after decommissioning: %+v", oc)
 	}
 }
 
