@@ -171,3 +171,23 @@ func (o orgStore) RemoveDomain(ctx context.Context, telematikID, domain string) 
 	}
 	return nil
 }
+
+// blockSyncInterval is how often a replica re-reads the blocked set: replicas sharing a database
+// serve the same policy revision at most this long after one of them changed it.
+const blockSyncInterval = 10 * time.Second
+
+// runBlockSync takes in blocks made by other replicas until ctx ends.
+func (s *Server) runBlockSync(ctx context.Context) {
+	t := time.NewTicker(blockSyncInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := s.UserBlock.Sync(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("blocked users not re-read", "error", err.Error())
+			}
+		}
+	}
+}

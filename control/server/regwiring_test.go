@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -59,10 +60,9 @@ func policyData(t *testing.T, e *env) (string, map[string]bool) {
 	return p.Revision, p.Data.Config.BlockedUsers
 }
 
-// With registration enabled the control plane builds the token signer, the user blocker (whose set
-// reaches the proxies as policy data) and the organisation check (operator routes on the internal
-// listener).
-func TestRegistrationPartsWired(t *testing.T) {
+// registrationConfig enables the registration service with a fake Dendrite admin API, a throw-away
+// C.FD.SIG and an IDP stand-in.
+func registrationConfig(t *testing.T) (*fakeDendriteAdmin, func(*config.Config)) {
 	admin := &fakeDendriteAdmin{}
 	keyFile, certFile, err := regstack.LocalSigner(t.TempDir())
 	if err != nil {
@@ -80,7 +80,7 @@ func TestRegistrationPartsWired(t *testing.T) {
 	isrv := &httptest.Server{Listener: l, Config: &http.Server{Handler: p}}
 	isrv.Start()
 	t.Cleanup(isrv.Close)
-	e := setup(t, func(c *config.Config) {
+	return admin, func(c *config.Config) {
 		c.Registration.OIDC = config.RegistrationOIDC{Issuer: issuer, ClientID: "reg", ClientSecret: "s"}
 		// The homeserver's admin API in front of the stand-in.
 		mux := http.NewServeMux()
@@ -98,7 +98,15 @@ func TestRegistrationPartsWired(t *testing.T) {
 		c.Registration.KIM.Enabled = false
 		c.RegToken = config.RegToken{Alg: "BP256R1", KeyFile: keyFile, CertFile: certFile, Issuer: "https://reg.example/orgadmin/api/v1/token",
 			Audience: "https://vzd.example/owner-authenticate", Lifetime: c.RegToken.Lifetime}
-	})
+	}
+}
+
+// With registration enabled the control plane builds the token signer, the user blocker (whose set
+// reaches the proxies as policy data) and the organisation check (operator routes on the internal
+// listener).
+func TestRegistrationPartsWired(t *testing.T) {
+	admin, mutate := registrationConfig(t)
+	e := setup(t, mutate)
 	if e.srv.Tokens == nil || e.srv.UserBlock == nil || e.srv.OrgCheck == nil {
 		t.Fatalf("parts: tokens %v, blocker %v, check %v", e.srv.Tokens != nil, e.srv.UserBlock != nil, e.srv.OrgCheck != nil)
 	}
@@ -174,3 +182,27 @@ func TestRegistrationPartsWired(t *testing.T) {
 }
 
 func httputilProxy(u *url.URL) http.Handler { return httputil.NewSingleHostReverseProxy(u) }
+
+// Replicas sharing a database: a block made through one reaches the other's policy data when it
+// re-reads the set (every blockSyncInterval while serving).
+func TestBlockedSetSharedByReplicas(t *testing.T) {
+	_, mutate := registrationConfig(t)
+	db := filepath.Join(t.TempDir(), "shared.db")
+	shared := func(c *config.Config) { mutate(c); c.Storage.SQLitePath = db }
+	a, b := setup(t, shared), setup(t, shared)
+	ctx := context.Background()
+	if err := a.srv.UserBlock.Block(ctx, "@nurse:home.de"); err != nil {
+		t.Fatal(err)
+	}
+	if _, set := policyData(t, b); len(set) != 0 {
+		t.Fatalf("replica b before re-reading: %v", set)
+	}
+	if changed, err := b.srv.UserBlock.Sync(ctx); !changed || err != nil {
+		t.Fatalf("sync: %v %v", changed, err)
+	}
+	revA, setA := policyData(t, a)
+	revB, setB := policyData(t, b)
+	if !setB["@nurse:home.de"] || revA != revB || len(setA) != 1 {
+		t.Fatalf("replicas: a %s %v, b %s %v", revA, setA, revB, setB)
+	}
+}

@@ -333,6 +333,9 @@ func (s *Server) Serve(ctx context.Context, public, internal net.Listener) error
 	if s.OrgAdmin != nil {
 		wg.Go(func() { s.runRegistrationPurge(jobs) })
 	}
+	if s.UserBlock != nil {
+		wg.Go(func() { s.runBlockSync(jobs) })
+	}
 	if s.OrgCheck != nil {
 		if err := s.OrgCheck.Start(jobs, s.cfg.OrgCheck.Interval, time.Hour); err != nil {
 			stopJobs()

@@ -195,6 +195,36 @@ func (b *Blocker) set(ctx context.Context, mxid string, blocked bool) error {
 	return nil
 }
 
+// Sync re-reads the blocked set from the store and calls OnChange when it differs from the one held:
+// control-plane replicas sharing a database learn of each other's blocks this way.
+func (b *Blocker) Sync(ctx context.Context) (bool, error) {
+	users, err := b.o.Store.BlockedUsers(ctx)
+	if err != nil {
+		return false, fmt.Errorf("userblock: loading blocked users: %w", err)
+	}
+	fresh := make(map[string]bool, len(users))
+	for _, u := range users {
+		fresh[u] = true
+	}
+	b.mu.Lock()
+	same := len(fresh) == len(b.blocked)
+	for u := range fresh {
+		same = same && b.blocked[u]
+	}
+	if !same {
+		b.blocked = fresh
+	}
+	b.mu.Unlock()
+	if same {
+		return false, nil
+	}
+	b.o.Logger.Info("blocked users changed in the store", "blocked", len(fresh))
+	if b.o.OnChange != nil {
+		b.o.OnChange(ctx)
+	}
+	return true, nil
+}
+
 // IsBlocked reports whether the user is blocked.
 func (b *Blocker) IsBlocked(mxid string) bool {
 	b.mu.RLock()

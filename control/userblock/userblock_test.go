@@ -292,3 +292,33 @@ func TestStoreIsLoaded(t *testing.T) {
 		t.Fatal("config that is not an object accepted")
 	}
 }
+
+// Another replica's block reaches this one through the shared store: Sync takes it in and calls
+// OnChange once per change, not when nothing changed.
+func TestSyncTakesInAnotherReplicasBlocks(t *testing.T) {
+	var changes atomic.Int32
+	hs := fakeHS(t, "synapse")
+	admin, _ := userblock.NewSynapse(hs.base, hs.adminToken, nil)
+	shared := userblock.NewMemStore("@x:hs.example.de")
+	b, err := userblock.New(context.Background(), userblock.Options{Homeserver: admin, Store: shared,
+		ServerNames: []string{"hs.example.de"}, OnChange: func(context.Context) { changes.Add(1) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if changed, err := b.Sync(ctx); changed || err != nil || changes.Load() != 0 {
+		t.Fatalf("sync without change: %v %v, %d changes", changed, err, changes.Load())
+	}
+	// The other replica blocks y and unblocks x.
+	shared.SetBlocked(ctx, "@y:hs.example.de", true)
+	shared.SetBlocked(ctx, "@x:hs.example.de", false)
+	if changed, err := b.Sync(ctx); !changed || err != nil || changes.Load() != 1 {
+		t.Fatalf("sync after change: %v %v, %d changes", changed, err, changes.Load())
+	}
+	if !b.IsBlocked("@y:hs.example.de") || b.IsBlocked("@x:hs.example.de") {
+		t.Fatalf("set after sync: %v", b.Users())
+	}
+	if changed, _ := b.Sync(ctx); changed || changes.Load() != 1 {
+		t.Fatal("a second sync without change reported one")
+	}
+}
