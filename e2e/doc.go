@@ -7,6 +7,10 @@
 // every scenario is checked on what the homeservers hold afterwards. Without Dendrite it skips, and
 // fails when CI=true.
 //
+// registration_test.go: the registration service against a real Dendrite: onboarding through the
+// Org-Admin API, the operator's approval, blocking and unblocking a user (homeserver and proxies), the
+// RegService token verified by hand, no access across organisations.
+//
 // e2e_test.go: one stack in front of the homeserver stand-in (standin/homeserver says why).
 //
 //	go test ./e2e/   (uses $TIM_FILTER_WASM, else builds the filter first)
