@@ -628,17 +628,19 @@ func TestTwoOrganisations(t *testing.T) {
 		if err != nil {
 			t.Fatalf("local send: %v", err)
 		}
-		sync, err := bob.SyncRequest(ctx, 0, "", "", false, event.PresenceOffline)
-		if err != nil {
-			t.Fatalf("sync: %v", err)
-		}
-		found := false
-		for _, ev := range sync.Rooms.Join[own.RoomID].Timeline.Events {
-			found = found || ev.ID == sent.EventID
-		}
-		if !found {
-			t.Fatal("bob's own message is not in his sync")
-		}
+		// Dendrite's sync API learns of the event asynchronously (from the roomserver's output stream).
+		eventually(t, "bob's own message in his sync through B's proxy", func() bool {
+			sync, err := bob.SyncRequest(ctx, 0, "", "", false, event.PresenceOffline)
+			if err != nil {
+				t.Fatalf("sync: %v", err)
+			}
+			for _, ev := range sync.Rooms.Join[own.RoomID].Timeline.Events {
+				if ev.ID == sent.EventID {
+					return true
+				}
+			}
+			return false
+		})
 		// And the federation that was set up before still carries messages from A to B.
 		sent, err = alice.SendText(ctx, room, "still here")
 		if err != nil {
