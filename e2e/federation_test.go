@@ -49,6 +49,8 @@ type federation struct {
 	cSeen  *statusLog // answers C's egress received
 	dSeen  *statusLog
 	direct map[string]string // server name -> Dendrite URL, to read back what a homeserver holds
+	peers  map[string]*localstack.Dendrite
+	dir    string
 }
 
 // statusLog records the answers an unfiltered egress received, by host.
@@ -113,7 +115,8 @@ func startFederation(t *testing.T) *federation {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	f := &federation{cSeen: &statusLog{m: map[string][]int{}}, dSeen: &statusLog{m: map[string][]int{}}, direct: map[string]string{}}
+	f := &federation{cSeen: &statusLog{m: map[string][]int{}}, dSeen: &statusLog{m: map[string][]int{}}, direct: map[string]string{},
+		peers: map[string]*localstack.Dendrite{}}
 	var err error
 	if f.vzd, err = localstack.NewVZD(
 		vzdstandin.Domain{Domain: domA, TelematikID: "1-2-e2e-a", TimAnbieter: "Provider A"},
@@ -143,35 +146,8 @@ func startFederation(t *testing.T) *federation {
 		return st
 	}
 	f.a, f.b = start(domA), start(domB)
-	rogue := func(name string, seen *statusLog) *localstack.Dendrite {
-		ca, err := proxyhost.LoadOrCreateLocalCA(filepath.Join(dir, name, "ca"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		routes := localstack.NewRoutes()
-		fu, _ := url.Parse(f.a.FederationURL)
-		routes.Set(domA, fu)
-		fu, _ = url.Parse(f.b.FederationURL)
-		routes.Set(domB, fu)
-		egress := httptest.NewServer(proxyhost.ConnectTunnel(seen.wrap(localstack.NewForwarder(routes)), ca))
-		t.Cleanup(egress.Close)
-		bin, err := localstack.DendriteBinDir()
-		if err != nil {
-			t.Fatal(err)
-		}
-		d, err := localstack.StartDendrite(ctx, localstack.DendriteConfig{
-			BinDir: bin, Dir: filepath.Join(dir, name, "dendrite"), ServerName: name,
-			HTTPSProxy: egress.URL, TrustPEM: ca.CertPEM(),
-		})
-		if err != nil {
-			t.Fatalf("start %s: %v", name, err)
-		}
-		t.Cleanup(func() { d.Stop() })
-		routes.Set(name, mustURL(d.URL))
-		f.direct[name] = d.URL
-		return d
-	}
-	f.c, f.d = rogue(domC, f.cSeen), rogue(domD, f.dSeen)
+	f.dir = dir
+	f.c, f.d = f.peer(t, domC, "", f.cSeen), f.peer(t, domD, "", f.dSeen)
 
 	// Each organisation's egress forwarder reaches the other's server-server proxy, and the servers
 	// outside the federation directly: what refuses them is the filter, not a missing route.
@@ -182,6 +158,39 @@ func startFederation(t *testing.T) *federation {
 		st.Routes.Set(domD, mustURL(f.d.URL))
 	}
 	return f
+}
+
+// peer starts a Dendrite for name without proxies of its own: its egress terminates tunnels
+// without a filter (answers recorded in seen) and reaches A and B's server-server proxies.
+// wellKnown is what it announces at /.well-known/matrix/server ("" = name:8448).
+func (f *federation) peer(t *testing.T, name, wellKnown string, seen *statusLog) *localstack.Dendrite {
+	t.Helper()
+	ctx := context.Background()
+	ca, err := proxyhost.LoadOrCreateLocalCA(filepath.Join(f.dir, name, "ca"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	routes := localstack.NewRoutes()
+	routes.Set(domA, mustURL(f.a.FederationURL))
+	routes.Set(domB, mustURL(f.b.FederationURL))
+	egress := httptest.NewServer(proxyhost.ConnectTunnel(seen.wrap(localstack.NewForwarder(routes)), ca))
+	t.Cleanup(egress.Close)
+	bin, err := localstack.DendriteBinDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := localstack.StartDendrite(ctx, localstack.DendriteConfig{
+		BinDir: bin, Dir: filepath.Join(f.dir, name, "dendrite"), ServerName: name,
+		HTTPSProxy: egress.URL, TrustPEM: ca.CertPEM(), WellKnownServer: wellKnown,
+	})
+	if err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	t.Cleanup(func() { d.Stop() })
+	routes.Set(name, mustURL(d.URL))
+	f.direct[name] = d.URL
+	f.peers[name] = d
+	return d
 }
 
 func mustURL(s string) *url.URL {
@@ -204,10 +213,8 @@ func (f *federation) user(t *testing.T, domain, local string) *mautrix.Client {
 		hs, base = f.a.Dendrite, f.a.ClientURL
 	case domB:
 		hs, base = f.b.Dendrite, f.b.ClientURL
-	case domC:
-		hs = f.c
-	case domD:
-		hs = f.d
+	default:
+		hs = f.peers[domain]
 	}
 	pw := password
 	if local == "alice" || local == "bob" {
@@ -340,7 +347,9 @@ func egressThroughTunnel(t *testing.T, st *localstack.Stack, proto, host, path, 
 	}
 	tc := tls.Client(conn, &tls.Config{RootCAs: st.CA.Pool(), ServerName: host})
 	req, _ := http.NewRequest("GET", "https://"+host+":8448"+path, nil)
-	req.Header.Set("Authorization", xmatrix)
+	if xmatrix != "" {
+		req.Header.Set("Authorization", xmatrix)
+	}
 	if err := req.Write(tc); err != nil {
 		t.Fatal(err)
 	}
