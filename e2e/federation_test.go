@@ -329,6 +329,12 @@ func joinedRooms(t *testing.T, cli *mautrix.Client) []id.RoomID {
 // egress proxy's local CA, then the request inside.
 func egressThroughTunnel(t *testing.T, st *localstack.Stack, proto, host, path, xmatrix string) result {
 	t.Helper()
+	return egressTunnelDo(t, st, proto, host, "GET", path, xmatrix, "")
+}
+
+// egressTunnelDo is egressThroughTunnel with any method and a JSON body.
+func egressTunnelDo(t *testing.T, st *localstack.Stack, proto, host, method, path, xmatrix, body string) result {
+	t.Helper()
 	conn, err := net.DialTimeout("tcp", strings.TrimPrefix(st.EgressURL, "http://"), 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -346,9 +352,16 @@ func egressThroughTunnel(t *testing.T, st *localstack.Stack, proto, host, path, 
 		t.Fatalf("CONNECT: %v %v", resp, err)
 	}
 	tc := tls.Client(conn, &tls.Config{RootCAs: st.CA.Pool(), ServerName: host})
-	req, _ := http.NewRequest("GET", "https://"+host+":8448"+path, nil)
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, _ := http.NewRequest(method, "https://"+host+":8448"+path, rd)
 	if xmatrix != "" {
 		req.Header.Set("Authorization", xmatrix)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	if err := req.Write(tc); err != nil {
 		t.Fatal(err)
