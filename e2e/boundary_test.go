@@ -291,4 +291,3 @@ func TestProxyBoundaries(t *testing.T) {
 		t.Fatal("a new room of alice's does not show in what the check compares")
 	}
 }
-
