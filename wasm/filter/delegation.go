@@ -64,6 +64,9 @@ func (s *stream) delegationFacts() {
 	f := &s.f
 	if f.method == "GET" && f.path == wellKnownServerPath {
 		s.dl.watch = true
+		// The answer must arrive readable: a compressed one (Go's
+		// transport asks for gzip unless told otherwise) could not be.
+		_ = proxywasm.RemoveHttpRequestHeader("accept-encoding")
 	}
 	if f.hasXM {
 		if d, ok := matrix.ServerDomain(f.destination); ok && d == f.host {
@@ -95,6 +98,9 @@ func (s *stream) OnHttpResponseHeaders(_ int, endOfStream bool) types.Action {
 		return types.ActionContinue
 	}
 	if st, err := proxywasm.GetHttpResponseHeader(":status"); err != nil || st != "200" || endOfStream {
+		s.dl.watch = false
+	}
+	if ce, err := proxywasm.GetHttpResponseHeader("content-encoding"); err == nil && ce != "" && ce != "identity" {
 		s.dl.watch = false
 	}
 	return types.ActionContinue

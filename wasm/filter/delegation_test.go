@@ -18,7 +18,13 @@ import (
 type responder interface {
 	responseHeaders(id uint32, headers [][2]string, endOfStream bool) types.Action
 	responseBody(id uint32, body []byte, endOfStream bool) types.Action
+	forwardedHeaders(id uint32) [][2]string // the request headers as the filter left them
 }
+
+func (h *nativeHost) forwardedHeaders(id uint32) [][2]string {
+	return h.emu.GetCurrentRequestHeaders(id)
+}
+func (h *wasmHost) forwardedHeaders(id uint32) [][2]string { return h.st[id].ReqHeaders }
 
 func (h *nativeHost) responseHeaders(id uint32, hs [][2]string, eos bool) types.Action {
 	return h.emu.CallOnResponseHeaders(id, hs, eos)
@@ -42,13 +48,28 @@ func (h *wasmHost) responseBody(id uint32, b []byte, eos bool) types.Action {
 // response callback must continue: the filter never holds an answer back.
 func (e *env) wellKnown(server string, status int, body string) outcome {
 	e.t.Helper()
+	return e.wellKnownEncoded(server, status, "", body)
+}
+
+// wellKnownEncoded is wellKnown with a Content-Encoding on the answer.
+func (e *env) wellKnownEncoded(server string, status int, encoding, body string) outcome {
+	e.t.Helper()
 	r := e.h.(responder)
-	id, o := e.do([][2]string{{":method", "GET"}, {":path", "/.well-known/matrix/server"}, {":authority", server}}, "")
+	id, o := e.do([][2]string{{":method", "GET"}, {":path", "/.well-known/matrix/server"}, {":authority", server}, {"accept-encoding", "gzip"}}, "")
 	if !o.passed {
 		e.h.done(id)
 		return o
 	}
-	if a := r.responseHeaders(id, [][2]string{{":status", itoa(status)}, {"content-type", "application/json"}}, body == ""); a != types.ActionContinue {
+	for _, h := range r.forwardedHeaders(id) {
+		if h[0] == "accept-encoding" {
+			e.t.Fatalf("the lookup goes upstream asking for %s: its answer could not be read", h[1])
+		}
+	}
+	hs := [][2]string{{":status", itoa(status)}, {"content-type", "application/json"}}
+	if encoding != "" {
+		hs = append(hs, [2]string{"content-encoding", encoding})
+	}
+	if a := r.responseHeaders(id, hs, body == ""); a != types.ActionContinue {
 		e.t.Fatalf("response headers held back: %v", a)
 	}
 	for len(body) > 0 {
@@ -107,6 +128,7 @@ func TestDelegation(t *testing.T) {
 		e.wellKnown("example.de", 200, `{"m.server":"matrix.hoster.de:443/x"}`)
 		e.wellKnown("example.de", 200, `{"m.server":["matrix.hoster.de:443"]}`)
 		e.wellKnown("example.de", 200, ``)
+		e.wellKnownEncoded("example.de", 200, "gzip", `{"m.server":"matrix.hoster.de:443"}`)
 		// A server outside the federation never gets its lookup through.
 		if o := e.wellKnown("evil.de", 200, `{"m.server":"matrix.hoster.de:443"}`); o.status != 403 {
 			t.Fatalf("well-known lookup of a server outside the federation: %+v", o)
