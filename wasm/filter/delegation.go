@@ -2,7 +2,9 @@ package filter
 
 import (
 	"bytes"
+	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
@@ -150,6 +152,12 @@ func (s *stream) recordDelegation(body []byte) {
 	}
 	host, ok := matrix.ServerDomain(name)
 	if !ok || host == server {
+		return
+	}
+	if _, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil {
+		// An address would let a peer aim this egress at any address,
+		// loopback and internal ones included, without even a DNS name;
+		// TI-M peers announce named hosts with certificates.
 		return
 	}
 	if !putDelegation(host, server, s.p.now()) {

@@ -129,6 +129,10 @@ func TestDelegation(t *testing.T) {
 		e.wellKnown("example.de", 200, `{"m.server":["matrix.hoster.de:443"]}`)
 		e.wellKnown("example.de", 200, ``)
 		e.wellKnownEncoded("example.de", 200, "gzip", `{"m.server":"matrix.hoster.de:443"}`)
+		e.wellKnown("example.de", 200, `{"m.server":"127.0.0.1:8448"}`)
+		e.wellKnown("example.de", 200, `{"m.server":"[::1]:8448"}`)
+		e.expectEgress("an address example.de named", signedFor("PUT", "/_matrix/federation/v1/send/5", "127.0.0.1:8448", "example.de"), false)
+		e.expectEgress("an IPv6 address example.de named", signedFor("PUT", "/_matrix/federation/v1/send/6", "[::1]:8448", "example.de"), false)
 		// A server outside the federation never gets its lookup through.
 		if o := e.wellKnown("evil.de", 200, `{"m.server":"matrix.hoster.de:443"}`); o.status != 403 {
 			t.Fatalf("well-known lookup of a server outside the federation: %+v", o)
