@@ -231,6 +231,31 @@ func TestProxyBoundaries(t *testing.T) {
 		})
 	}
 
+	t.Run("B3 Dendrite v0.13.8 serves no transaction-id form: what the proxy lets through it refuses", func(t *testing.T) {
+		for _, c := range []struct{ path, body string }{
+			{cv + "/rooms/" + room + "/invite/txn2", `{"user_id":"` + bob.UserID.String() + `"}`},
+			{cv + "/createRoom/txn2", `{"invite":["` + bob.UserID.String() + `"]}`},
+		} {
+			req, _ := http.NewRequest("PUT", f.a.ClientURL+c.path, strings.NewReader(c.body))
+			for k, v := range client(aliceTok) {
+				req.Header.Set(k, v)
+			}
+			resp, err := (&http.Client{Timeout: 20 * time.Second}).Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode < 400 || resp.StatusCode >= 500 || resp.Header.Get("X-Tim-Decision-Id") != "" {
+				t.Errorf("PUT %s: %d %s (decision id %q), want Dendrite's own refusal", c.path, resp.StatusCode, b, resp.Header.Get("X-Tim-Decision-Id"))
+			}
+			t.Logf("PUT %s: Dendrite answers %d %s", c.path, resp.StatusCode, b)
+		}
+		if now := holds(); now != start {
+			t.Errorf("the homeservers changed:\n  before %s\n  after  %s", start, now)
+		}
+	})
+
 	t.Run("B4 through A's egress tunnel: a state change for C behind B's name", func(t *testing.T) {
 		body := inviteEvent(alice.UserID.String(), carolID, own.RoomID)
 		for _, proto := range []string{"HTTP/1.1", "HTTP/1.0"} {
