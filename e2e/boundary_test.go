@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -277,8 +278,9 @@ func TestProxyBoundaries(t *testing.T) {
 		}
 	})
 
+	// An insurance's messenger in the federation list (not running: the control planes only read the flag).
+	f.vzd.AddDomain(vzdstandin.Domain{Domain: "kasse.localhost", TelematikID: "8-2-e2e-k", TimAnbieter: "Provider K", IsInsurance: true, IK: []string{"109500969"}})
 	t.Run("B9 insurance domains written with a port (stage 2, group exception)", func(t *testing.T) {
-		f.vzd.AddDomain(vzdstandin.Domain{Domain: "kasse.localhost", TelematikID: "8-2-e2e-k", TimAnbieter: "Provider K", IsInsurance: true, IK: []string{"109500969"}})
 		if err := f.a.Control.Fed.Refresh(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -309,6 +311,45 @@ func TestProxyBoundaries(t *testing.T) {
 		} {
 			if got := ask(c.inviter); got != c.allow {
 				t.Errorf("inviter %s: allow %v, want %v", c.inviter, got, c.allow)
+			}
+		}
+	})
+
+	t.Run("B9 ePA: two insured persons, domains written with a port (stage 2)", func(t *testing.T) {
+		const domK = "kk.localhost"
+		f.vzd.AddDomain(vzdstandin.Domain{Domain: domK, TelematikID: "8-2-e2e-kk", TimAnbieter: "Provider KK", IsInsurance: true, IK: []string{"109500970"}})
+		k, err := localstack.Start(ctx, localstack.Options{DataDir: filepath.Join(f.dir, domK), ServerName: domK, NoPush: true,
+			VZD: f.vzd, VZDURL: f.vzdURL, RefetchMinInterval: time.Millisecond, Variant: "epa"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if err := k.Close(cctx); err != nil {
+				t.Errorf("stop %s: %v", domK, err)
+			}
+		})
+		invitee := k.Users[0].MXID // a demo user of the insurance's messenger
+		for _, c := range []struct {
+			inviter string
+			insured bool
+		}{
+			{"@kim:kasse.localhost", true},
+			{"@kim:kasse.localhost:8448", true},
+			{"@kim:KASSE.localhost:443", true},
+			{"@kim:" + domB + ":8448", false},
+		} {
+			r := call(t, "POST", k.ControlInternalURL+"/internal/v1/invite-permission",
+				map[string]string{"Authorization": "Bearer " + k.InternalSecret, "Content-Type": "application/json"},
+				fmt.Sprintf(`{"inviter":%q,"invitee":%q}`, c.inviter, invitee))
+			if r.status != 200 {
+				t.Fatalf("invite-permission: %d %s", r.status, r.body)
+			}
+			d := r.json(t)
+			refusedAsInsured := d["allow"] == false && d["reason"] == "invite between two insured persons"
+			if refusedAsInsured != c.insured {
+				t.Errorf("inviter %s: %v, want refused as two insured persons: %v", c.inviter, d, c.insured)
 			}
 		}
 	})

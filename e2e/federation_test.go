@@ -51,6 +51,7 @@ type federation struct {
 	direct map[string]string // server name -> Dendrite URL, to read back what a homeserver holds
 	peers  map[string]*localstack.Dendrite
 	dir    string
+	vzdURL string
 }
 
 // statusLog records the answers an unfiltered egress received, by host.
@@ -126,6 +127,7 @@ func startFederation(t *testing.T) *federation {
 	}
 	vzdSrv := httptest.NewServer(f.vzd)
 	t.Cleanup(vzdSrv.Close)
+	f.vzdURL = vzdSrv.URL
 
 	start := func(name string) *localstack.Stack {
 		st, err := localstack.Start(ctx, localstack.Options{
