@@ -11,6 +11,11 @@
 // Org-Admin API, the operator's approval, blocking and unblocking a user (homeserver and proxies), the
 // RegService token verified by hand, no access across organisations.
 //
+// boundary_test.go: on the same federation, a third organisation whose server name is delegated by
+// its well-known to another host (reached through A's egress), a stack of an insurance's messenger
+// under the ePA variant, and the bypasses B1–B9 of docs/decisions/filter.md, each refused by the
+// proxy itself with nothing changed on the homeservers.
+//
 // e2e_test.go: one stack in front of the homeserver stand-in (standin/homeserver says why).
 //
 //	go test ./e2e/   (uses $TIM_FILTER_WASM, else builds the filter first)

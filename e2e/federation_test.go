@@ -49,6 +49,9 @@ type federation struct {
 	cSeen  *statusLog // answers C's egress received
 	dSeen  *statusLog
 	direct map[string]string // server name -> Dendrite URL, to read back what a homeserver holds
+	peers  map[string]*localstack.Dendrite
+	dir    string
+	vzdURL string
 }
 
 // statusLog records the answers an unfiltered egress received, by host.
@@ -113,7 +116,8 @@ func startFederation(t *testing.T) *federation {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	f := &federation{cSeen: &statusLog{m: map[string][]int{}}, dSeen: &statusLog{m: map[string][]int{}}, direct: map[string]string{}}
+	f := &federation{cSeen: &statusLog{m: map[string][]int{}}, dSeen: &statusLog{m: map[string][]int{}}, direct: map[string]string{},
+		peers: map[string]*localstack.Dendrite{}}
 	var err error
 	if f.vzd, err = localstack.NewVZD(
 		vzdstandin.Domain{Domain: domA, TelematikID: "1-2-e2e-a", TimAnbieter: "Provider A"},
@@ -123,6 +127,7 @@ func startFederation(t *testing.T) *federation {
 	}
 	vzdSrv := httptest.NewServer(f.vzd)
 	t.Cleanup(vzdSrv.Close)
+	f.vzdURL = vzdSrv.URL
 
 	start := func(name string) *localstack.Stack {
 		st, err := localstack.Start(ctx, localstack.Options{
@@ -143,35 +148,8 @@ func startFederation(t *testing.T) *federation {
 		return st
 	}
 	f.a, f.b = start(domA), start(domB)
-	rogue := func(name string, seen *statusLog) *localstack.Dendrite {
-		ca, err := proxyhost.LoadOrCreateLocalCA(filepath.Join(dir, name, "ca"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		routes := localstack.NewRoutes()
-		fu, _ := url.Parse(f.a.FederationURL)
-		routes.Set(domA, fu)
-		fu, _ = url.Parse(f.b.FederationURL)
-		routes.Set(domB, fu)
-		egress := httptest.NewServer(proxyhost.ConnectTunnel(seen.wrap(localstack.NewForwarder(routes)), ca))
-		t.Cleanup(egress.Close)
-		bin, err := localstack.DendriteBinDir()
-		if err != nil {
-			t.Fatal(err)
-		}
-		d, err := localstack.StartDendrite(ctx, localstack.DendriteConfig{
-			BinDir: bin, Dir: filepath.Join(dir, name, "dendrite"), ServerName: name,
-			HTTPSProxy: egress.URL, TrustPEM: ca.CertPEM(),
-		})
-		if err != nil {
-			t.Fatalf("start %s: %v", name, err)
-		}
-		t.Cleanup(func() { d.Stop() })
-		routes.Set(name, mustURL(d.URL))
-		f.direct[name] = d.URL
-		return d
-	}
-	f.c, f.d = rogue(domC, f.cSeen), rogue(domD, f.dSeen)
+	f.dir = dir
+	f.c, f.d = f.peer(t, domC, "", f.cSeen), f.peer(t, domD, "", f.dSeen)
 
 	// Each organisation's egress forwarder reaches the other's server-server proxy, and the servers
 	// outside the federation directly: what refuses them is the filter, not a missing route.
@@ -182,6 +160,39 @@ func startFederation(t *testing.T) *federation {
 		st.Routes.Set(domD, mustURL(f.d.URL))
 	}
 	return f
+}
+
+// peer starts a Dendrite for name without proxies of its own: its egress terminates tunnels
+// without a filter (answers recorded in seen) and reaches A and B's server-server proxies.
+// wellKnown is what it announces at /.well-known/matrix/server ("" = name:8448).
+func (f *federation) peer(t *testing.T, name, wellKnown string, seen *statusLog) *localstack.Dendrite {
+	t.Helper()
+	ctx := context.Background()
+	ca, err := proxyhost.LoadOrCreateLocalCA(filepath.Join(f.dir, name, "ca"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	routes := localstack.NewRoutes()
+	routes.Set(domA, mustURL(f.a.FederationURL))
+	routes.Set(domB, mustURL(f.b.FederationURL))
+	egress := httptest.NewServer(proxyhost.ConnectTunnel(seen.wrap(localstack.NewForwarder(routes)), ca))
+	t.Cleanup(egress.Close)
+	bin, err := localstack.DendriteBinDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := localstack.StartDendrite(ctx, localstack.DendriteConfig{
+		BinDir: bin, Dir: filepath.Join(f.dir, name, "dendrite"), ServerName: name,
+		HTTPSProxy: egress.URL, TrustPEM: ca.CertPEM(), WellKnownServer: wellKnown,
+	})
+	if err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	t.Cleanup(func() { d.Stop() })
+	routes.Set(name, mustURL(d.URL))
+	f.direct[name] = d.URL
+	f.peers[name] = d
+	return d
 }
 
 func mustURL(s string) *url.URL {
@@ -204,10 +215,8 @@ func (f *federation) user(t *testing.T, domain, local string) *mautrix.Client {
 		hs, base = f.a.Dendrite, f.a.ClientURL
 	case domB:
 		hs, base = f.b.Dendrite, f.b.ClientURL
-	case domC:
-		hs = f.c
-	case domD:
-		hs = f.d
+	default:
+		hs = f.peers[domain]
 	}
 	pw := password
 	if local == "alice" || local == "bob" {
@@ -322,6 +331,12 @@ func joinedRooms(t *testing.T, cli *mautrix.Client) []id.RoomID {
 // egress proxy's local CA, then the request inside.
 func egressThroughTunnel(t *testing.T, st *localstack.Stack, proto, host, path, xmatrix string) result {
 	t.Helper()
+	return egressTunnelDo(t, st, proto, host, "GET", path, xmatrix, "")
+}
+
+// egressTunnelDo is egressThroughTunnel with any method and a JSON body.
+func egressTunnelDo(t *testing.T, st *localstack.Stack, proto, host, method, path, xmatrix, body string) result {
+	t.Helper()
 	conn, err := net.DialTimeout("tcp", strings.TrimPrefix(st.EgressURL, "http://"), 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -339,8 +354,17 @@ func egressThroughTunnel(t *testing.T, st *localstack.Stack, proto, host, path, 
 		t.Fatalf("CONNECT: %v %v", resp, err)
 	}
 	tc := tls.Client(conn, &tls.Config{RootCAs: st.CA.Pool(), ServerName: host})
-	req, _ := http.NewRequest("GET", "https://"+host+":8448"+path, nil)
-	req.Header.Set("Authorization", xmatrix)
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, _ := http.NewRequest(method, "https://"+host+":8448"+path, rd)
+	if xmatrix != "" {
+		req.Header.Set("Authorization", xmatrix)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	if err := req.Write(tc); err != nil {
 		t.Fatal(err)
 	}
@@ -628,17 +652,19 @@ func TestTwoOrganisations(t *testing.T) {
 		if err != nil {
 			t.Fatalf("local send: %v", err)
 		}
-		sync, err := bob.SyncRequest(ctx, 0, "", "", false, event.PresenceOffline)
-		if err != nil {
-			t.Fatalf("sync: %v", err)
-		}
-		found := false
-		for _, ev := range sync.Rooms.Join[own.RoomID].Timeline.Events {
-			found = found || ev.ID == sent.EventID
-		}
-		if !found {
-			t.Fatal("bob's own message is not in his sync")
-		}
+		// Dendrite's sync API learns of the event asynchronously (from the roomserver's output stream).
+		eventually(t, "bob's own message in his sync through B's proxy", func() bool {
+			sync, err := bob.SyncRequest(ctx, 0, "", "", false, event.PresenceOffline)
+			if err != nil {
+				t.Fatalf("sync: %v", err)
+			}
+			for _, ev := range sync.Rooms.Join[own.RoomID].Timeline.Events {
+				if ev.ID == sent.EventID {
+					return true
+				}
+			}
+			return false
+		})
 		// And the federation that was set up before still carries messages from A to B.
 		sent, err = alice.SendText(ctx, room, "still here")
 		if err != nil {

@@ -122,17 +122,34 @@ federation_invite_decision := invite_unreadable if {
 # forwarder connects to (CONNECT target, absolute URI or Host, which the
 # filter sees as input.host), and an X-Matrix destination that names that
 # host: a request signed for a federated server but sent elsewhere is
-# refused.
+# refused. A host that a federated server's /.well-known/matrix/server
+# named (input.delegated_from, observed by the filter) stands for that
+# server, and only for it.
 egress_decision := allowed_exemption if {
 	exempt
 } else := unreachable("destination not in federation") if {
 	not destination_federated
+	not host_delegated
 } else := unreachable("X-Matrix destination differs from the host contacted") if {
 	input.xmatrix.destination
 	not destination_is_host
+	not destination_delegated_to_host
 } else := allowed_default
 
 destination_is_host if input.xmatrix.destination_domain == input.host
+
+# Server-name delegation (spec 5.1.2.2.1): the host is where a federated
+# server's well-known points.
+host_delegated if {
+	some d in input.delegated_from
+	federated(d)
+}
+
+destination_delegated_to_host if {
+	some d in input.delegated_from
+	d == input.xmatrix.destination_domain
+	federated(d)
+}
 
 destination_ours if data.config.own_domains[input.xmatrix.destination_domain]
 

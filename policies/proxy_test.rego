@@ -374,6 +374,42 @@ test_egress_without_xmatrix_uses_host if {
 	denied(d, 403, "M_FORBIDDEN", "The other party could not be contacted", "federation", true)
 }
 
+# Delegation: a host a federated server's well-known named takes that
+# server's requests, signed or not, and no other server's.
+test_egress_delegated_host_allows_its_server if {
+	req := egress({"host": "matrix.hoster.de", "delegated_from": ["fed.de"], "xmatrix": {"origin": "home.de", "destination": "fed.de:8448", "destination_domain": "fed.de"}})
+	allowed(decide(req), "default")
+	allowed(decide(object.remove(req, {"xmatrix"})), "default")
+}
+
+test_egress_delegated_host_refuses_other_destinations if {
+	d := decide(egress({"host": "matrix.hoster.de", "delegated_from": ["fed.de"], "xmatrix": {"origin": "home.de", "destination": "other.de", "destination_domain": "other.de"}}))
+	d.allow == false
+	d.status == 403
+	d.reason == "X-Matrix destination differs from the host contacted"
+}
+
+test_egress_delegation_by_unfederated_server_refused if {
+	d := decide(egress({"host": "matrix.hoster.de", "delegated_from": ["evil.de"], "xmatrix": {"origin": "home.de", "destination": "evil.de", "destination_domain": "evil.de"}}))
+	d.allow == false
+	d.reason == "destination not in federation"
+	d2 := decide(egress({"host": "matrix.hoster.de", "delegated_from": ["evil.de"]}))
+	d2.allow == false
+}
+
+test_egress_delegation_between_federated_hosts if {
+	# A federated host serving another federated server, as a provider hosting several domains does.
+	req := egress({"host": "kasse.de", "delegated_from": ["fed.de"], "xmatrix": {"origin": "home.de", "destination": "fed.de", "destination_domain": "fed.de"}})
+	allowed(decide(req), "default")
+	d := decide(object.remove(req, {"delegated_from"}))
+	d.allow == false
+}
+
+test_egress_delegation_expired_list_refused if {
+	d := decide(egress({"host": "matrix.hoster.de", "delegated_from": ["fed.de"], "federation_list_expired": true, "xmatrix": {"origin": "home.de", "destination": "fed.de", "destination_domain": "fed.de"}}))
+	d.allow == false
+}
+
 test_egress_without_host_fails_closed if {
 	d := decide(object.remove(egress({}), {"host"}))
 	d.allow == false

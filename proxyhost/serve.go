@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -135,7 +136,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case <-wake:
 		case res := <-result:
 			// The upstream answered before the request was through.
-			s.relay(w, res)
+			s.relay(w, wk, st, res)
 			return
 		case <-timeout.C:
 			if up != nil {
@@ -150,7 +151,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	s.relay(w, <-result)
+	s.relay(w, wk, st, <-result)
 }
 
 // readChunks reads the downstream body in chunks until its end, an error,
@@ -284,19 +285,61 @@ func (s *Server) upstreamRequest(ctx context.Context, r *http.Request, headers [
 	return req, nil
 }
 
-func (s *Server) relay(w http.ResponseWriter, res upstreamResult) {
+// relay sends the upstream's answer downstream through the filter's
+// response callbacks, as Envoy's encoder filter chain does: the headers
+// (":status" first), then the body in chunks as they arrive, the last
+// callback with end of stream. The filter sees each chunk in its response
+// body buffer. A filter that stops a response is not supported here (the
+// messenger filter never does): the answer is cut off with 502 when that
+// happens before the headers went out, else the connection is reset.
+func (s *Server) relay(w http.ResponseWriter, wk *worker, st *Stream, res upstreamResult) {
 	if res.err != nil {
 		writeJSON(w, http.StatusBadGateway, `{"errcode":"M_UNKNOWN","error":"upstream unreachable"}`)
 		return
 	}
 	defer res.resp.Body.Close()
+	hs := [][2]string{{":status", strconv.Itoa(res.resp.StatusCode)}}
+	for k, vs := range res.resp.Header {
+		for _, v := range vs {
+			hs = append(hs, [2]string{k, v})
+		}
+	}
+	noBody := res.resp.ContentLength == 0
+	wk.mu.Lock()
+	a, err := wk.vm.ResponseHeaders(st, hs, noBody)
+	wk.mu.Unlock()
+	if err != nil || a != ActionContinue {
+		writeJSON(w, http.StatusBadGateway, `{"errcode":"M_UNKNOWN","error":"filter stopped the response"}`)
+		return
+	}
 	for k, vs := range res.resp.Header {
 		for _, v := range vs {
 			w.Header().Add(k, v)
 		}
 	}
 	w.WriteHeader(res.resp.StatusCode)
-	io.Copy(w, res.resp.Body)
+	if noBody {
+		return
+	}
+	buf := make([]byte, chunkSize)
+	for {
+		n, rerr := res.resp.Body.Read(buf)
+		end := rerr != nil
+		if n > 0 || end {
+			wk.mu.Lock()
+			a, err := wk.vm.ResponseBody(st, buf[:n], end)
+			wk.mu.Unlock()
+			if err != nil || a != ActionContinue {
+				panic(http.ErrAbortHandler)
+			}
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if end {
+			return
+		}
+	}
 }
 
 func writeLocal(w http.ResponseWriter, l *LocalResponse) {

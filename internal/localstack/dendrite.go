@@ -105,6 +105,9 @@ type DendriteConfig struct {
 	TrustPEM []byte
 	// WellKnownClient is the base URL announced at /.well-known/matrix/client.
 	WellKnownClient string
+	// WellKnownServer is the host:port announced at /.well-known/matrix/server (server-name
+	// delegation); "" announces ServerName:8448.
+	WellKnownServer string
 	// Log receives its output; nil writes it to Dir/dendrite.log.
 	Log io.Writer
 }
@@ -129,7 +132,7 @@ global:
   server_name: {{.ServerName}}
   private_key: {{.Dir}}/matrix_key.pem
   key_validity_period: 168h0m0s
-  well_known_server_name: "{{.ServerName}}:8448"
+  well_known_server_name: "{{.WellKnownServer}}"
   well_known_client_name: "{{.WellKnownClient}}"
   disable_federation: false
   presence: {enable_inbound: false, enable_outbound: false}
@@ -193,9 +196,14 @@ namespaces:
 // registration.
 func dendriteConfig(c DendriteConfig, sharedSecret, asToken, hsToken string) (cfg, as []byte) {
 	var cb, ab bytes.Buffer
+	wellKnown := c.WellKnownServer
+	if wellKnown == "" {
+		wellKnown = c.ServerName + ":8448"
+	}
 	// Both templates are fixed and their data plain strings: Execute cannot fail.
 	_ = dendriteYAML.Execute(&cb, map[string]string{
 		"ServerName": c.ServerName, "Dir": c.Dir, "WellKnownClient": c.WellKnownClient, "SharedSecret": sharedSecret,
+		"WellKnownServer": wellKnown,
 	})
 	_ = appserviceYAML.Execute(&ab, map[string]string{
 		"ASToken": asToken, "HSToken": hsToken, "UserRegex": "@.*:" + regexp.QuoteMeta(c.ServerName),

@@ -112,6 +112,8 @@ type Options struct {
 	// and ExampleDomains.
 	VZD    *vzdstandin.Server
 	VZDURL string
+	// Variant is the TI-M variant of the policy: "basis", "pro" (default) or "epa".
+	Variant string
 }
 
 // Endpoint is one listener of the stack.
@@ -340,6 +342,9 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	cfg.VZD.BaseURL, cfg.VZD.ClientID, cfg.VZD.ClientSecret, cfg.VZD.SigAlg = s.VZDURL, vzdClientID, vzdClientSecret, "BP256R1"
 	cfg.Federation.RefreshInterval = o.ControlPollInterval
 	cfg.Policy.Variant = "pro"
+	if o.Variant != "" {
+		cfg.Policy.Variant = o.Variant
+	}
 	cfg.Policy.OwnDomains = []string{o.ServerName}
 	cfg.Policy.ApprovedClientIDs = []string{ApprovedClientID}
 	cfg.Contacts.ServiceProvider = "Local Fachdienst (stand-ins)"

@@ -97,6 +97,9 @@ func (s *stream) input(expired bool) planvm.Value {
 		}
 		b.Set("servers", arr.Value())
 	}
+	if len(s.dl.from) > 0 {
+		b.Set("delegated_from", s.p.delegatedFrom(s.dl.from))
+	}
 	if expired {
 		b.Set("federation_list_expired", boolTrue)
 	} else {
@@ -151,6 +154,9 @@ func (s *stream) inputLen() int {
 	f := &s.f
 	n := 6 // direction, method, path, host, route, federation_list_expired
 	if f.hostPort != f.host {
+		n++
+	}
+	if len(s.dl.from) > 0 {
 		n++
 	}
 	if f.clientID != "" {

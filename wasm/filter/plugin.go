@@ -73,6 +73,7 @@ type plugin struct {
 	eval *planvm.Evaluator
 	// in is the storage of the policy input, reused by every request.
 	in *inputStorage
+	dl delegationVM
 	// memo remembers decisions by input; cleared whenever data or policy
 	// change (rebuildData).
 	memo *memo

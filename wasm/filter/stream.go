@@ -49,6 +49,8 @@ type stream struct {
 	// the stream object from request to request (see request_wasm.go) and
 	// are wiped when the request ends.
 	headerBuf, bodyBuf []byte
+	// dl is the egress request's share of the delegation table.
+	dl delegationStream
 }
 
 // facts are what Go learns from the request; see docs/policy-contract.md.
@@ -136,6 +138,9 @@ func (s *stream) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
 		if s.f.servers, err = joinServers(s.f.servers[:0], &s.f.segs, s.f.route.RoomID); err != nil {
 			return s.reject(400, "M_INVALID_PARAM", "Invalid server name in the request", "invalid join server")
 		}
+	}
+	if p.cfg.Direction == "egress" {
+		s.delegationFacts()
 	}
 	if s.f.route.NeedsBody {
 		// The body's facts are not in the header key.
@@ -229,7 +234,7 @@ func (s *stream) decide(refetched bool) types.Action {
 	var h uint64
 	remember := false
 	switch {
-	case refetched:
+	case refetched, s.dl.consulted:
 	case s.rawKeyed:
 		key, h, remember = p.memo.rawKey(), s.rawHash, true
 	default:
