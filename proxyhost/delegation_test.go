@@ -4,19 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"testing"
 	"time"
 
-	"github.com/timfd/fachdienst/control/plancompile"
 	"github.com/timfd/fachdienst/control/policyserve"
-	"github.com/timfd/fachdienst/policies"
 	"github.com/timfd/fachdienst/proxyhost"
-	"github.com/timfd/fachdienst/wasm/fedlist/fedlisttest"
 )
 
 // TestServerDelegation runs the compiled filter as the egress of two
@@ -25,35 +20,8 @@ import (
 // delegated host through, for the delegating server only.
 func TestServerDelegation(t *testing.T) {
 	ctx := context.Background()
-	path, err := proxyhost.BuildModule("TIM_FILTER_WASM", "./wasm/cmd/tim-filter", t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	wasm, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	plan, err := plancompile.Compile(ctx, policies.FS, policies.ProxyDecision)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pki, err := fedlisttest.NewPKI("BP256R1", fedlisttest.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	jws, err := pki.Sign(fedlisttest.Payload(7, []fedlisttest.Domain{{Domain: "example.de", TelematikID: "1-x"}, {Domain: "partner.de", TelematikID: "1-y"}}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defaults, err := fs.ReadFile(policies.FS, "data.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := policyserve.MergeData(defaults, policyserve.Operator{OwnDomains: []string{"home.example.de"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	policyDoc, _ := json.Marshal(map[string]any{"revision": plan.Revision, "plan": json.RawMessage(plan.Plan), "data": json.RawMessage(data)})
+	fx := newFixture(t, policyserve.Operator{OwnDomains: []string{"home.example.de"}}, "example.de", "partner.de")
+	wasm, jws, policyDoc := fx.wasm, fx.jws, fx.policyDoc
 
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -76,7 +44,7 @@ func TestServerDelegation(t *testing.T) {
 			w.Header().Set("X-Federation-Version", "7")
 			w.Write(jws)
 		case "/internal/v1/policy":
-			if r.URL.Query().Get("revision") == plan.Revision {
+			if r.URL.Query().Get("revision") == fx.revision {
 				w.WriteHeader(http.StatusNoContent)
 				return
 			}
@@ -91,7 +59,7 @@ func TestServerDelegation(t *testing.T) {
 	cfg, _ := json.Marshal(map[string]any{
 		"role":          "egress",
 		"control_plane": map[string]any{"cluster": "control", "authority": "control.internal", "credential_header": "x-tim-proxy-secret", "credential": "secret"},
-		"trust_anchors": string(pki.RootPEM()),
+		"trust_anchors": fx.rootPEM,
 	})
 	srv, err := proxyhost.NewServer(ctx, proxyhost.ServerConfig{Wasm: wasm, PluginConfig: cfg, Upstream: up, Workers: 2,
 		Clusters: map[string]*url.URL{"control": cp}})

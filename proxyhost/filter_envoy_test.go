@@ -3,16 +3,11 @@ package proxyhost_test
 import (
 	"context"
 	"encoding/json"
-	"io/fs"
-	"os"
 	"strings"
 	"testing"
 
-	"github.com/timfd/fachdienst/control/plancompile"
 	"github.com/timfd/fachdienst/control/policyserve"
-	"github.com/timfd/fachdienst/policies"
 	"github.com/timfd/fachdienst/proxyhost"
-	"github.com/timfd/fachdienst/wasm/fedlist/fedlisttest"
 )
 
 // TestFilterBodyRoutesUnderEnvoyRules runs the compiled filter on a body
@@ -22,40 +17,12 @@ import (
 // resets the upstream request.
 func TestFilterBodyRoutesUnderEnvoyRules(t *testing.T) {
 	ctx := context.Background()
-	path, err := proxyhost.BuildModule("TIM_FILTER_WASM", "./wasm/cmd/tim-filter", t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	wasm, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	plan, err := plancompile.Compile(ctx, policies.FS, policies.ProxyDecision)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pki, err := fedlisttest.NewPKI("BP256R1", fedlisttest.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	jws, err := pki.Sign(fedlisttest.Payload(7, []fedlisttest.Domain{{Domain: "example.de", TelematikID: "1-x"}}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The default data (with its endpoint tables) and an approved client id.
-	defaults, err := fs.ReadFile(policies.FS, "data.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := policyserve.MergeData(defaults, policyserve.Operator{ApprovedClientIDs: []string{"tim-client-1.0"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	policyDoc, _ := json.Marshal(map[string]any{"revision": plan.Revision, "plan": json.RawMessage(plan.Plan), "data": json.RawMessage(data)})
+	fx := newFixture(t, policyserve.Operator{ApprovedClientIDs: []string{"tim-client-1.0"}}, "example.de")
+	wasm, jws, policyDoc := fx.wasm, fx.jws, fx.policyDoc
 	cfg, _ := json.Marshal(map[string]any{
 		"role":          "client",
 		"control_plane": map[string]any{"cluster": "control", "authority": "control", "credential_header": "x-secret", "credential": "s"},
-		"trust_anchors": string(pki.RootPEM()),
+		"trust_anchors": fx.rootPEM,
 	})
 	rt, err := proxyhost.NewRuntime(ctx, wasm, proxyhost.Options{})
 	if err != nil {

@@ -4,21 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/timfd/fachdienst/control/plancompile"
 	"github.com/timfd/fachdienst/control/policyserve"
-	"github.com/timfd/fachdienst/policies"
 	"github.com/timfd/fachdienst/proxyhost"
-	"github.com/timfd/fachdienst/wasm/fedlist/fedlisttest"
 )
 
 // TestServer runs the compiled filter as a reverse proxy in front of an
@@ -26,36 +21,8 @@ import (
 // signed federation list and invite-permission answers.
 func TestServer(t *testing.T) {
 	ctx := context.Background()
-	path, err := proxyhost.BuildModule("TIM_FILTER_WASM", "./wasm/cmd/tim-filter", t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	wasm, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	plan, err := plancompile.Compile(ctx, policies.FS, policies.ProxyDecision)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pki, err := fedlisttest.NewPKI("BP256R1", fedlisttest.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	jws, err := pki.Sign(fedlisttest.Payload(7, []fedlisttest.Domain{{Domain: "example.de", TelematikID: "1-x"}}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The default data (with its endpoint tables) and an approved client id.
-	defaults, err := fs.ReadFile(policies.FS, "data.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := policyserve.MergeData(defaults, policyserve.Operator{ApprovedClientIDs: []string{"tim-client-1.0"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	policyDoc, _ := json.Marshal(map[string]any{"revision": plan.Revision, "plan": json.RawMessage(plan.Plan), "data": json.RawMessage(data)})
+	fx := newFixture(t, policyserve.Operator{ApprovedClientIDs: []string{"tim-client-1.0"}}, "example.de")
+	wasm, jws, policyDoc := fx.wasm, fx.jws, fx.policyDoc
 
 	// upstreamHits counts requests whose body the upstream received whole:
 	// as in Envoy, the headers of a body route go upstream before the
@@ -86,7 +53,7 @@ func TestServer(t *testing.T) {
 			w.Header().Set("X-Federation-Version", "7")
 			w.Write(jws)
 		case "/internal/v1/policy":
-			if r.URL.Query().Get("revision") == plan.Revision {
+			if r.URL.Query().Get("revision") == fx.revision {
 				w.WriteHeader(http.StatusNoContent)
 				return
 			}
@@ -101,7 +68,7 @@ func TestServer(t *testing.T) {
 	cfg, _ := json.Marshal(map[string]any{
 		"role":          "client",
 		"control_plane": map[string]any{"cluster": "control", "authority": "control.internal", "credential_header": "x-tim-proxy-secret", "credential": "secret"},
-		"trust_anchors": string(pki.RootPEM()),
+		"trust_anchors": fx.rootPEM,
 	})
 	srv, err := proxyhost.NewServer(ctx, proxyhost.ServerConfig{
 		Wasm: wasm, PluginConfig: cfg, Upstream: up,
