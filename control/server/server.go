@@ -12,7 +12,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -35,7 +34,6 @@ import (
 	"github.com/timfd/fachdienst/control/policyserve"
 	"github.com/timfd/fachdienst/control/store"
 	"github.com/timfd/fachdienst/control/vzd"
-	"github.com/timfd/fachdienst/policies"
 	"github.com/timfd/fachdienst/wasm/fedlist"
 	"github.com/timfd/fachdienst/wasm/matrix"
 )
@@ -69,7 +67,6 @@ type Server struct {
 	OrgAdmin *orgadmin.Handler // nil unless registration.enabled
 	public   *gin.Engine
 	internal *gin.Engine // nil when served on the public listener
-	policyFS fs.FS
 }
 
 // NewLogger returns the JSON logger at the configured level.
@@ -150,12 +147,8 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (_ *Server, err erro
 		return nil, err
 	}
 
-	s.policyFS = policies.FS
-	if cfg.Policy.Dir != "" {
-		s.policyFS = os.DirFS(cfg.Policy.Dir)
-	}
 	if s.Policy, err = policyserve.New(ctx, policyserve.Config{
-		Dir: cfg.Policy.Dir, DataFile: cfg.Policy.DataFile,
+		Dir: cfg.Policy.Dir, Bundle: cfg.Policy.Bundle, DataFile: cfg.Policy.DataFile,
 		Operator: policyserve.Operator{Variant: cfg.Policy.Variant, OwnDomains: cfg.Policy.OwnDomains, ApprovedClientIDs: cfg.Policy.ApprovedClientIDs},
 		Logger:   s.log, Now: s.now,
 	}); err != nil {
@@ -171,7 +164,7 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (_ *Server, err erro
 		Releases: s.Store, Localizer: s.VZD, Permissions: perms, Insurance: &insuranceIndex{fed: s.Fed},
 		CacheSize: cfg.Invite.CacheSize, CacheTTL: cfg.Invite.CacheTTL, Timeout: cfg.Invite.Timeout,
 		Now: s.now, Logger: s.log.With("component", "invite"), Registerer: s.reg,
-	}, s.policyFS, s.Policy.Current().Data); err != nil {
+	}, s.Policy.Current().FS, s.Policy.Current().Data); err != nil {
 		return nil, err
 	}
 
@@ -215,7 +208,9 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (_ *Server, err erro
 	}
 	// The policy reload is an operator action: it shares the proxies' credential and listener, never the
 	// public one's openness.
-	s.Policy.RegisterAdmin(internalRouter.Group("", internal.Authenticate()), s.Reload)
+	s.Policy.RegisterAdmin(internalRouter.Group("", internal.Authenticate()), s.Reload, func(ctx context.Context, rev *policyserve.Revision) error {
+		return s.Invite.SetPolicy(ctx, rev.FS, rev.Data)
+	})
 	return s, nil
 }
 
@@ -267,7 +262,7 @@ func (s *Server) Reload(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.Invite.SetPolicy(ctx, s.policyFS, rev.Data); err != nil {
+	if err := s.Invite.SetPolicy(ctx, rev.FS, rev.Data); err != nil {
 		s.log.Error("invite policy refused; previous kept", "error", err.Error())
 		return err
 	}
@@ -301,6 +296,11 @@ func (s *Server) Serve(ctx context.Context, public, internal net.Listener) error
 	jobs, stopJobs := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	wg.Go(func() { s.Fed.Run(jobs) })
+	if s.cfg.Policy.Watch {
+		if err := s.Policy.Watch(jobs, s.Reload); err != nil {
+			s.log.Error("policy sources not watched; reload with SIGHUP or the admin API", "error", err.Error())
+		}
+	}
 	if s.OrgAdmin != nil {
 		wg.Go(func() { s.runRegistrationPurge(jobs) })
 	}
