@@ -107,8 +107,9 @@ func (s *stream) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
 	var hv headerValues
 	hv.collect(hs)
 	// A request whose header values equal an earlier one's gets its decision
-	// without its facts being read (memo.rawKeyOf says which qualify).
-	if p.ready() {
+	// without its facts being read (memo.rawKeyOf says which qualify); not
+	// while a shadow candidate is evaluated, which needs the facts.
+	if p.ready() && p.shadow == nil {
 		expired := p.expired(p.clock)
 		if key, ok := p.memo.rawKeyOf(&hv, expired); ok {
 			d, h, hit := p.memo.lookup(key)
@@ -239,6 +240,9 @@ func (s *stream) decide(refetched bool) types.Action {
 		var d *decision
 		var ok bool
 		if d, h, ok = p.memo.lookup(key); ok {
+			if p.shadow != nil {
+				s.compareShadow(d, expired)
+			}
 			return s.apply(d, refetched, expired)
 		}
 	}
@@ -259,6 +263,9 @@ func (s *stream) decide(refetched bool) types.Action {
 	}
 	if remember && !p.eval.DependsOnTime() {
 		p.memo.store(key, h, s.detach(d))
+	}
+	if p.shadow != nil {
+		s.compareShadow(&d, expired)
 	}
 	return s.apply(&d, refetched, expired)
 }
