@@ -208,6 +208,7 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (_ *Server, err erro
 	}
 	// The policy reload is an operator action: it shares the proxies' credential and listener, never the
 	// public one's openness.
+	s.registerOperator(internalRouter.Group("", internal.Authenticate()))
 	s.Policy.RegisterAdmin(internalRouter.Group("", internal.Authenticate()), s.Reload, func(ctx context.Context, rev *policyserve.Revision) error {
 		return s.Invite.SetPolicy(ctx, rev.FS, rev.Data)
 	})
