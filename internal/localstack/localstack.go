@@ -93,6 +93,11 @@ type Options struct {
 	// ControlPollInterval is how often the control plane polls the VZD stand-in (default 30 s, so a
 	// domain added there shows up in a local run without waiting an hour).
 	ControlPollInterval time.Duration
+	// PolicyDir is the policy bundle directory the control plane serves and watches (OPA bundle
+	// layout; `make run` gives the working tree's policies/); "" serves the embedded policies.
+	PolicyDir string
+	// PolicyRefresh is the filters' refresh interval (policy and list fetches); 0 keeps 10 s.
+	PolicyRefresh time.Duration
 	// NoPush leaves the push gateway out.
 	NoPush bool
 	// StandInHomeserver runs the in-memory homeserver stand-in instead of Dendrite (tests that must
@@ -328,7 +333,9 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	cfg.Homeserver.URL, cfg.Homeserver.AdminToken, cfg.Homeserver.AccountDataAPI = hsURL, adminToken, accountDataAPI
 	cfg.VZD.BaseURL, cfg.VZD.ClientID, cfg.VZD.ClientSecret, cfg.VZD.SigAlg = s.VZDURL, vzdClientID, vzdClientSecret, "BP256R1"
 	cfg.Federation.RefreshInterval = o.ControlPollInterval
-	cfg.Policy.Variant = "pro"
+	// The variant and every other rule come from the policy data (policies/data.json), so that an
+	// edit of the data alone switches them.
+	cfg.Policy.Dir, cfg.Policy.Watch = o.PolicyDir, o.PolicyDir != ""
 	cfg.Policy.OwnDomains = []string{o.ServerName}
 	cfg.Policy.ApprovedClientIDs = []string{ApprovedClientID}
 	cfg.Contacts.ServiceProvider = "Local Fachdienst (stand-ins)"
@@ -430,6 +437,9 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	}
 	s.Endpoints = append(s.Endpoints,
 		Endpoint{"egress forwarder", s.ForwarderURL, false, "behind the egress proxy; " + o.ServerName + " -> homeserver, others -> https://host"})
+	if err := s.writeOperatorEnv(); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -447,6 +457,9 @@ func (s *Stack) PluginConfig(role string) []byte {
 		},
 		"trust_anchors":    string(s.trust),
 		"refresh_interval": "10s",
+	}
+	if s.opts.PolicyRefresh > 0 {
+		cfg["refresh_interval"] = s.opts.PolicyRefresh.String()
 	}
 	if s.opts.RefetchMinInterval > 0 {
 		cfg["refetch_min_interval"] = s.opts.RefetchMinInterval.String()
