@@ -112,6 +112,15 @@ func Main(ctx context.Context, args []string, env func(string) string, stdout, s
 	pf.StringVar(&envFile, "env-file", "", "KEY=VALUE file with the settings above, e.g. .tim-local/operator.env (env "+EnvFile+")")
 	pf.BoolVar(&c.json, "json", false, "print the control plane's JSON answer")
 	root.AddCommand(c.policyCmd(), c.federationCmd(), c.vzdCmd(), c.incidentsCmd())
+	for _, group := range root.Commands() {
+		if group.HasSubCommands() {
+			// A group without a known subcommand is a usage error, not help with exit 0.
+			group.Args = cobra.NoArgs
+			group.RunE = func(cmd *cobra.Command, _ []string) error {
+				return fail(ExitUsage, "%s needs a subcommand; see %s --help", cmd.CommandPath(), cmd.CommandPath())
+			}
+		}
+	}
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)

@@ -66,6 +66,9 @@ func (p *plugin) installShadow(pol *Policy) {
 func (s *stream) compareShadow(d *decision, expired bool) {
 	p := s.p
 	sh := p.shadow
+	if sh == nil {
+		return
+	}
 	sh.evaluated++
 	res, ok, err := sh.eval.Eval(Entrypoint, s.input(expired), sh.data)
 	cand, parsed := parseDecision(res)
@@ -102,6 +105,13 @@ func (s *stream) compareShadow(d *decision, expired bool) {
 	if s.f.clientID != "" {
 		sb.WriteString(" client=")
 		sb.WriteString(hashID(s.f.clientID))
+	}
+	for i, inv := range s.f.invitees {
+		if i == 4 {
+			break
+		}
+		sb.WriteString(" invitee=")
+		sb.WriteString(hashID(inv))
 	}
 	proxywasm.LogWarn(sb.String())
 }

@@ -240,9 +240,6 @@ func (s *stream) decide(refetched bool) types.Action {
 		var d *decision
 		var ok bool
 		if d, h, ok = p.memo.lookup(key); ok {
-			if p.shadow != nil {
-				s.compareShadow(d, expired)
-			}
 			return s.apply(d, refetched, expired)
 		}
 	}
@@ -263,9 +260,6 @@ func (s *stream) decide(refetched bool) types.Action {
 	}
 	if remember && !p.eval.DependsOnTime() {
 		p.memo.store(key, h, s.detach(d))
-	}
-	if p.shadow != nil {
-		s.compareShadow(&d, expired)
 	}
 	return s.apply(&d, refetched, expired)
 }
@@ -300,7 +294,10 @@ func within(v string, b []byte) bool {
 // copied only when the stream keeps it).
 func (s *stream) apply(d *decision, refetched, expired bool) types.Action {
 	p := s.p
+	// A shadow candidate is compared on the evaluation that decides: not on one that waits for a
+	// list refetch and is evaluated again.
 	if d.allow {
+		s.compareShadow(d, expired)
 		p.m.count(d.check, outcomeAllowed)
 		if d.log {
 			p.logDecision(s, d.check, d.status, d.reason, "allow-logged")
@@ -311,8 +308,10 @@ func (s *stream) apply(d *decision, refetched, expired bool) types.Action {
 	d = &s.dec
 	switch {
 	case d.ask == "invite-permission":
+		s.compareShadow(d, expired)
 		return s.askInvite()
 	case d.ask != "":
+		s.compareShadow(d, expired)
 		p.m.count(d.check, outcomeError)
 		return s.failClosed(d.check, d.status, "", "", "unknown ask "+d.ask)
 	case d.refetch && !refetched && !expired:
@@ -322,6 +321,7 @@ func (s *stream) apply(d *decision, refetched, expired bool) types.Action {
 			return s.wait()
 		}
 	}
+	s.compareShadow(d, expired)
 	return s.deny(d.check, d.status, d.body, d.reason)
 }
 
