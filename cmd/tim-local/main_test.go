@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -10,7 +9,10 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -19,6 +21,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/timfd/fachdienst/internal/localstack"
+	"github.com/timfd/fachdienst/internal/syncbuf"
 )
 
 // TestRun starts the local stack on free ports, performs every printed example over HTTP and checks
@@ -32,11 +35,12 @@ func TestRun(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var out bytes.Buffer
+	var out syncbuf.Buffer
 	ready := make(chan *localstack.Stack, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, options{stack: localstack.Options{DataDir: t.TempDir()}, out: &out}, func(st *localstack.Stack) { ready <- st })
+		done <- run(ctx, options{stack: localstack.Options{DataDir: t.TempDir(), PolicyDir: "../../policies", PolicyRefresh: time.Second}, out: &out},
+			func(st *localstack.Stack) { ready <- st })
 	}()
 	var st *localstack.Stack
 	select {
@@ -48,7 +52,7 @@ func TestRun(t *testing.T) {
 	}
 
 	printed := out.String()
-	for _, want := range []string{"STAND-IN", st.ClientURL, st.FederationURL, st.EgressURL, st.ControlURL, st.HomeserverURL, st.VZDURL, st.PushURL, st.Users[0].MXID, "curl -s"} {
+	for _, want := range []string{"STAND-IN", st.OperatorEnvFile(), "tim-ctl policy status", "directory ../../policies", st.ClientURL, st.FederationURL, st.EgressURL, st.ControlURL, st.HomeserverURL, st.VZDURL, st.PushURL, st.Users[0].MXID, "curl -s"} {
 		if want == "" || !strings.Contains(printed, want) {
 			t.Errorf("overview lacks %q:\n%s", want, printed)
 		}
@@ -91,6 +95,8 @@ func TestRun(t *testing.T) {
 		t.Errorf("push gateway: notify without devices: %d, want 400", resp.StatusCode)
 	}
 
+	t.Run("SIGHUP reloads the policy and the stack keeps serving", func(t *testing.T) { sighup(t, st, &out) })
+
 	cancel()
 	select {
 	case err := <-done:
@@ -106,6 +112,31 @@ func TestRun(t *testing.T) {
 	// Nothing listens any more.
 	if _, err := http.Get(st.ClientURL + "/_matrix/client/versions"); err == nil {
 		t.Errorf("client proxy still answers after shutdown")
+	}
+}
+
+func sighup(t *testing.T, st *localstack.Stack, out *syncbuf.Buffer) {
+	before := st.Control.Policy.Status()
+	pid, err := os.ReadFile(filepath.Join(filepath.Dir(st.OperatorEnvFile()), "tim-local.pid"))
+	if err != nil || strings.TrimSpace(string(pid)) != strconv.Itoa(os.Getpid()) {
+		t.Fatalf("pid file: %q %v", pid, err)
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(out.String(), "tim-local: SIGHUP: policy revision") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no reload reported:\n%s", out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if after := st.Control.Policy.Status(); after.Accepted != before.Accepted+1 || after.LastError != "" {
+		t.Errorf("reloads accepted %d -> %d (%s)", before.Accepted, after.Accepted, after.LastError)
+	}
+	ex := examples(st)[1] // a refusal by the policy: the filter still decides
+	if status, body := perform(t, ex, ""); status != ex.status || !strings.Contains(body, ex.want) {
+		t.Errorf("after SIGHUP: %d %s", status, body)
 	}
 }
 
