@@ -84,6 +84,7 @@ func TestRun(t *testing.T) {
 	}
 
 	t.Run("a Matrix client library: login, createRoom, message, sync", func(t *testing.T) { matrixClient(t, st) })
+	t.Run("the invitee's pusher: encrypted, fixed size, no content", func(t *testing.T) { pushSink(t, st) })
 
 	// The push gateway answers its API (an empty notification is a precise 400, not a crash).
 	resp, err := http.Post(st.PushURL+"/_matrix/push/v1/notify", "application/json", strings.NewReader(`{"notification":{"devices":[]}}`))
@@ -217,4 +218,56 @@ func matrixClient(t *testing.T, st *localstack.Stack) {
 		since = resp.NextBatch
 	}
 	t.Fatal("the message never came back in the sync")
+}
+
+// pushSink: alice's createRoom invited bob, whose pusher delivers through the push gateway to the push
+// sink. The provider carried ciphertext of fixed size; decrypted, the notice holds ids and counts, not
+// the message, its sender or the room's name (A_22808, A_22965).
+func pushSink(t *testing.T, st *localstack.Stack) {
+	var got []localstack.PushArrival
+	deadline := time.Now().Add(30 * time.Second)
+	for len(got) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("nothing arrived at the push sink")
+		}
+		time.Sleep(100 * time.Millisecond)
+		got = st.PushSink.Arrivals()
+	}
+	a := got[0]
+	t.Logf("arrived at the push sink: %d bytes, %s, decrypted %s", a.Bytes, a.ContentEncoding, a.Decrypted)
+	if a.Error != "" || a.ContentEncoding != "aes128gcm" || a.Subscriber != "bob" {
+		t.Fatalf("arrival: %+v", a)
+	}
+	var n struct {
+		EventID string `json:"event_id"`
+		RoomID  string `json:"room_id"`
+		Counts  struct {
+			Unread *int `json:"unread"`
+		} `json:"counts"`
+	}
+	if err := json.Unmarshal(a.Decrypted, &n); err != nil || n.EventID == "" || n.RoomID == "" || n.Counts.Unread == nil {
+		t.Fatalf("decrypted: %s (%v)", a.Decrypted, err)
+	}
+	var fields map[string]any
+	_ = json.Unmarshal(a.Decrypted, &fields)
+	for k := range fields {
+		if k != "event_id" && k != "room_id" && k != "prio" && k != "counts" {
+			t.Errorf("the notice carries %q: %s", k, a.Decrypted)
+		}
+	}
+	for _, leak := range []string{"hello", st.Users[0].MXID, "m.room.member"} {
+		if strings.Contains(string(a.Decrypted), leak) {
+			t.Errorf("the notice contains %q: %s", leak, a.Decrypted)
+		}
+	}
+	// What the sink shows over HTTP.
+	resp, err := http.Get(st.PushURL + "/push-sink/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || !strings.Contains(string(b), n.EventID) {
+		t.Errorf("GET /push-sink/: %d %s", resp.StatusCode, b)
+	}
 }

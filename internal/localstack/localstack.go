@@ -153,17 +153,20 @@ type Stack struct {
 	HomeserverURL, VZDURL, ForwarderURL     string
 	Endpoints                               []Endpoint
 	PushError                               error // why the push gateway is not running, if it is not
-	wasm, trust                             []byte
-	opts                                    Options
-	httpServers                             []*http.Server
-	serveErrs                               chan error
-	controlCancel                           context.CancelFunc
-	controlDone                             chan error
-	controlOnce                             sync.Once
-	controlErr                              error
-	pushShutdown                            func(context.Context) error
-	closeOnce                               sync.Once
-	ownVZD                                  bool
+	// PushSink receives what the push gateway delivers for the last demo user's (bob's) pusher (a Web Push
+	// provider and device STAND-IN, served at PushURL + /push-sink/).
+	PushSink      *PushSink
+	wasm, trust   []byte
+	opts          Options
+	httpServers   []*http.Server
+	serveErrs     chan error
+	controlCancel context.CancelFunc
+	controlDone   chan error
+	controlOnce   sync.Once
+	controlErr    error
+	pushShutdown  func(context.Context) error
+	closeOnce     sync.Once
+	ownVZD        bool
 }
 
 // Start builds and starts everything, and returns once every part answers: the control plane is
@@ -388,6 +391,9 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 
 	if !o.NoPush {
 		s.PushError = s.startPush(listen)
+		if s.PushError == nil && s.Dendrite != nil && len(s.Users) > 0 {
+			s.PushError = s.registerPusher(ctx, s.Users[len(s.Users)-1])
+		}
 	}
 
 	// Ready when each proxy answers with something other than 503 (it then holds policy and list).
@@ -424,7 +430,11 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		{"control plane internal", s.ControlInternalURL, false, "/internal/v1/* for the proxies (shared secret)"},
 	}
 	if s.PushURL != "" {
-		s.Endpoints = append(s.Endpoints, Endpoint{"push gateway", s.PushURL, false, "POST /_matrix/push/v1/notify (Web Push app " + pushAppID + ")"})
+		note := "POST /_matrix/push/v1/notify (Web Push app " + pushAppID + ")"
+		if s.PushSink != nil {
+			note += "; GET " + sinkPath + ": what the push provider/device STAND-IN received and decrypted"
+		}
+		s.Endpoints = append(s.Endpoints, Endpoint{"push gateway", s.PushURL, false, note})
 	}
 	if o.StandInHomeserver {
 		s.Endpoints = append(s.Endpoints, Endpoint{"homeserver", s.HomeserverURL, true, "Matrix homeserver stand-in for " + o.ServerName + " (in memory)"})
