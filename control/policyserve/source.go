@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"strings"
 	"testing/fstest"
 
 	"github.com/open-policy-agent/opa/v1/bundle"
@@ -88,8 +89,25 @@ func readBundle(r io.Reader) (fs.FS, error) {
 		return nil, err
 	}
 	out := fstest.MapFS{}
+	// `opa build -b DIR` names modules by DIR's path; relative to the bundle root they read as in the
+	// directory (the plan's file names, and so the revision, are then the same).
+	prefix := ""
+	for i, m := range b.Modules {
+		d := path.Dir(path.Clean("/" + m.Path)[1:]) + "/"
+		switch {
+		case i == 0:
+			prefix = d
+		default:
+			for !strings.HasPrefix(d, prefix) {
+				prefix = path.Dir(strings.TrimSuffix(prefix, "/")) + "/"
+			}
+		}
+	}
+	if prefix == "./" || prefix == "/" {
+		prefix = ""
+	}
 	for _, m := range b.Modules {
-		p := path.Clean("/" + m.Path)[1:]
+		p := strings.TrimPrefix(path.Clean("/" + m.Path)[1:], prefix)
 		if !fs.ValidPath(p) {
 			return nil, fmt.Errorf("module path %q", m.Path)
 		}
