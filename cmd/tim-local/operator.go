@@ -29,7 +29,7 @@ func printOperator(w io.Writer, st *localstack.Stack) {
 		fmt.Fprintf(w, "use it within %s; a change that fails is refused and the previous revision keeps deciding.\n", st.PolicyRefresh())
 	}
 	fmt.Fprintf(w, "\nOperator CLI (the internal credential and the VZD stand-in's OAuth client are in %s):\n\n", env)
-	fmt.Fprintf(w, "  go build -o build/bin/tim-ctl ./cmd/tim-ctl\n")
+	fmt.Fprintf(w, "  go build -o build/bin/tim-ctl ./cmd/tim-ctl    # make run has built it\n")
 	fmt.Fprintf(w, "  export TIM_ADMIN_ENV_FILE=%s\n", env)
 	fmt.Fprintf(w, "  build/bin/tim-ctl policy status        # revision in service, last reload, what each proxy holds\n")
 	fmt.Fprintf(w, "  build/bin/tim-ctl policy test          # compile and test the sources without using them\n")
