@@ -142,6 +142,9 @@ func (s *Server) Reload(ctx context.Context) (*Revision, error) {
 		return nil, err
 	}
 	prev := s.current.Swap(rev)
+	if s.candidate != nil && s.candidate.Revision == rev.Revision {
+		s.candidate = nil // the sources now hold the candidate: nothing is left to compare
+	}
 	s.publish()
 	if prev == nil || prev.Revision != rev.Revision {
 		s.log.Info("policy revision in service", "event", "policy_loaded", "revision", rev.Revision, "bundle_revision", rev.Manifest, "source", rev.Source, "tests", rev.Tests)
