@@ -48,9 +48,18 @@ mailpit: $(BUILD)/bin/mailpit
 $(BUILD)/bin/mailpit:
 	GOBIN=$(abspath $(BUILD)/bin) $(GO) install github.com/axllent/mailpit@$(MAILPIT_VERSION)
 
-## run: the whole Fachdienst locally (Dendrite on SQLite, VZD and IDP stand-ins, filter hosted in wazero)
+## run: the whole Fachdienst locally (Dendrite on SQLite, VZD and IDP stand-ins, filter hosted in wazero).
+## Settings: make run PORT=8580 HOST=0.0.0.0 DATA=/tmp/tim POLICIES=policies REFRESH=2s RUN_FLAGS=-v
+## The launcher is built and run itself (not through `go run`), so that its process id in
+## $(DATA)/tim-local.pid takes SIGHUP (policy reload) and Ctrl-C reaches it directly.
+PORT     ?= 8480
+HOST     ?= 127.0.0.1
+DATA     ?= .tim-local
+POLICIES ?= policies
+REFRESH  ?= 2s
 run: wasm dendrite mailpit
-	$(GO) run ./cmd/tim-local
+	$(GO) build -trimpath -o $(BUILD)/bin/ ./cmd/tim-local ./cmd/tim-ctl
+	exec $(BUILD)/bin/tim-local -port $(PORT) -host $(HOST) -data $(DATA) -policies '$(POLICIES)' -refresh $(REFRESH) $(RUN_FLAGS)
 
 ## bench: every benchmark; figures go to build/bench/<name>.json and are printed
 bench: wasm

@@ -6,11 +6,12 @@ package policies
 
 import "embed"
 
-// FS holds the policy modules and the default data document, without the
+// FS holds the policy modules, the default data document and the bundle
+// manifest (.manifest, its revision), without the
 // Rego unit tests. Every non-test .rego file of this directory must be listed
 // here; TestFSHoldsEveryPolicy enforces that.
 //
-//go:embed proxy.rego invite.rego data.json
+//go:embed proxy.rego invite.rego data.json .manifest
 var FS embed.FS
 
 // Entrypoints the control plane compiles or evaluates.

@@ -4,9 +4,11 @@
 // (Dendrite, a child process; built on the first run) and a STAND-IN for the system outside the
 // provider that the stack needs (the gematik VZD-FHIR-Directory).
 //
-//	go run ./cmd/tim-local [-host 127.0.0.1] [-port 8480] [-data .tim-local] [-v]
+//	go run ./cmd/tim-local [-host 127.0.0.1] [-port 8480] [-data .tim-local] [-policies policies] [-refresh 2s] [-v]
 //
-// It prints what listens where and a few curl commands, and stops cleanly on Ctrl-C or SIGTERM.
+// It prints what listens where and a few curl commands, and stops cleanly on Ctrl-C or SIGTERM. The
+// control plane serves the policy bundle directory given with -policies and reloads it when a file
+// changes; SIGHUP reloads it as well (the process id is in <data>/tim-local.pid).
 package main
 
 import (
@@ -17,6 +19,8 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -39,6 +43,8 @@ func main() {
 	flag.StringVar(&o.stack.DataDir, "data", ".tim-local", "directory for the SQLite databases (Dendrite's are kept between runs), push spool and keys")
 	flag.StringVar(&o.stack.FilterWasm, "wasm", "", "compiled filter (default: $TIM_FILTER_WASM, else built now)")
 	flag.BoolVar(&o.verbose, "v", false, "log the control plane and push gateway at info level")
+	flag.StringVar(&o.stack.PolicyDir, "policies", defaultPolicyDir(), "policy bundle directory served and watched (\"\": the policies built in)")
+	flag.DurationVar(&o.stack.PolicyRefresh, "refresh", 2*time.Second, "how often the proxies fetch policy and federation list")
 	flag.Parse()
 	o.out = os.Stdout
 	o.stack.BuildDendrite, o.stack.Progress = true, os.Stderr
@@ -72,11 +78,31 @@ func run(ctx context.Context, o options, ready func(*localstack.Stack)) error {
 	if err != nil {
 		return err
 	}
+	// SIGHUP reloads the policy; it no longer ends the stack.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	pidFile := filepath.Join(o.stack.DataDir, "tim-local.pid")
+	if err := os.WriteFile(pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+		logger.Warn("pid file not written", "error", err.Error())
+	}
+	defer os.Remove(pidFile)
 	printOverview(o.out, st)
 	if ready != nil {
 		ready(st)
 	}
-	<-ctx.Done()
+	for waiting := true; waiting; {
+		select {
+		case <-ctx.Done():
+			waiting = false
+		case <-hup:
+			if err := st.ReloadPolicy(ctx); err != nil {
+				fmt.Fprintf(o.out, "tim-local: SIGHUP: policy refused, the previous revision stays: %v\n", err)
+			} else {
+				fmt.Fprintf(o.out, "tim-local: SIGHUP: policy revision %s in service\n", st.Control.Policy.Current().Revision)
+			}
+		}
+	}
 	fmt.Fprintln(o.out, "tim-local: shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -123,6 +149,7 @@ func printOverview(w io.Writer, st *localstack.Stack) {
 	for _, ex := range examples(st) {
 		fmt.Fprintf(w, "# %s -> %d\n%s\n\n", ex.title, ex.status, ex.curl())
 	}
+	printOperator(w, st)
 	fmt.Fprintln(w, "Ctrl-C stops everything.")
 }
 

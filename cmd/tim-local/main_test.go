@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -10,7 +9,10 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -19,6 +21,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/timfd/fachdienst/internal/localstack"
+	"github.com/timfd/fachdienst/internal/syncbuf"
 )
 
 // TestRun starts the local stack on free ports, performs every printed example over HTTP and checks
@@ -32,11 +35,12 @@ func TestRun(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var out bytes.Buffer
+	var out syncbuf.Buffer
 	ready := make(chan *localstack.Stack, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, options{stack: localstack.Options{DataDir: t.TempDir()}, out: &out}, func(st *localstack.Stack) { ready <- st })
+		done <- run(ctx, options{stack: localstack.Options{DataDir: t.TempDir(), PolicyDir: "../../policies", PolicyRefresh: time.Second}, out: &out},
+			func(st *localstack.Stack) { ready <- st })
 	}()
 	var st *localstack.Stack
 	select {
@@ -48,7 +52,7 @@ func TestRun(t *testing.T) {
 	}
 
 	printed := out.String()
-	for _, want := range []string{"STAND-IN", st.ClientURL, st.FederationURL, st.EgressURL, st.ControlURL, st.HomeserverURL, st.VZDURL, st.PushURL, st.Users[0].MXID, "curl -s"} {
+	for _, want := range []string{"STAND-IN", st.OperatorEnvFile(), "tim-ctl policy status", "directory ../../policies", st.ClientURL, st.FederationURL, st.EgressURL, st.ControlURL, st.HomeserverURL, st.VZDURL, st.PushURL, st.Users[0].MXID, "curl -s"} {
 		if want == "" || !strings.Contains(printed, want) {
 			t.Errorf("overview lacks %q:\n%s", want, printed)
 		}
@@ -80,6 +84,7 @@ func TestRun(t *testing.T) {
 	}
 
 	t.Run("a Matrix client library: login, createRoom, message, sync", func(t *testing.T) { matrixClient(t, st) })
+	t.Run("the invitee's pusher: encrypted, fixed size, no content", func(t *testing.T) { pushSink(t, st) })
 
 	// The push gateway answers its API (an empty notification is a precise 400, not a crash).
 	resp, err := http.Post(st.PushURL+"/_matrix/push/v1/notify", "application/json", strings.NewReader(`{"notification":{"devices":[]}}`))
@@ -90,6 +95,8 @@ func TestRun(t *testing.T) {
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("push gateway: notify without devices: %d, want 400", resp.StatusCode)
 	}
+
+	t.Run("SIGHUP reloads the policy and the stack keeps serving", func(t *testing.T) { sighup(t, st, &out) })
 
 	cancel()
 	select {
@@ -106,6 +113,31 @@ func TestRun(t *testing.T) {
 	// Nothing listens any more.
 	if _, err := http.Get(st.ClientURL + "/_matrix/client/versions"); err == nil {
 		t.Errorf("client proxy still answers after shutdown")
+	}
+}
+
+func sighup(t *testing.T, st *localstack.Stack, out *syncbuf.Buffer) {
+	before := st.Control.Policy.Status()
+	pid, err := os.ReadFile(filepath.Join(filepath.Dir(st.OperatorEnvFile()), "tim-local.pid"))
+	if err != nil || strings.TrimSpace(string(pid)) != strconv.Itoa(os.Getpid()) {
+		t.Fatalf("pid file: %q %v", pid, err)
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(out.String(), "tim-local: SIGHUP: policy revision") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no reload reported:\n%s", out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if after := st.Control.Policy.Status(); after.Accepted != before.Accepted+1 || after.LastError != "" {
+		t.Errorf("reloads accepted %d -> %d (%s)", before.Accepted, after.Accepted, after.LastError)
+	}
+	ex := examples(st)[1] // a refusal by the policy: the filter still decides
+	if status, body := perform(t, ex, ""); status != ex.status || !strings.Contains(body, ex.want) {
+		t.Errorf("after SIGHUP: %d %s", status, body)
 	}
 }
 
@@ -186,4 +218,56 @@ func matrixClient(t *testing.T, st *localstack.Stack) {
 		since = resp.NextBatch
 	}
 	t.Fatal("the message never came back in the sync")
+}
+
+// pushSink: alice's createRoom invited bob, whose pusher delivers through the push gateway to the push
+// sink. The provider carried ciphertext of fixed size; decrypted, the notice holds ids and counts, not
+// the message, its sender or the room's name (A_22808, A_22965).
+func pushSink(t *testing.T, st *localstack.Stack) {
+	var got []localstack.PushArrival
+	deadline := time.Now().Add(30 * time.Second)
+	for len(got) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("nothing arrived at the push sink")
+		}
+		time.Sleep(100 * time.Millisecond)
+		got = st.PushSink.Arrivals()
+	}
+	a := got[0]
+	t.Logf("arrived at the push sink: %d bytes, %s, decrypted %s", a.Bytes, a.ContentEncoding, a.Decrypted)
+	if a.Error != "" || a.ContentEncoding != "aes128gcm" || a.Subscriber != "bob" {
+		t.Fatalf("arrival: %+v", a)
+	}
+	var n struct {
+		EventID string `json:"event_id"`
+		RoomID  string `json:"room_id"`
+		Counts  struct {
+			Unread *int `json:"unread"`
+		} `json:"counts"`
+	}
+	if err := json.Unmarshal(a.Decrypted, &n); err != nil || n.EventID == "" || n.RoomID == "" || n.Counts.Unread == nil {
+		t.Fatalf("decrypted: %s (%v)", a.Decrypted, err)
+	}
+	var fields map[string]any
+	_ = json.Unmarshal(a.Decrypted, &fields)
+	for k := range fields {
+		if k != "event_id" && k != "room_id" && k != "prio" && k != "counts" {
+			t.Errorf("the notice carries %q: %s", k, a.Decrypted)
+		}
+	}
+	for _, leak := range []string{"hello", st.Users[0].MXID, "m.room.member"} {
+		if strings.Contains(string(a.Decrypted), leak) {
+			t.Errorf("the notice contains %q: %s", leak, a.Decrypted)
+		}
+	}
+	// What the sink shows over HTTP.
+	resp, err := http.Get(st.PushURL + "/push-sink/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || !strings.Contains(string(b), n.EventID) {
+		t.Errorf("GET /push-sink/: %d %s", resp.StatusCode, b)
+	}
 }

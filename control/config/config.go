@@ -180,8 +180,12 @@ type Federation struct {
 // Policy locates the Rego sources and the provider's policy data. An empty Dir uses the policies
 // built into the binary. The remaining fields are merged into the data document's "config".
 type Policy struct {
-	Dir               string   `yaml:"dir" json:"dir"`
-	DataFile          string   `yaml:"data_file" json:"data_file"`
+	Dir string `yaml:"dir" json:"dir"` // an OPA bundle directory (.manifest, *.rego, data.json)
+	// Bundle is an OPA bundle file (`opa build`), read instead of Dir.
+	Bundle   string `yaml:"bundle" json:"bundle"`
+	DataFile string `yaml:"data_file" json:"data_file"`
+	// Watch reloads when a file of Dir, Bundle or DataFile changes (besides SIGHUP and the admin API).
+	Watch             bool     `yaml:"watch" json:"watch"`
 	Variant           string   `yaml:"variant" json:"variant"`
 	OwnDomains        []string `yaml:"own_domains" json:"own_domains"`
 	ApprovedClientIDs []string `yaml:"approved_client_ids" json:"approved_client_ids"`
@@ -228,7 +232,7 @@ func Default() Config {
 		Invite:     Invite{CacheSize: 100000, CacheTTL: 10 * time.Minute, Timeout: 3 * time.Second},
 		VZD:        VZD{Timeout: 10 * time.Second, SigAlg: "BP256R1"},
 		Federation: Federation{RefreshInterval: time.Hour, MaxAge: 72 * time.Hour},
-		Policy:     Policy{},
+		Policy:     Policy{Watch: true},
 		Log:        Log{Level: "info"},
 		RegToken:   RegToken{Alg: "BP256R1", Lifetime: time.Hour},
 		OrgCheck:   OrgCheck{Interval: 24 * time.Hour, GracePeriod: 30 * 24 * time.Hour},

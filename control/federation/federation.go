@@ -103,6 +103,7 @@ type Health struct {
 	IncidentActive bool          `json:"incident_active"` // incident raised and not yet resolved
 	Version        int64         `json:"version"`
 	LastError      string        `json:"last_error,omitempty"`
+	LastCause      string        `json:"last_cause,omitempty"` // Cause of LastError
 }
 
 // Manager runs the lifecycle. Create it with New, call Run in a goroutine, and serve proxies from
@@ -125,6 +126,8 @@ type Manager struct {
 	checks    int
 	incident  bool
 	lastError string
+	lastCause string
+	incidents incidentLog
 }
 
 // New returns a Manager. metrics may be nil (unregistered collectors), log nil (slog.Default()).
@@ -160,7 +163,7 @@ func (m *Manager) Outdated(s *Snapshot) bool {
 func (m *Manager) Health() Health {
 	s := m.snap.Load()
 	m.mu.Lock()
-	h := Health{Healthy: m.healthy, Checks: m.checks, IncidentActive: m.incident, LastError: m.lastError}
+	h := Health{Healthy: m.healthy, Checks: m.checks, IncidentActive: m.incident, LastError: m.lastError, LastCause: m.lastCause}
 	m.mu.Unlock()
 	if s != nil {
 		h.Age = m.clock.Now().Sub(s.UpdatedAt)
@@ -254,7 +257,7 @@ func (m *Manager) update(ctx context.Context) error {
 	switch {
 	case current && cur == nil:
 		m.metrics.updates.WithLabelValues("invalid").Inc()
-		return m.failed(errors.New("VZD answered 'current' although no list is held"))
+		return m.failed(fmt.Errorf("%w: VZD answered 'current' although no list is held", errInvalidVersion))
 	case current:
 		c := *cur
 		c.UpdatedAt = now
@@ -268,7 +271,7 @@ func (m *Manager) update(ctx context.Context) error {
 		}
 		if cur != nil && version < cur.Version {
 			m.metrics.updates.WithLabelValues("invalid").Inc()
-			return m.failed(fmt.Errorf("list rejected: version %d is older than the held version %d", version, cur.Version))
+			return m.failed(fmt.Errorf("list rejected: %w %d is older than the held version %d", errInvalidVersion, version, cur.Version))
 		}
 		next = &Snapshot{JWS: bytes.Clone(jws), Version: version, VersionHeader: strconv.FormatInt(version, 10), UpdatedAt: now, Domains: domains}
 		m.metrics.updates.WithLabelValues("updated").Inc()
@@ -291,18 +294,19 @@ func (m *Manager) update(ctx context.Context) error {
 func (m *Manager) failed(err error) error {
 	m.mu.Lock()
 	m.healthy = false
-	m.lastError = err.Error()
+	m.lastError, m.lastCause = err.Error(), Cause(err)
 	m.mu.Unlock()
-	m.log.Warn("federation list update failed", "event", "federation_update_failed", "error", err.Error())
+	m.log.Warn("federation list update failed", "event", "federation_update_failed", "cause", Cause(err), "error", err.Error())
 	return err
 }
 
 func (m *Manager) succeeded() {
 	m.mu.Lock()
 	wasIncident := m.incident
-	m.healthy, m.checks, m.incident, m.lastError = true, 0, false, ""
+	m.healthy, m.checks, m.incident, m.lastError, m.lastCause = true, 0, false, "", ""
 	m.mu.Unlock()
 	if wasIncident {
+		m.incidents.resolve(m.clock.Now())
 		m.log.Info("VZD reachable again, incident resolved", "event", "vzd_recovered")
 		m.notify("vzd_recovered")
 	}
@@ -399,8 +403,9 @@ func (m *Manager) raiseIncident(cause error) {
 	if s != nil {
 		age = m.clock.Now().Sub(s.UpdatedAt)
 	}
-	m.log.Error("VZD-FHIR-Directory unreachable after health checks: incident",
-		"event", "vzd_incident", "checks", m.cfg.MaxChecks, "list_age", age.Round(time.Second).String(),
+	in := m.incidents.raise(m.clock.Now(), cause)
+	m.log.Error("VZD-FHIR-Directory: incident after failed health checks ("+in.Cause+")",
+		"event", "vzd_incident", "cause", in.Cause, "checks", m.cfg.MaxChecks, "list_age", age.Round(time.Second).String(),
 		"ttl_left", (m.cfg.TTL - age).Round(time.Second).String(), "error", cause.Error())
 	m.notify("vzd_incident")
 }

@@ -1,7 +1,6 @@
 package federation
 
 import (
-	"errors"
 	"time"
 
 	"github.com/timfd/fachdienst/wasm/fedlist"
@@ -17,7 +16,7 @@ func FedlistVerifier(ts *fedlist.TrustStore) Verifier {
 			return 0, 0, err
 		}
 		if len(l.Domains) == 0 {
-			return 0, 0, errors.New("federation list has no domains")
+			return 0, 0, errEmptyList
 		}
 		return l.Version, len(l.Domains), nil
 	}

@@ -202,18 +202,41 @@ func (a *API) federationList(c *gin.Context) {
 	c.Data(http.StatusOK, ContentTypeJOSE, s.JWS)
 }
 
+// servedPolicy is a policy source that also serves a shadow candidate and records what each proxy
+// holds (*policyserve.Server).
+type servedPolicy interface {
+	Served() (body []byte, revision, shadow string)
+	ReportHeld(policyserve.ProxyReport)
+}
+
+// HeaderProxy names the asking proxy's listener role (the filter sends it with its policy fetch).
+const HeaderProxy = "X-TIM-Proxy"
+
 func (a *API) policy(c *gin.Context) {
 	rev := a.cfg.Policy.Current()
 	if rev == nil {
 		c.Data(http.StatusServiceUnavailable, jsonType, bodyNoPolicy)
 		return
 	}
-	c.Header(HeaderPolicyRevision, rev.Revision)
-	if c.Request.URL.Query().Get("revision") == rev.Revision {
+	q := c.Request.URL.Query()
+	body, revision, shadow := rev.Body, rev.Revision, ""
+	if sp, ok := a.cfg.Policy.(servedPolicy); ok {
+		body, revision, shadow = sp.Served()
+		if role := c.GetHeader(HeaderProxy); role != "" && len(role) <= 64 {
+			evaluated, _ := strconv.ParseInt(q.Get("shadow_evaluated"), 10, 64)
+			differ, _ := strconv.ParseInt(q.Get("shadow_differ"), 10, 64)
+			sp.ReportHeld(policyserve.ProxyReport{
+				Proxy: role + "@" + c.ClientIP(), Revision: q.Get("revision"), Shadow: q.Get("shadow"),
+				ShadowEvaluated: evaluated, ShadowDiffer: differ,
+			})
+		}
+	}
+	c.Header(HeaderPolicyRevision, revision)
+	if q.Get("revision") == revision && q.Get("shadow") == shadow {
 		c.Status(http.StatusNoContent)
 		return
 	}
-	c.Data(http.StatusOK, jsonType, rev.Body)
+	c.Data(http.StatusOK, jsonType, body)
 }
 
 // maxInviteBody bounds the invite-permission request: two MXIDs of at most 255 bytes and some JSON.

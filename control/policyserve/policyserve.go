@@ -28,6 +28,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/timfd/fachdienst/control/plancompile"
+	"github.com/timfd/fachdienst/control/policytest"
 	"github.com/timfd/fachdienst/policies"
 	"github.com/timfd/fachdienst/wasm/matrix"
 )
@@ -51,8 +52,15 @@ type Operator struct {
 
 // Config configures a Server.
 type Config struct {
-	// Dir holds the Rego modules and data.json; empty uses the policies embedded in the binary.
+	// Dir holds the Rego modules and data.json, in the layout of an OPA bundle directory (a .manifest
+	// with a revision, *.rego with their _test.rego, data.json); empty uses the policies embedded in
+	// the binary.
 	Dir string
+	// Bundle, when set, is an OPA bundle file (`opa build`, tar.gz) read instead of Dir.
+	Bundle string
+	// SkipTests accepts a revision without running its Rego tests (they run by default: a revision
+	// whose own tests fail is refused).
+	SkipTests bool
 	// DataFile, when set, replaces Dir's (or the embedded) data.json.
 	DataFile   string
 	Entrypoint string // default tim/proxy/decision
@@ -76,6 +84,13 @@ type Revision struct {
 	Entrypoints []string        `json:"-"`
 	CompiledAt  time.Time       `json:"-"`
 	Body        []byte          `json:"-"`
+	// Manifest is the bundle's own revision (.manifest), Source what was read, Tests how many Rego
+	// tests passed before it was accepted.
+	Manifest string `json:"-"`
+	Source   string `json:"-"`
+	Tests    int    `json:"-"`
+	// FS holds the sources it was compiled from (the invite policy is evaluated from the same reading).
+	FS fs.FS `json:"-"`
 }
 
 // Server holds the current revision.
@@ -84,6 +99,11 @@ type Server struct {
 	log     *slog.Logger
 	current atomic.Pointer[Revision]
 	mu      sync.Mutex // serialises reloads
+	st      status
+	// served is the body of GET /internal/v1/policy (publish); candidate the shadow candidate.
+	served      atomic.Pointer[served]
+	candidate   *Revision
+	candidateAt time.Time
 }
 
 // New compiles the policy once; it fails when that first compilation fails, as there is nothing to serve.
@@ -115,6 +135,7 @@ func (s *Server) Reload(ctx context.Context) (*Revision, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	rev, err := s.build(ctx)
+	s.st.attempted(s.cfg.Now(), err)
 	if err != nil {
 		kept := ""
 		if cur := s.current.Load(); cur != nil {
@@ -124,17 +145,28 @@ func (s *Server) Reload(ctx context.Context) (*Revision, error) {
 		return nil, err
 	}
 	prev := s.current.Swap(rev)
+	if s.candidate != nil && s.candidate.Revision == rev.Revision {
+		s.candidate = nil // the sources now hold the candidate: nothing is left to compare
+	}
+	s.publish()
 	if prev == nil || prev.Revision != rev.Revision {
-		s.log.Info("policy revision in service", "event", "policy_loaded", "revision", rev.Revision)
+		s.log.Info("policy revision in service", "event", "policy_loaded", "revision", rev.Revision, "bundle_revision", rev.Manifest, "source", rev.Source, "tests", rev.Tests)
 	}
 	return rev, nil
 }
 
 func (s *Server) build(ctx context.Context) (*Revision, error) {
-	var fsys fs.FS = policies.FS
-	if s.cfg.Dir != "" {
-		fsys = os.DirFS(s.cfg.Dir)
+	src, err := s.readSource()
+	if err != nil {
+		return nil, err
 	}
+	return s.buildFrom(ctx, src, s.cfg.DataFile)
+}
+
+// buildFrom compiles, tests and merges one reading of the sources; dataFile, when set, replaces its
+// data.json.
+func (s *Server) buildFrom(ctx context.Context, src *source, dataFile string) (*Revision, error) {
+	fsys := src.fsys
 	res, err := s.cfg.Compile(ctx, fsys, s.cfg.Entrypoint)
 	if err != nil {
 		return nil, fmt.Errorf("policy: compile: %w", err)
@@ -143,13 +175,24 @@ func (s *Server) build(ctx context.Context) (*Revision, error) {
 		return nil, errors.New("policy: compiler returned a plan that is not JSON")
 	}
 	var raw []byte
-	if s.cfg.DataFile != "" {
-		raw, err = os.ReadFile(s.cfg.DataFile)
+	if dataFile != "" {
+		raw, err = os.ReadFile(dataFile)
 	} else {
 		raw, err = fs.ReadFile(fsys, "data.json")
 	}
 	if err != nil {
 		return nil, fmt.Errorf("policy: data: %w", err)
+	}
+	tests := 0
+	if !s.cfg.SkipTests {
+		tr, err := policytest.Run(ctx, fsys, raw)
+		if err != nil {
+			return nil, fmt.Errorf("policy: tests: %w", err)
+		}
+		if err := tr.Err(); err != nil {
+			return nil, fmt.Errorf("policy: %w", err)
+		}
+		tests = tr.Passed
 	}
 	op := s.cfg.Operator
 	if s.cfg.LoadOperator != nil {
@@ -178,6 +221,10 @@ func (s *Server) build(ctx context.Context) (*Revision, error) {
 		Data:        data,
 		Entrypoints: res.Entrypoints,
 		CompiledAt:  s.cfg.Now(),
+		Manifest:    src.manifest,
+		Source:      src.origin,
+		Tests:       tests,
+		FS:          fsys,
 	}
 	if rev.Body, err = json.Marshal(rev); err != nil {
 		return nil, err
@@ -298,15 +345,19 @@ func (s *Server) ReloadOnSIGHUP(ctx context.Context) {
 	}()
 }
 
-// RegisterAdmin mounts POST /admin/v1/policy/reload on r. The caller puts it behind its admin
+// RegisterAdmin mounts the operator's policy endpoints on r: GET /admin/v1/policy (status),
+// POST /admin/v1/policy/test (compile and test the sources without using them), the shadow candidate
+// (shadow.go) and POST /admin/v1/policy/reload. The caller puts it behind its admin
 // authentication. reload, when not nil, replaces s.Reload — e.g. a server-wide reload that also refreshes
 // the invite decisions — and must leave the previous revision in service when it fails. Answers: 200
 // {"revision": "..."} when the new policy is in service, 422 {"error": "...", "revision": "<kept>"} when it
 // was refused.
-func (s *Server) RegisterAdmin(r gin.IRouter, reload func(context.Context) error) {
+func (s *Server) RegisterAdmin(r gin.IRouter, reload func(context.Context) error, promote func(context.Context, *Revision) error) {
 	if reload == nil {
 		reload = func(ctx context.Context) error { _, err := s.Reload(ctx); return err }
 	}
+	s.registerStatus(r)
+	s.registerShadow(r, promote)
 	r.POST("/admin/v1/policy/reload", func(c *gin.Context) {
 		if err := reload(c.Request.Context()); err != nil {
 			c.JSON(http.StatusUnprocessableEntity, gin.H{"error": err.Error(), "revision": s.Current().Revision})

@@ -251,7 +251,7 @@ func TestAdminReloadEndpoint(t *testing.T) {
 	s, err := policyserve.New(context.Background(), policyserve.Config{Dir: dir})
 	require.NoError(t, err)
 	r := gin.New()
-	s.RegisterAdmin(r, nil)
+	s.RegisterAdmin(r, nil, nil)
 	srv := httptest.NewServer(r)
 	defer srv.Close()
 	kept := s.Current().Revision
@@ -301,7 +301,7 @@ func TestAdminReloadUsesServerWideReload(t *testing.T) {
 			return err
 		}
 		return errors.New("invite policy refused")
-	})
+	}, nil)
 	w := httptest.NewRecorder()
 	r.ServeHTTP(w, httptest.NewRequest("POST", "/admin/v1/policy/reload", nil))
 	assert.Equal(t, http.StatusUnprocessableEntity, w.Code)

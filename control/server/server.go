@@ -12,7 +12,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -38,7 +37,6 @@ import (
 	"github.com/timfd/fachdienst/control/store"
 	"github.com/timfd/fachdienst/control/userblock"
 	"github.com/timfd/fachdienst/control/vzd"
-	"github.com/timfd/fachdienst/policies"
 	"github.com/timfd/fachdienst/wasm/fedlist"
 	"github.com/timfd/fachdienst/wasm/matrix"
 )
@@ -78,7 +76,6 @@ type Server struct {
 	OrgCheck  *orgcheck.Checker
 	public    *gin.Engine
 	internal  *gin.Engine // nil when served on the public listener
-	policyFS  fs.FS
 }
 
 // NewLogger returns the JSON logger at the configured level.
@@ -173,12 +170,8 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (_ *Server, err erro
 			"user_blocking", s.UserBlock != nil || deps.UserBlocker != nil, "organisation_check_interval", cfg.OrgCheck.Interval.String())
 	}
 
-	s.policyFS = policies.FS
-	if cfg.Policy.Dir != "" {
-		s.policyFS = os.DirFS(cfg.Policy.Dir)
-	}
 	pcfg := policyserve.Config{
-		Dir: cfg.Policy.Dir, DataFile: cfg.Policy.DataFile,
+		Dir: cfg.Policy.Dir, Bundle: cfg.Policy.Bundle, DataFile: cfg.Policy.DataFile,
 		Operator: policyserve.Operator{Variant: cfg.Policy.Variant, OwnDomains: cfg.Policy.OwnDomains, ApprovedClientIDs: cfg.Policy.ApprovedClientIDs},
 		Logger:   s.log, Now: s.now,
 	}
@@ -199,7 +192,7 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (_ *Server, err erro
 		Releases: s.Store, Localizer: s.VZD, Permissions: perms, Insurance: &insuranceIndex{fed: s.Fed},
 		CacheSize: cfg.Invite.CacheSize, CacheTTL: cfg.Invite.CacheTTL, Timeout: cfg.Invite.Timeout,
 		Now: s.now, Logger: s.log.With("component", "invite"), Registerer: s.reg,
-	}, s.policyFS, s.Policy.Current().Data); err != nil {
+	}, s.Policy.Current().FS, s.Policy.Current().Data); err != nil {
 		return nil, err
 	}
 
@@ -244,7 +237,10 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (_ *Server, err erro
 	}
 	// The policy reload is an operator action: it shares the proxies' credential and listener, never the
 	// public one's openness.
-	s.Policy.RegisterAdmin(internalRouter.Group("", internal.Authenticate()), s.Reload)
+	s.registerOperator(internalRouter.Group("", internal.Authenticate()))
+	s.Policy.RegisterAdmin(internalRouter.Group("", internal.Authenticate()), s.Reload, func(ctx context.Context, rev *policyserve.Revision) error {
+		return s.Invite.SetPolicy(ctx, rev.FS, rev.Data)
+	})
 	return s, nil
 }
 
@@ -296,7 +292,7 @@ func (s *Server) Reload(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.Invite.SetPolicy(ctx, s.policyFS, rev.Data); err != nil {
+	if err := s.Invite.SetPolicy(ctx, rev.FS, rev.Data); err != nil {
 		s.log.Error("invite policy refused; previous kept", "error", err.Error())
 		return err
 	}
@@ -330,6 +326,11 @@ func (s *Server) Serve(ctx context.Context, public, internal net.Listener) error
 	jobs, stopJobs := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	wg.Go(func() { s.Fed.Run(jobs) })
+	if s.cfg.Policy.Watch {
+		if err := s.Policy.Watch(jobs, s.Reload); err != nil {
+			s.log.Error("policy sources not watched; reload with SIGHUP or the admin API", "error", err.Error())
+		}
+	}
 	if s.OrgAdmin != nil {
 		wg.Go(func() { s.runRegistrationPurge(jobs) })
 	}

@@ -97,6 +97,11 @@ type Options struct {
 	// ControlPollInterval is how often the control plane polls the VZD stand-in (default 30 s, so a
 	// domain added there shows up in a local run without waiting an hour).
 	ControlPollInterval time.Duration
+	// PolicyDir is the policy bundle directory the control plane serves and watches (OPA bundle
+	// layout; `make run` gives the working tree's policies/); "" serves the embedded policies.
+	PolicyDir string
+	// PolicyRefresh is the filters' refresh interval (policy and list fetches); 0 keeps 10 s.
+	PolicyRefresh time.Duration
 	// NoPush leaves the push gateway out.
 	NoPush bool
 	// StandInHomeserver runs the in-memory homeserver stand-in instead of Dendrite (tests that must
@@ -156,17 +161,20 @@ type Stack struct {
 	HomeserverURL, VZDURL, ForwarderURL     string
 	Endpoints                               []Endpoint
 	PushError                               error // why the push gateway is not running, if it is not
-	wasm, trust                             []byte
-	opts                                    Options
-	httpServers                             []*http.Server
-	serveErrs                               chan error
-	controlCancel                           context.CancelFunc
-	controlDone                             chan error
-	controlOnce                             sync.Once
-	controlErr                              error
-	pushShutdown                            func(context.Context) error
-	closeOnce                               sync.Once
-	ownVZD                                  bool
+	// PushSink receives what the push gateway delivers for the last demo user's (bob's) pusher (a Web Push
+	// provider and device STAND-IN, served at PushURL + /push-sink/).
+	PushSink      *PushSink
+	wasm, trust   []byte
+	opts          Options
+	httpServers   []*http.Server
+	serveErrs     chan error
+	controlCancel context.CancelFunc
+	controlDone   chan error
+	controlOnce   sync.Once
+	controlErr    error
+	pushShutdown  func(context.Context) error
+	closeOnce     sync.Once
+	ownVZD        bool
 }
 
 // Start builds and starts everything, and returns once every part answers: the control plane is
@@ -341,7 +349,9 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	cfg.Homeserver.URL, cfg.Homeserver.AdminToken, cfg.Homeserver.AccountDataAPI = hsURL, adminToken, accountDataAPI
 	cfg.VZD.BaseURL, cfg.VZD.ClientID, cfg.VZD.ClientSecret, cfg.VZD.SigAlg = s.VZDURL, vzdClientID, vzdClientSecret, "BP256R1"
 	cfg.Federation.RefreshInterval = o.ControlPollInterval
-	cfg.Policy.Variant = "pro"
+	// The variant and every other rule come from the policy data (policies/data.json), so that an
+	// edit of the data alone switches them.
+	cfg.Policy.Dir, cfg.Policy.Watch = o.PolicyDir, o.PolicyDir != ""
 	if o.Variant != "" {
 		cfg.Policy.Variant = o.Variant
 	}
@@ -402,6 +412,9 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 
 	if !o.NoPush {
 		s.PushError = s.startPush(listen)
+		if s.PushError == nil && s.Dendrite != nil && len(s.Users) > 0 {
+			s.PushError = s.registerPusher(ctx, s.Users[len(s.Users)-1])
+		}
 	}
 
 	// Ready when each proxy answers with something other than 503 (it then holds policy and list).
@@ -439,7 +452,11 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	}
 	s.Endpoints = append(s.Endpoints, s.registrationEndpoints()...)
 	if s.PushURL != "" {
-		s.Endpoints = append(s.Endpoints, Endpoint{"push gateway", s.PushURL, false, "POST /_matrix/push/v1/notify (Web Push app " + pushAppID + ")"})
+		note := "POST /_matrix/push/v1/notify (Web Push app " + pushAppID + ")"
+		if s.PushSink != nil {
+			note += "; GET " + sinkPath + ": what the push provider/device STAND-IN received and decrypted"
+		}
+		s.Endpoints = append(s.Endpoints, Endpoint{"push gateway", s.PushURL, false, note})
 	}
 	if o.StandInHomeserver {
 		s.Endpoints = append(s.Endpoints, Endpoint{"homeserver", s.HomeserverURL, true, "Matrix homeserver stand-in for " + o.ServerName + " (in memory)"})
@@ -452,6 +469,9 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	}
 	s.Endpoints = append(s.Endpoints,
 		Endpoint{"egress forwarder", s.ForwarderURL, false, "behind the egress proxy; " + o.ServerName + " -> homeserver, others -> https://host"})
+	if err := s.writeOperatorEnv(); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -469,6 +489,9 @@ func (s *Stack) PluginConfig(role string) []byte {
 		},
 		"trust_anchors":    string(s.trust),
 		"refresh_interval": "10s",
+	}
+	if s.opts.PolicyRefresh > 0 {
+		cfg["refresh_interval"] = s.opts.PolicyRefresh.String()
 	}
 	if s.opts.RefetchMinInterval > 0 {
 		cfg["refetch_min_interval"] = s.opts.RefetchMinInterval.String()

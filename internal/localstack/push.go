@@ -2,8 +2,10 @@ package localstack
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 
@@ -35,31 +37,52 @@ func (s *Stack) startPush(listen func(int) (net.Listener, string, error)) error 
 		}
 		pub = []byte(pubKey)
 	}
+	// The push gateway and the push sink share one listener: the sink is the only Web Push endpoint
+	// the gateway may deliver to (plain HTTP on loopback).
+	ln, u, err := listen(offPush)
+	if err != nil {
+		return err
+	}
+	if s.PushSink, err = loadPushSink(filepath.Join(s.opts.DataDir, "push-sink-key.json")); err != nil {
+		ln.Close()
+		return fmt.Errorf("push sink: %w", err)
+	}
 	raw, err := yaml.Marshal(map[string]any{
 		"log_level": "warn",
 		"queue":     map[string]any{"spool": filepath.Join(s.opts.DataDir, "push-spool.jsonl")},
 		"apps": map[string]any{pushAppID: map[string]any{
 			"type": "webpush", "vapid_public_key": string(pub), "vapid_private_key_file": keyFile,
-			"subscriber": "mailto:ops@" + s.ServerName,
+			"subscriber": "mailto:ops@" + s.ServerName, "allowed_endpoints": []string{u + sinkPath},
 		}},
 	})
 	if err != nil {
+		ln.Close()
 		return err
 	}
 	cfg, err := pushconfig.Parse(raw)
 	if err != nil {
+		ln.Close()
 		return err
 	}
 	svc, err := service.New(cfg, s.opts.Logger.With("part", "pushgw"))
 	if err != nil {
+		ln.Close()
 		return err
 	}
-	ln, u, err := listen(offPush)
-	if err != nil {
-		svc.Shutdown(context.Background())
-		return err
-	}
-	s.serve(ln, svc.Handler())
+	mux := http.NewServeMux()
+	mux.Handle(sinkPath, s.PushSink)
+	mux.Handle("/", svc.Handler())
+	// HTTPS too (certificate of the local CA, which Dendrite trusts): Dendrite accepts only https
+	// pusher URLs.
+	host := s.opts.Host
+	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
+		name := h.ServerName
+		if name == "" {
+			name = host
+		}
+		return s.CA.Leaf(name)
+	}}
+	s.serve(newTLSOrPlain(ln, tlsCfg), mux)
 	s.PushURL = u
 	s.pushShutdown = func(ctx context.Context) error {
 		_, err := svc.Shutdown(ctx)

@@ -54,6 +54,8 @@ type Policy struct {
 	Revision string
 	Program  *planvm.Program
 	Data     planvm.Value
+	// Shadow is the candidate revision evaluated beside this one (shadow.go); nil without one.
+	Shadow *Policy
 }
 
 // configJSON is the configuration as written.
@@ -311,7 +313,21 @@ func policyFromValue(doc planvm.Value) (*Policy, error) {
 	default:
 		return nil, errors.New("data: must be an object")
 	}
-	return &Policy{Program: prog, Data: data, Revision: revisionOf(doc)}, nil
+	pol := &Policy{Program: prog, Data: data, Revision: revisionOf(doc)}
+	if sh, ok := doc.Get("shadow"); ok && sh.Kind() != planvm.KindNull {
+		if _, nested := sh.Get("shadow"); nested {
+			return nil, errors.New("shadow: must not hold a shadow")
+		}
+		cand, err := policyFromValue(sh)
+		if err != nil {
+			return nil, fmt.Errorf("shadow: %v", err)
+		}
+		if cand.Revision == "" {
+			return nil, errors.New("shadow: revision missing")
+		}
+		pol.Shadow = cand
+	}
+	return pol, nil
 }
 
 // revisionOf returns a policy document's revision. The revision is opaque:

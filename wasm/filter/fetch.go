@@ -200,9 +200,9 @@ func (p *plugin) syncShared() {
 	// finds its document (or, in the moment between the writes, an older
 	// document, which the revision check below ignores until the next tick).
 	if rev, _, err := proxywasm.GetSharedData(keyPolicyRev); err == nil && len(rev) > 0 &&
-		(p.policy == nil || string(rev) != p.policy.Revision) {
+		(p.policy == nil || string(rev) != p.policy.sharedKey()) {
 		if doc, _, err := proxywasm.GetSharedData(keyPolicy); err == nil {
-			if pol, err := ParsePolicy(doc); err == nil && pol.Revision != "" && (p.policy == nil || pol.Revision != p.policy.Revision) {
+			if pol, err := ParsePolicy(doc); err == nil && pol.Revision != "" && (p.policy == nil || pol.sharedKey() != p.policy.sharedKey()) {
 				p.installPolicy(pol, "shared data")
 			}
 		}
@@ -220,9 +220,11 @@ func (p *plugin) fetchPolicy(now time.Time) {
 	}
 	path := pathPolicy
 	if p.policy != nil && p.policy.Revision != "" {
-		path += "?revision=" + queryEscape(p.policy.Revision)
+		path += "?revision=" + queryEscape(p.policy.Revision) + p.shadowQuery()
 	}
-	_, err := proxywasm.DispatchHttpCall(p.cfg.Cluster, p.calloutHeaders("GET", path), nil, nil, p.timeoutMS(), p.onPolicyResponse)
+	// The role tells the operator which proxy holds which revision (tim-control policy status).
+	hdrs := append(p.calloutHeaders("GET", path), [2]string{"x-tim-proxy", p.cfg.Direction})
+	_, err := proxywasm.DispatchHttpCall(p.cfg.Cluster, hdrs, nil, nil, p.timeoutMS(), p.onPolicyResponse)
 	if err != nil {
 		release(keyPolicyLease)
 		p.m.policyErrors.Increment(1)
@@ -253,7 +255,7 @@ func (p *plugin) onPolicyResponse(_, bodySize, _ int) {
 		p.installPolicy(pol, "control plane")
 		if err := setShared(keyPolicy, body); err != nil {
 			proxywasm.LogWarnf("tim-filter: cannot share the policy: %v", err)
-		} else if err := setShared(keyPolicyRev, []byte(pol.Revision)); err != nil {
+		} else if err := setShared(keyPolicyRev, []byte(pol.sharedKey())); err != nil {
 			proxywasm.LogWarnf("tim-filter: cannot share the policy revision: %v", err)
 		}
 	case 204:

@@ -125,6 +125,10 @@ func (p *plugin) logDecision(s *stream, check, status int, reason, outcome strin
 	}
 	sb.WriteString(" check=")
 	sb.WriteString(checkNames[check])
+	if p.policy != nil {
+		sb.WriteString(" revision=")
+		sb.WriteString(p.policy.Revision)
+	}
 	sb.WriteString(" status=")
 	sb.WriteString(itoa(status))
 	sb.WriteString(" direction=")

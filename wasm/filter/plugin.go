@@ -85,6 +85,11 @@ type plugin struct {
 	// current list; rebuilt when either changes, never per request.
 	data planvm.Value
 
+	// shadow is the candidate revision evaluated beside policy (shadow.go).
+	shadow                        *shadowState
+	shadowEvaluated, shadowDiffer proxywasm.MetricCounter
+	shadowMetrics                 bool
+
 	listFetch   fetchState
 	policyFetch fetchState
 	lastRefetch time.Time
@@ -177,6 +182,7 @@ func (p *plugin) OnTick() {
 		return
 	}
 	p.m.flush()
+	p.flushShadow()
 	p.syncShared()
 	p.refresh(false)
 	now := p.now()
@@ -301,20 +307,28 @@ func (p *plugin) rebuildData() {
 	if p.policy == nil {
 		return
 	}
-	b := planvm.NewObjectBuilder(p.policy.Data.Len() + 1)
-	p.policy.Data.Iterate(func(k, v planvm.Value) bool {
+	domains := planvm.NewObject()
+	if p.list != nil {
+		domains = domainsValue(p.list.list)
+	}
+	p.data = withDomains(p.policy.Data, domains)
+	if p.shadow != nil {
+		p.shadow.data = withDomains(p.shadow.pol.Data, domains)
+	}
+}
+
+// withDomains is a policy data document with federation.domains set.
+func withDomains(data, domains planvm.Value) planvm.Value {
+	b := planvm.NewObjectBuilder(data.Len() + 1)
+	data.Iterate(func(k, v planvm.Value) bool {
 		if s, ok := k.AsString(); ok && s == "federation" {
 			return true
 		}
 		b.SetValue(k, v)
 		return true
 	})
-	domains := planvm.NewObject()
-	if p.list != nil {
-		domains = domainsValue(p.list.list)
-	}
 	b.Set("federation", planvm.NewObject(planvm.KV{Key: "domains", Value: domains}))
-	p.data = b.Value()
+	return b.Value()
 }
 
 var (
@@ -345,6 +359,7 @@ func (p *plugin) installPolicy(pol *Policy, from string) {
 		// where the operator lets unknown endpoints pass.
 		proxywasm.LogErrorf("tim-filter: policy revision %q: endpoint table: %v", pol.Revision, err)
 	}
+	p.installShadow(pol)
 	p.rebuildData()
 	p.m.policyUpdates.Increment(1)
 	proxywasm.LogInfof("tim-filter: policy revision %q installed from %s", pol.Revision, from)

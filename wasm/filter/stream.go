@@ -109,8 +109,9 @@ func (s *stream) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
 	var hv headerValues
 	hv.collect(hs)
 	// A request whose header values equal an earlier one's gets its decision
-	// without its facts being read (memo.rawKeyOf says which qualify).
-	if p.ready() {
+	// without its facts being read (memo.rawKeyOf says which qualify); not
+	// while a shadow candidate is evaluated, which needs the facts.
+	if p.ready() && p.shadow == nil {
 		expired := p.expired(p.clock)
 		if key, ok := p.memo.rawKeyOf(&hv, expired); ok {
 			d, h, hit := p.memo.lookup(key)
@@ -298,7 +299,10 @@ func within(v string, b []byte) bool {
 // copied only when the stream keeps it).
 func (s *stream) apply(d *decision, refetched, expired bool) types.Action {
 	p := s.p
+	// A shadow candidate is compared on the evaluation that decides: not on one that waits for a
+	// list refetch and is evaluated again.
 	if d.allow {
+		s.compareShadow(d, expired)
 		p.m.count(d.check, outcomeAllowed)
 		if d.log {
 			p.logDecision(s, d.check, d.status, d.reason, "allow-logged")
@@ -309,8 +313,10 @@ func (s *stream) apply(d *decision, refetched, expired bool) types.Action {
 	d = &s.dec
 	switch {
 	case d.ask == "invite-permission":
+		s.compareShadow(d, expired)
 		return s.askInvite()
 	case d.ask != "":
+		s.compareShadow(d, expired)
 		p.m.count(d.check, outcomeError)
 		return s.failClosed(d.check, d.status, "", "", "unknown ask "+d.ask)
 	case d.refetch && !refetched && !expired:
@@ -320,6 +326,7 @@ func (s *stream) apply(d *decision, refetched, expired bool) types.Action {
 			return s.wait()
 		}
 	}
+	s.compareShadow(d, expired)
 	return s.deny(d.check, d.status, d.body, d.reason)
 }
 
