@@ -26,11 +26,13 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jws"
 	"github.com/lestrrat-go/jwx/v2/jwt"
+
+	"github.com/timfd/fachdienst/internal/brainpooljws"
 )
 
 // JWS algorithms of the token.
 const (
-	AlgBP256R1 = "BP256R1" // ECDSA on brainpoolP256r1 with SHA-256; what gematik's VZD expects by default
+	AlgBP256R1 = brainpooljws.Alg // ECDSA on brainpoolP256r1 with SHA-256; what gematik's VZD expects by default
 	AlgES256   = "ES256"
 )
 
