@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/zitadel/oidc/v3/pkg/client"
 	"github.com/zitadel/oidc/v3/pkg/client/rp"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"golang.org/x/oauth2"
@@ -44,14 +45,16 @@ const MaxOpenRequests = 10000
 
 // OIDC runs the authorisation code flow with PKCE, state and nonce against the IDP and validates
 // the ID_TOKEN (signature by the IDP's JWKS, iss, aud, azp, exp, iat, nonce, acr) with
-// zitadel/oidc's relying party.
+// zitadel/oidc's relying party and ID_TOKEN verifier; signatures are checked by jwksKeySet, which
+// knows BP256R1 (idtoken.go).
 type OIDC struct {
 	cfg   OIDCConfig
 	store *store.Store
 	now   func() time.Time
 
-	mu sync.Mutex
-	rp rp.RelyingParty // discovered on first use, so the control plane starts while the IDP is away
+	mu       sync.Mutex
+	rp       rp.RelyingParty     // discovered on first use, so the control plane starts while the IDP is away
+	verifier *rp.IDTokenVerifier // with the IDP's JWKS as jwksKeySet
 }
 
 type nonceKey struct{}
@@ -70,11 +73,11 @@ func NewOIDC(cfg OIDCConfig, st *store.Store, now func() time.Time) (*OIDC, erro
 	return &OIDC{cfg: cfg, store: st, now: now}, nil
 }
 
-func (o *OIDC) relyingParty(ctx context.Context) (rp.RelyingParty, error) {
+func (o *OIDC) relyingParty(ctx context.Context) (rp.RelyingParty, *rp.IDTokenVerifier, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.rp != nil {
-		return o.rp, nil
+		return o.rp, o.verifier, nil
 	}
 	scopes := []string{oidc.ScopeOpenID}
 	for _, s := range o.cfg.Scopes {
@@ -85,11 +88,12 @@ func (o *OIDC) relyingParty(ctx context.Context) (rp.RelyingParty, error) {
 	vopts := []rp.VerifierOption{
 		rp.WithNonce(func(ctx context.Context) string { v, _ := ctx.Value(nonceKey{}).(string); return v }),
 		rp.WithIssuedAtOffset(time.Minute),
+		rp.WithSupportedSigningAlgorithms(SigningAlgs...),
 	}
 	if len(o.cfg.ACRValues) > 0 {
 		vopts = append(vopts, rp.WithACRVerifier(oidc.DefaultACRVerifier(o.cfg.ACRValues)))
 	}
-	opts := []rp.Option{rp.WithVerifierOpts(vopts...)}
+	var opts []rp.Option
 	if o.cfg.HTTPClient != nil {
 		opts = append(opts, rp.WithHTTPClient(o.cfg.HTTPClient))
 	}
@@ -97,17 +101,23 @@ func (o *OIDC) relyingParty(ctx context.Context) (rp.RelyingParty, error) {
 	defer cancel()
 	r, err := rp.NewRelyingPartyOIDC(dctx, o.cfg.Issuer, o.cfg.ClientID, o.cfg.ClientSecret, o.cfg.RedirectURL, scopes, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrIDP, err)
+		return nil, nil, fmt.Errorf("%w: %v", ErrIDP, err)
 	}
-	o.rp = r
-	return r, nil
+	// The relying party does not expose the discovered jwks_uri; it is read from the same document.
+	disc, err := client.Discover(dctx, o.cfg.Issuer, r.HttpClient())
+	if err != nil || disc.JwksURI == "" {
+		return nil, nil, fmt.Errorf("%w: discovery names no jwks_uri (%v)", ErrIDP, err)
+	}
+	keys := newJWKSKeySet(disc.JwksURI, r.HttpClient(), o.now)
+	o.rp, o.verifier = r, rp.NewIDTokenVerifier(r.Issuer(), o.cfg.ClientID, keys, vopts...)
+	return o.rp, o.verifier, nil
 }
 
 // Start records a new authorisation request bound to the browser (browserHash) and returns the
 // IDP's authorisation URL to send the browser to. purpose travels with the request ("onboard" or
 // "login").
 func (o *OIDC) Start(ctx context.Context, purpose, browserHash string) (string, error) {
-	r, err := o.relyingParty(ctx)
+	r, _, err := o.relyingParty(ctx)
 	if err != nil {
 		return "", err
 	}
@@ -147,17 +157,26 @@ func (o *OIDC) Finish(ctx context.Context, state, code, browserHash string) (Ide
 	if subtle.ConstantTimeCompare([]byte(p.BrowserHash), []byte(browserHash)) != 1 {
 		return Identity{}, "", ErrStateUnknown
 	}
-	r, err := o.relyingParty(ctx)
+	r, verifier, err := o.relyingParty(ctx)
 	if err != nil {
 		return Identity{}, "", err
 	}
-	tokens, err := rp.CodeExchange[*oidc.IDTokenClaims](context.WithValue(ctx, nonceKey{}, p.Nonce), code, r, rp.WithCodeVerifier(p.Verifier))
+	// The code is redeemed with the relying party's OAuth client (client authentication, PKCE);
+	// the ID_TOKEN is verified by zitadel's verifier with the key set that knows BP256R1. The
+	// access token is not used, so its at_hash (undefined for BP256R1 in go-jose) is not checked.
+	xctx := context.WithValue(ctx, oauth2.HTTPClient, r.HttpClient())
+	tok, err := r.OAuthConfig().Exchange(xctx, code, oauth2.VerifierOption(p.Verifier))
 	if err != nil {
 		return Identity{}, "", fmt.Errorf("%w: %v", ErrTokenInvalid, err)
 	}
-	c := tokens.IDTokenClaims
-	if c == nil {
+	raw, _ := tok.Extra("id_token").(string)
+	if raw == "" {
 		return Identity{}, "", fmt.Errorf("%w: no ID_TOKEN", ErrTokenInvalid)
+	}
+	vctx := withRawToken(context.WithValue(ctx, nonceKey{}, p.Nonce), raw)
+	c, err := rp.VerifyIDToken[*oidc.IDTokenClaims](vctx, raw, verifier)
+	if err != nil {
+		return Identity{}, "", fmt.Errorf("%w: %v", ErrTokenInvalid, err)
 	}
 	claim := func(name string) string { v, _ := c.Claims[name].(string); return strings.TrimSpace(v) }
 	id := Identity{TelematikID: claim("idNummer"), ProfessionOID: claim("professionOID"), OrgName: claim("organizationName"), Method: "oidc"}

@@ -102,6 +102,7 @@ type env struct {
 	mailTo  *mailer.Config // overrides the Mailpit relay (e.g. one that is down)
 	client  *http.Client   // for the JSON API
 	orgs    orgadmin.Organisations
+	idpAlg  string // what the IDP stand-in signs ID_TOKENs with; BP256R1, as gematik's IDP, by default
 }
 
 type syncBuffer struct {
@@ -118,6 +119,9 @@ func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return 
 func (s *syncBuffer) Reset()         { s.mu.Lock(); s.b.Reset(); s.mu.Unlock() }
 
 type envOpt func(*env)
+
+// withIDPAlg makes the IDP stand-in sign with alg.
+func withIDPAlg(alg string) envOpt { return func(e *env) { e.idpAlg = alg } }
 
 // withMail starts Mailpit for the KIM procedure (skipped outside CI when the binary is missing).
 func withMail(e *env) {
@@ -153,7 +157,7 @@ func serve(t *testing.T, l net.Listener, h http.Handler) {
 func newEnv(t *testing.T, opts ...envOpt) *env {
 	t.Helper()
 	e := &env{t: t, st: storetest.SQLite(t), client: http.DefaultClient, tokens: &recTokens{}, blocker: &recBlocker{}, clock: &clock{t: time.Now()},
-		dir: onboarding.NewStaticDirectory(nil)}
+		dir: onboarding.NewStaticDirectory(nil), idpAlg: idp.AlgBP256R1}
 	for _, o := range opts {
 		o(e)
 	}
@@ -161,7 +165,7 @@ func newEnv(t *testing.T, opts ...envOpt) *env {
 	idpL, idpURL := listen(t)
 	e.url = ctlURL
 	var err error
-	e.idp, err = idp.New(idp.Config{Issuer: idpURL, Identity: praxis, Clients: []idp.Client{{ID: "regservice", Secret: "regservice-secret", RedirectURIs: []string{ctlURL + "/orgadmin/onboarding/oidc/callback"}}}})
+	e.idp, err = idp.New(idp.Config{Issuer: idpURL, Identity: praxis, Alg: e.idpAlg, Clients: []idp.Client{{ID: "regservice", Secret: "regservice-secret", RedirectURIs: []string{ctlURL + "/orgadmin/onboarding/oidc/callback"}}}})
 	if err != nil {
 		t.Fatal(err)
 	}

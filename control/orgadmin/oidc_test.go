@@ -74,10 +74,19 @@ func TestOIDCOnboardingToServices(t *testing.T) {
 	want(t, b.post("/orgadmin/login/oidc", nil), http.StatusOK, "Messenger services")
 }
 
+// The ID_TOKEN algorithms of the IDP: BP256R1 as gematik's central IDP signs, and the common ones.
+var idpAlgs = []string{idp.AlgBP256R1, idp.AlgES256, idp.AlgRS256}
+
 // Every ID_TOKEN defect and refused organisation ends in a refusal that names the reason, and
-// nothing is created.
+// nothing is created, whatever the IDP signs with.
 func TestOIDCRefusals(t *testing.T) {
-	e := newEnv(t)
+	for _, alg := range idpAlgs {
+		t.Run(alg, func(t *testing.T) { testOIDCRefusals(t, alg) })
+	}
+}
+
+func testOIDCRefusals(t *testing.T, alg string) {
+	e := newEnv(t, withIDPAlg(alg))
 	cases := []struct {
 		name     string
 		faults   idp.Faults
@@ -119,7 +128,13 @@ func TestOIDCRefusals(t *testing.T) {
 
 // A callback answers its state once, and only in the browser that started the sign-in.
 func TestOIDCStateReplayAndBinding(t *testing.T) {
-	e := newEnv(t)
+	for _, alg := range idpAlgs {
+		t.Run(alg, func(t *testing.T) { testOIDCStateReplayAndBinding(t, alg) })
+	}
+}
+
+func testOIDCStateReplayAndBinding(t *testing.T, alg string) {
+	e := newEnv(t, withIDPAlg(alg))
 	b := e.browser()
 	var callback string
 	b.c.CheckRedirect = func(req *http.Request, via []*http.Request) error {

@@ -4,6 +4,10 @@
 // (professionOID, idNummer, organizationName, acr). Keys and claims are configurable, and faults
 // (forged signature, expired token, wrong audience, replayed nonce) can be switched on to test a
 // relying party's validation.
+//
+// Like the real IDP it can sign with BP256R1 (ECDSA on brainpoolP256r1) and publish the key as a
+// JWK of crv BP-256. go-jose, which the provider signs with, has no brainpool, so then the provider
+// signs with an unpublished P-256 key and every ID_TOKEN it issues is signed again here, with jwx.
 package idp
 
 import (
@@ -24,8 +28,19 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/google/uuid"
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jws"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
+
+	"github.com/timfd/fachdienst/internal/brainpooljws"
+)
+
+// Signature algorithms of the ID_TOKENs.
+const (
+	AlgBP256R1 = brainpooljws.Alg // what gematik's IDP signs with
+	AlgES256   = "ES256"
+	AlgRS256   = "RS256"
 )
 
 // Identity is the SMC-B the stand-in signs in as.
@@ -60,9 +75,10 @@ type Config struct {
 	Identity Identity
 	ACR      string        // default gematik-ehealth-loa-high
 	Lifetime time.Duration // of ID_TOKENs, default 5 min
-	// SigningKey: *ecdsa.PrivateKey (P-256, ES256) or *rsa.PrivateKey (RS256); a fresh P-256 key
-	// when nil.
+	// SigningKey: *ecdsa.PrivateKey on brainpoolP256r1 (BP256R1) or P-256 (ES256), or
+	// *rsa.PrivateKey (RS256). When nil, a fresh key for Alg.
 	SigningKey crypto.Signer
+	Alg        string // AlgBP256R1, AlgES256 (the default) or AlgRS256; only read when SigningKey is nil
 }
 
 // Server is the stand-in IDP; it is an http.Handler.
@@ -71,6 +87,9 @@ type Server struct {
 	provider *op.Provider
 	st       *storage
 	mux      *http.ServeMux
+	alg      string        // of the ID_TOKENs as issued
+	forged   crypto.Signer // of the same kind as cfg.SigningKey, not published
+	resigns  bool          // every ID_TOKEN is signed again here (BP256R1)
 }
 
 // New builds the provider.
@@ -85,7 +104,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.Lifetime = 5 * time.Minute
 	}
 	if cfg.SigningKey == nil {
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		k, err := generateKey(cfg.Alg)
 		if err != nil {
 			return nil, err
 		}
@@ -99,8 +118,18 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The provider's own key and algorithm: the configured ones, or for BP256R1 an unpublished
+	// P-256 key whose signatures are replaced before a token leaves.
+	opAlg, opKey, opForged := jose.SignatureAlgorithm(alg), cfg.SigningKey, forged
+	if alg == AlgBP256R1 {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		opAlg, opKey, opForged = jose.ES256, k, k
+	}
 	st := &storage{
-		cfg: &cfg, alg: alg, key: cfg.SigningKey, forged: forged, kid: uuid.NewString(),
+		cfg: &cfg, alg: opAlg, key: opKey, forged: opForged, kid: uuid.NewString(),
 		requests: map[string]*authRequest{}, codes: map[string]string{}, tokens: map[string]tokenInfo{},
 		identity: cfg.Identity,
 	}
@@ -113,54 +142,84 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("idp: %w", err)
 	}
-	s := &Server{cfg: cfg, provider: p, st: st, mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, provider: p, st: st, mux: http.NewServeMux(), alg: alg, forged: forged, resigns: alg == AlgBP256R1}
 	s.mux.HandleFunc("GET /login", s.login)
 	s.mux.Handle("/", p)
 	return s, nil
 }
 
-func algOf(k crypto.Signer) (jose.SignatureAlgorithm, error) {
+func generateKey(alg string) (crypto.Signer, error) {
+	switch alg {
+	case AlgBP256R1:
+		return brainpooljws.GenerateKey()
+	case "", AlgES256:
+		return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	case AlgRS256:
+		return rsa.GenerateKey(rand.Reader, 2048)
+	}
+	return nil, fmt.Errorf("idp: alg %q: want %s, %s or %s", alg, AlgBP256R1, AlgES256, AlgRS256)
+}
+
+func algOf(k crypto.Signer) (string, error) {
 	switch k := k.(type) {
 	case *ecdsa.PrivateKey:
-		if k.Curve != elliptic.P256() {
-			return "", errors.New("idp: only P-256 ECDSA keys")
+		switch {
+		case k.Curve == elliptic.P256():
+			return AlgES256, nil
+		case brainpooljws.IsBrainpool(k.Curve):
+			return AlgBP256R1, nil
 		}
-		return jose.ES256, nil
+		return "", errors.New("idp: only P-256 and brainpoolP256r1 ECDSA keys")
 	case *rsa.PrivateKey:
-		return jose.RS256, nil
+		return AlgRS256, nil
 	}
-	return "", errors.New("idp: signing key must be ECDSA P-256 or RSA")
+	return "", errors.New("idp: signing key must be ECDSA (P-256, brainpoolP256r1) or RSA")
 }
 
 func sameKind(k crypto.Signer) (crypto.Signer, error) {
-	if _, ok := k.(*rsa.PrivateKey); ok {
-		return rsa.GenerateKey(rand.Reader, 2048)
+	alg, err := algOf(k)
+	if err != nil {
+		return nil, err
 	}
-	return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	return generateKey(alg)
 }
 
 // ServeHTTP serves discovery, authorize, token, keys, userinfo and the automatic login.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.st.mu.Lock()
-	aud := s.st.faults.Audience
+	f := s.st.faults
 	s.st.mu.Unlock()
-	if len(aud) == 0 || r.URL.Path != "/oauth/token" {
+	switch {
+	case s.resigns && r.URL.Path == "/keys":
+		s.serveJWKS(w)
+	case s.resigns && r.URL.Path == oidc.DiscoveryEndpoint:
+		s.rewrite(w, r, func(d map[string]any) { d["id_token_signing_alg_values_supported"] = []string{s.alg} })
+	case r.URL.Path == "/oauth/token" && (s.resigns || len(f.Audience) > 0):
+		// The provider always adds the client to aud; a token for another audience is signed
+		// again here with the published key, so only its audience is wrong.
+		s.rewrite(w, r, func(resp map[string]any) {
+			if tok, ok := resp["id_token"].(string); ok {
+				if re, err := s.resign(tok, f); err == nil {
+					resp["id_token"] = re
+				} else {
+					delete(resp, "id_token")
+				}
+			}
+		})
+	default:
 		s.mux.ServeHTTP(w, r)
-		return
 	}
-	// The provider always adds the client to aud; a token for another audience is re-signed here
-	// with the published key, so only its audience is wrong.
+}
+
+// rewrite serves r and changes the JSON object of a successful answer.
+func (s *Server) rewrite(w http.ResponseWriter, r *http.Request, change func(map[string]any)) {
 	rec := httptest.NewRecorder()
 	s.mux.ServeHTTP(rec, r)
 	body := rec.Body.Bytes()
-	var resp map[string]any
-	if rec.Code == http.StatusOK && json.Unmarshal(body, &resp) == nil {
-		if tok, ok := resp["id_token"].(string); ok {
-			if re, err := s.resign(tok, func(c map[string]any) { c["aud"] = aud; delete(c, "azp") }); err == nil {
-				resp["id_token"] = re
-				body, _ = json.Marshal(resp)
-			}
-		}
+	var obj map[string]any
+	if rec.Code == http.StatusOK && json.Unmarshal(body, &obj) == nil {
+		change(obj)
+		body, _ = json.Marshal(obj)
 	}
 	for k, v := range rec.Header() {
 		w.Header()[k] = v
@@ -170,32 +229,42 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Write(body)
 }
 
-// resign changes an issued token's claims and signs it again with the published key.
-func (s *Server) resign(tok string, mutate func(map[string]any)) (string, error) {
-	jws, err := jose.ParseSigned(tok, []jose.SignatureAlgorithm{s.st.alg})
+// serveJWKS publishes the brainpool key as gematik does: kty EC, crv BP-256.
+func (s *Server) serveJWKS(w http.ResponseWriter) {
+	k, err := brainpooljws.PublicJWK(s.cfg.SigningKey.Public().(*ecdsa.PublicKey), s.st.kid, "sig")
 	if err != nil {
-		return "", err
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
 	}
-	payload, err := jws.Verify(s.cfg.SigningKey.Public())
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(map[string]any{"keys": []any{k}})
+}
+
+// resign takes the claims of a token the provider issued, applies the audience fault and signs
+// them with the published key (or, with ForgeSignature, with the unpublished one under its key ID).
+func (s *Server) resign(tok string, f Faults) (string, error) {
+	msg, err := jws.Parse([]byte(tok))
 	if err != nil {
 		return "", err
 	}
 	var claims map[string]any
-	if err := json.Unmarshal(payload, &claims); err != nil {
+	if err := json.Unmarshal(msg.Payload(), &claims); err != nil {
 		return "", err
 	}
-	mutate(claims)
-	payload, _ = json.Marshal(claims)
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: s.st.alg, Key: s.cfg.SigningKey},
-		(&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", s.st.kid))
-	if err != nil {
-		return "", err
+	if len(f.Audience) > 0 {
+		claims["aud"] = f.Audience
+		delete(claims, "azp")
 	}
-	out, err := signer.Sign(payload)
-	if err != nil {
-		return "", err
+	payload, _ := json.Marshal(claims)
+	key := s.cfg.SigningKey
+	if f.ForgeSignature {
+		key = s.forged
 	}
-	return out.CompactSerialize()
+	h := jws.NewHeaders()
+	h.Set(jws.KeyIDKey, s.st.kid)
+	h.Set(jws.TypeKey, "JWT")
+	out, err := jws.Sign(payload, jws.WithKey(jwa.SignatureAlgorithm(s.alg), key, jws.WithProtectedHeaders(h)))
+	return string(out), err
 }
 
 // SetIdentity changes the identity of the next sign-ins.
