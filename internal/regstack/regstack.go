@@ -63,7 +63,8 @@ func Start(ctx context.Context, o Options) (*Local, error) {
 	l := &Local{IDPURL: "http://" + o.IDPListener.Addr().String(), internalURL: strings.TrimRight(o.ControlInternalURL, "/")}
 	secret := onboarding.RandomToken()
 	var err error
-	if l.IDP, err = idp.New(idp.Config{Issuer: l.IDPURL, Identity: Praxis,
+	// BP256R1, as gematik's central IDP signs ID_TOKENs.
+	if l.IDP, err = idp.New(idp.Config{Issuer: l.IDPURL, Identity: Praxis, Alg: idp.AlgBP256R1,
 		Clients: []idp.Client{{ID: "tim-regservice", Secret: secret, RedirectURIs: []string{base + "/orgadmin/onboarding/oidc/callback"}}}}); err != nil {
 		o.IDPListener.Close()
 		return nil, err

@@ -2,6 +2,7 @@ package regstack_test
 
 import (
 	"context"
+	"encoding/json"
 	"net"
 	"net/http"
 	"testing"
@@ -26,15 +27,38 @@ func TestStartConfiguresRegistration(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("registration config: %v", err)
 	}
-	resp, err := http.Get(l.IDPURL + "/.well-known/openid-configuration")
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("IDP discovery: %v %v", resp, err)
+	// The IDP signs as gematik's does: BP256R1, its key published with crv BP-256.
+	var disc struct {
+		JWKS string   `json:"jwks_uri"`
+		Algs []string `json:"id_token_signing_alg_values_supported"`
 	}
-	resp.Body.Close()
+	getJSON(t, l.IDPURL+"/.well-known/openid-configuration", &disc)
+	if len(disc.Algs) != 1 || disc.Algs[0] != "BP256R1" {
+		t.Fatalf("IDP signs with %v", disc.Algs)
+	}
+	var jwks struct {
+		Keys []struct{ Kty, Crv, Alg string } `json:"keys"`
+	}
+	getJSON(t, disc.JWKS, &jwks)
+	if len(jwks.Keys) != 1 || jwks.Keys[0].Kty != "EC" || jwks.Keys[0].Crv != "BP-256" || jwks.Keys[0].Alg != "BP256R1" {
+		t.Fatalf("IDP JWKS = %+v", jwks.Keys)
+	}
 	if len(l.Endpoints()) != 3 {
 		t.Fatalf("endpoints: %v", l.Endpoints())
 	}
 	if l.Mail != nil && !cfg.Registration.KIM.Enabled {
 		t.Fatal("KIM off although Mailpit runs")
+	}
+}
+
+func getJSON(t *testing.T, u string, v any) {
+	t.Helper()
+	resp, err := http.Get(u)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %v %v", u, resp, err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatalf("GET %s: %v", u, err)
 	}
 }
