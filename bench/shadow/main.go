@@ -50,12 +50,15 @@ type result struct {
 }
 
 type report struct {
-	Host      string   `json:"host"`
-	CPU       string   `json:"cpu"`
-	Candidate string   `json:"candidate_change"`
-	Rounds    int      `json:"rounds"`
-	PerRound  int      `json:"requests_per_round"`
-	Results   []result `json:"results"`
+	Host string `json:"host"`
+	CPU  string `json:"cpu"`
+	// LoadBefore and LoadAfter are /proc/loadavg: the machine is shared.
+	LoadBefore string   `json:"load_average_before"`
+	LoadAfter  string   `json:"load_average_after"`
+	Candidate  string   `json:"candidate_change"`
+	Rounds     int      `json:"rounds"`
+	PerRound   int      `json:"requests_per_round"`
+	Results    []result `json:"results"`
 }
 
 func main() {
@@ -139,7 +142,7 @@ func run(out string, n, rounds int) error {
 		return err
 	}
 
-	rep := report{Host: "proxyhost (wazero)", CPU: cpuModel(), Candidate: "createRoom: " + ruleInForce + " → " + ruleCandidate, Rounds: rounds, PerRound: n}
+	rep := report{Host: "proxyhost (wazero)", CPU: cpuModel(), LoadBefore: loadAvg(), Candidate: "createRoom: " + ruleInForce + " → " + ruleCandidate, Rounds: rounds, PerRound: n}
 	fmt.Printf("cpu: %s; %d rounds of %d requests per configuration; list of %d domains\n", rep.CPU, rounds, n, len(domains))
 	for _, sc := range scenarios {
 		r, err := measure(ctx, sc, n, rounds, [3]setup{
@@ -154,6 +157,8 @@ func run(out string, n, rounds int) error {
 		fmt.Printf("%-24s pass-through %6.0f ns/req, filter %7.0f ns/req, filter+candidate %7.0f ns/req: candidate +%6.0f ns (×%.2f); differing decisions %d of %d\n",
 			sc.name, r.PassthroughNs, r.FilterNs, r.CandidateNs, r.ExtraNs, r.Ratio, r.Differ, r.Evaluated)
 	}
+	rep.LoadAfter = loadAvg()
+	fmt.Printf("load average: %s before, %s after\n", rep.LoadBefore, rep.LoadAfter)
 	b, _ := json.MarshalIndent(rep, "", "  ")
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return err
@@ -357,6 +362,15 @@ func cpuModel() string {
 		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
 			return strings.TrimSpace(v)
 		}
+	}
+	return "unknown"
+}
+
+// loadAvg is the 1, 5 and 15 minute load average of /proc/loadavg.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
+		return strings.Join(f[:3], " ")
 	}
 	return "unknown"
 }
