@@ -109,9 +109,7 @@ func (p *plugin) logDenial(s *stream, check, status int, reason string) string {
 
 // logDecision writes a decision-log line; outcome empty means a denial.
 func (p *plugin) logDecision(s *stream, check, status int, reason, outcome string) string {
-	var raw [8]byte
-	_, _ = rand.Read(raw[:])
-	id := hex.EncodeToString(raw[:])
+	id := decisionID()
 	var sb strings.Builder
 	sb.WriteString("tim-filter: decision id=")
 	sb.WriteString(id)
@@ -197,4 +195,11 @@ func plainWord(s string) bool {
 		}
 	}
 	return true
+}
+
+// decisionID is the random id of a decision, sent in x-tim-decision-id and logged.
+func decisionID() string {
+	var raw [8]byte
+	_, _ = rand.Read(raw[:])
+	return hex.EncodeToString(raw[:])
 }

@@ -66,6 +66,10 @@ type plugin struct {
 	opts Options
 	cfg  *Config
 	m    *metrics
+	// notReadyLogged is when a refusal for want of policy or list was last logged;
+	// notReadyQuiet counts those refused since without a line (stream.notReady).
+	notReadyLogged time.Time
+	notReadyQuiet  int
 
 	policy *Policy
 	// eval evaluates policy.Program without allocating: its results are views valid until the next

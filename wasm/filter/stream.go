@@ -481,9 +481,24 @@ func joinServers(dst []string, p *matrix.Path, room string) ([]string, error) {
 var errTooManyServers = errors.New("too many servers")
 
 // notReady answers while there is no valid policy or list (fail closed).
+//
+// Until then every request is refused alike, so one decision-log line a second
+// stands for all of them (with how many it stands for): a start or an outage
+// of the control plane stays readable. The metric counts each one.
 func (s *stream) notReady() types.Action {
-	s.p.m.notReady.Increment(1)
-	return s.answer(checkDefault, 503, errorBody("M_UNAVAILABLE", "The messenger proxy has no valid policy or federation list yet"), "not ready")
+	p := s.p
+	p.m.notReady.Increment(1)
+	body := errorBody("M_UNAVAILABLE", "The messenger proxy has no valid policy or federation list yet")
+	if now := p.now(); now.Sub(p.notReadyLogged) >= time.Second {
+		reason := "not ready"
+		if p.notReadyQuiet > 0 {
+			reason += " (and " + itoa(p.notReadyQuiet) + " more since the last line)"
+		}
+		p.notReadyLogged, p.notReadyQuiet = now, 0
+		return s.answer(checkDefault, 503, body, reason)
+	}
+	p.notReadyQuiet++
+	return s.respond(checkDefault, 503, body, decisionID())
 }
 
 // failClosed denies because a check could not decide. With status 0 or an
@@ -500,8 +515,12 @@ func (s *stream) failClosed(check, status int, errcode, msg, reason string) type
 
 // answer sends the local response (or, in dry-run, logs and passes).
 func (s *stream) answer(check, status int, body []byte, reason string) types.Action {
+	return s.respond(check, status, body, s.p.logDenial(s, check, status, reason))
+}
+
+// respond is answer once the decision is logged under id (or left out).
+func (s *stream) respond(check, status int, body []byte, id string) types.Action {
 	p := s.p
-	id := p.logDenial(s, check, status, reason)
 	if p.cfg.DryRun {
 		p.m.count(check, outcomeDryRun)
 		return s.pass()
