@@ -175,7 +175,7 @@ func (p *plugin) OnTick() {
 	if p.cfg == nil {
 		return
 	}
-	p.m.flush()
+	p.m.flush(p.memo)
 	p.syncShared()
 	p.refresh(false)
 	now := p.now()

@@ -113,6 +113,9 @@ func (s *stream) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
 		if key, ok := p.memo.rawKeyOf(&hv, expired); ok {
 			d, h, hit := p.memo.lookup(key)
 			if hit {
+				if memoAudit {
+					s.auditRawHit(&hv, h, expired)
+				}
 				if !d.allow || d.log { // a logged decision logs the facts
 					if err := s.f.fromValues(&hv, p.router); err != nil {
 						return s.rejectPath(err)
@@ -239,8 +242,14 @@ func (s *stream) decide(refetched bool) types.Action {
 		var d *decision
 		var ok bool
 		if d, h, ok = p.memo.lookup(key); ok {
+			if memoAudit {
+				s.auditHit(h, expired)
+			}
 			return s.apply(d, refetched, expired)
 		}
+	}
+	if !refetched {
+		p.memo.stats.misses++
 	}
 	in := s.input(expired)
 	res, ok, err := p.eval.Eval(Entrypoint, in, p.data)
@@ -258,7 +267,9 @@ func (s *stream) decide(refetched bool) types.Action {
 		return s.failClosed(checkDefault, 500, "M_UNKNOWN", "The request could not be checked", "malformed decision")
 	}
 	if remember && !p.eval.DependsOnTime() {
-		p.memo.store(key, h, s.detach(d))
+		if p.memo.store(key, h, s.detach(d)) && memoAudit {
+			p.memo.slotOf(h).input = inputJSON(in)
+		}
 	}
 	return s.apply(&d, refetched, expired)
 }
