@@ -193,19 +193,7 @@ const maxReusedHeaders = 128
 
 // withBody reads the facts of the body and decides.
 func (s *stream) withBody(body []byte) types.Action {
-	var err error
-	switch s.f.route.Name {
-	case matrix.RouteFederationInvite:
-		s.f.inviter, s.f.invitee, err = matrix.FederationInvite(s.f.route, body)
-		s.f.hasInvite = err == nil
-	default:
-		s.f.invitees, s.f.thirdParty, err = matrix.Invitees(s.f.route, body)
-		if s.f.route.Member && len(s.f.invitees) == 0 && err == nil {
-			// A membership event that invites nobody (leave, ban, a
-			// display name change) is an ordinary state event.
-			s.f.route.Name = matrix.RouteClientOther
-		}
-	}
+	err := s.f.fromBody(body)
 	switch {
 	case errors.Is(err, matrix.ErrNotJSON):
 		return s.reject(400, "M_NOT_JSON", "Content not JSON.", "body is not JSON")
@@ -214,6 +202,24 @@ func (s *stream) withBody(body []byte) types.Action {
 	}
 	s.state = stateHeaders
 	return s.decide(false)
+}
+
+// fromBody reads the facts of the body of a route that needs it.
+func (f *facts) fromBody(body []byte) error {
+	var err error
+	switch f.route.Name {
+	case matrix.RouteFederationInvite:
+		f.inviter, f.invitee, err = matrix.FederationInvite(f.route, body)
+		f.hasInvite = err == nil
+	default:
+		f.invitees, f.thirdParty, err = matrix.Invitees(f.route, body)
+		if f.route.Member && len(f.invitees) == 0 && err == nil {
+			// A membership event that invites nobody (leave, ban, a
+			// display name change) is an ordinary state event.
+			f.route.Name = matrix.RouteClientOther
+		}
+	}
+	return err
 }
 
 // decide evaluates the policy and applies the decision. refetched is true
