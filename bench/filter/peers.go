@@ -9,12 +9,15 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"os"
+	"runtime"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/rego"
 
 	"github.com/timfd/fachdienst/conformance"
 	"github.com/timfd/fachdienst/policies"
+	"github.com/timfd/fachdienst/proxyhost"
 	"github.com/timfd/fachdienst/wasm/filter"
 )
 
@@ -208,6 +211,112 @@ func measurePeers(ctx context.Context, rep *report, data map[string]any) error {
 		rep.PeerNs[name]["mix_"+m.name] = theirs
 		rep.Peers[name]["mix_"+m.name] = rs[0].OverheadMeanNs / theirs
 		fmt.Printf("mix %-20s ext_authz (OPA over loopback HTTP) %8.0f ns/req; ours ÷ theirs %.3f\n", m.name, theirs, rs[0].OverheadMeanNs/theirs)
+	}
+	return nil
+}
+
+const opaWasmPeer = "OPA's evaluator in a wasip1 module (proxyhost)"
+
+// measureOPAWasm runs the scenarios and mixes (1 000 domains) through the
+// opawasm module in proxyhost and sets the ratios ours ÷ theirs, both per
+// request above the pass-through.
+func measureOPAWasm(ctx context.Context, rep *report, dir string, data map[string]any) error {
+	path, err := proxyhost.BuildModule("TIM_OPAWASM_WASM", "./bench/filter/opawasm", dir)
+	if err != nil {
+		return err
+	}
+	wasm, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	dataJSON, err := peerData(data, 1000)
+	if err != nil {
+		return err
+	}
+	modules, err := conformance.PolicyModules(policies.FS)
+	if err != nil {
+		return err
+	}
+	if rep.Peers == nil {
+		rep.Peers, rep.PeerNs = map[string]map[string]float64{}, map[string]map[string]float64{}
+	}
+	rep.Peers[opaWasmPeer], rep.PeerNs[opaWasmPeer] = map[string]float64{}, map[string]float64{}
+	rep.OPAWasmBytes = len(wasm)
+	for _, role := range []string{"client", "federation"} {
+		cfg, _ := json.Marshal(map[string]any{"role": role, "query": conformance.QueryOf(policies.ProxyDecision), "modules": modules, "data": json.RawMessage(dataJSON)})
+		rt, err := proxyhost.NewRuntime(ctx, wasm, proxyhost.Options{})
+		if err != nil {
+			return err
+		}
+		vm, err := rt.NewVM(ctx)
+		if err != nil {
+			rt.Close(ctx)
+			return err
+		}
+		if ok, err := vm.StartPlugin(cfg); err != nil || !ok {
+			rt.Close(ctx)
+			return fmt.Errorf("opawasm start: %v %v", err, vm.Logs(proxyhost.LogCritical))
+		}
+		run := func(reqs []request) (float64, error) {
+			best := math.Inf(1)
+			for round := 0; round < 3; round++ {
+				runtime.GC()
+				t0 := time.Now()
+				for _, r := range reqs {
+					if err := oneReq(vm, r); err != nil {
+						return 0, err
+					}
+				}
+				vm.ClearLogs()
+				best = min(best, float64(time.Since(t0).Nanoseconds())/float64(len(reqs)))
+			}
+			return best, nil
+		}
+		for _, sc := range scenarios {
+			if sc.role != role {
+				continue
+			}
+			var ours, pass float64
+			for _, r := range rep.Results {
+				if r.Scenario == sc.name && r.Domains == 1000 {
+					ours, pass = r.OverheadNs, r.PassthroughNs
+				}
+			}
+			if ours == 0 {
+				continue
+			}
+			reqs := make([]request, 300)
+			for i := range reqs {
+				hs, b := numbered(sc, 3_000_000+i)
+				reqs[i] = request{hs, b}
+			}
+			ns, err := run(reqs)
+			if err != nil {
+				rt.Close(ctx)
+				return fmt.Errorf("%s: %w", sc.name, err)
+			}
+			theirs := ns - pass
+			rep.PeerNs[opaWasmPeer][sc.name] = theirs
+			rep.Peers[opaWasmPeer][sc.name] = ours / theirs
+			fmt.Printf("%-24s OPA in Wasm %8.0f ns/req above pass-through; ours ÷ theirs %.3f\n", sc.name, theirs, ours/theirs)
+		}
+		for _, m := range mixes {
+			rs := rep.Mixes[m.name].Results
+			if m.role != role || len(rs) == 0 {
+				continue
+			}
+			reqs, _ := m.sequence(1000)
+			ns, err := run(reqs)
+			if err != nil {
+				rt.Close(ctx)
+				return fmt.Errorf("mix %s: %w", m.name, err)
+			}
+			theirs := ns - rs[0].PassthroughMeanNs
+			rep.PeerNs[opaWasmPeer]["mix_"+m.name] = theirs
+			rep.Peers[opaWasmPeer]["mix_"+m.name] = rs[0].OverheadMeanNs / theirs
+			fmt.Printf("mix %-20s OPA in Wasm %8.0f ns/req above pass-through; ours ÷ theirs %.3f\n", m.name, theirs, rs[0].OverheadMeanNs/theirs)
+		}
+		rt.Close(ctx)
 	}
 	return nil
 }
