@@ -310,8 +310,12 @@ func run(out string, heapN int, filterOnly bool) error {
 				byName[sc.name] = map[int]float64{}
 			}
 			byName[sc.name][n] = ns
-			fmt.Printf("%-24s %6d domains: filter %8.0f ns/req, pass-through %6.0f ns/req, overhead %8.0f ns (target ≤ %.0f)\n",
-				sc.name, n, ns, passNs, r.OverheadNs, sc.target)
+			target := ""
+			if sc.target > 0 {
+				target = fmt.Sprintf(" (target ≤ %.0f)", sc.target)
+			}
+			fmt.Printf("%-24s %6d domains: filter %8.0f ns/req, pass-through %6.0f ns/req, overhead %8.0f ns%s\n",
+				sc.name, n, ns, passNs, r.OverheadNs, target)
 		}
 		for _, m := range mixes {
 			r, err := measureMix(ctx, fw, pw, setup, m)
