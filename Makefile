@@ -64,7 +64,7 @@ run: wasm dendrite mailpit
 ## bench: every benchmark; figures go to build/bench/<name>.json and are printed
 bench: wasm
 	@mkdir -p $(BUILD)/bench
-	@for b in $$(ls -d bench/*/ | grep -v /internal/); do \
+	@for b in $$(ls -d bench/*/ | grep -v -e /internal/ -e /cmd/); do \
 	  name=$$(basename $$b); echo "== bench $$name"; \
 	  $(GO) run ./bench/$$name -out $(BUILD)/bench/$$name.json || exit 1; \
 	done

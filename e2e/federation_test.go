@@ -129,10 +129,12 @@ func startFederation(t *testing.T) *federation {
 	t.Cleanup(vzdSrv.Close)
 	f.vzdURL = vzdSrv.URL
 
+	shapes := shapeRecorder(t)
 	start := func(name string) *localstack.Stack {
 		st, err := localstack.Start(ctx, localstack.Options{
 			DataDir: filepath.Join(dir, name), ServerName: name, NoPush: true,
 			VZD: f.vzd, VZDURL: vzdSrv.URL, RefetchMinInterval: time.Millisecond,
+			RequestLog: shapes,
 		})
 		if err != nil {
 			t.Fatalf("start %s: %v", name, err)

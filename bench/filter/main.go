@@ -44,6 +44,11 @@ type result struct {
 	V8FilterNs      float64 `json:"v8_filter_ns_per_request,omitempty"`
 	V8PassthroughNs float64 `json:"v8_passthrough_ns_per_request,omitempty"`
 	V8OverheadNs    float64 `json:"v8_overhead_ns,omitempty"`
+	// Instructions per request (valgrind, host and guest; 0 when not
+	// counted): the filter's, the pass-through's and the difference.
+	Instructions            float64 `json:"instructions_above_passthrough,omitempty"`
+	FilterInstructions      float64 `json:"filter_instructions,omitempty"`
+	PassthroughInstructions float64 `json:"passthrough_instructions,omitempty"`
 }
 
 // isolated is the filter's own cost: the same filter with a trivial plan
@@ -57,7 +62,21 @@ type isolated struct {
 }
 
 type report struct {
-	Host             string             `json:"host"`
+	Host string `json:"host"`
+	// CPU is the model /proc/cpuinfo names, Load the load average at the
+	// start: wall-clock figures only compare on the same CPU and load.
+	CPU  string `json:"cpu"`
+	Load string `json:"load_average"`
+	// Mixes: the traffic mixes (mix.go) with their proportions and figures.
+	Mixes map[string]*mixReport `json:"mix"`
+	// Peers: ours ÷ theirs per scenario and mix (per request above
+	// pass-through), and the peers' own ns per request.
+	Peers  map[string]map[string]float64 `json:"peers,omitempty"`
+	PeerNs map[string]map[string]float64 `json:"peer_ns,omitempty"`
+	// OPAWasmBytes is the size of the OPA-in-Wasm peer module.
+	OPAWasmBytes int `json:"opa_wasm_module_bytes,omitempty"`
+	// CountN is the N of the instruction counts (N and 3N requests).
+	CountN           int                `json:"instruction_count_n,omitempty"`
 	Results          []result           `json:"results"`
 	FilterOnly       []isolated         `json:"filter_only"`
 	Ratio100kTo1k    map[string]float64 `json:"ratio_100k_to_1k"`
@@ -78,12 +97,29 @@ func main() {
 	out := flag.String("out", "build/bench/filter.json", "JSON report")
 	heapN := flag.Int("heap-requests", 1_000_000, "requests for the heap check")
 	only := flag.Bool("filter-only", false, "measure only the filter's own cost (trivial allow plan vs pass-through) and the module sizes")
+	flag.IntVar(&countN, "count-n", 1000, "instruction counts over N and 3N requests with valgrind; 0 skips them")
+	flag.BoolVar(&noHeap, "no-heap", false, "skip the allow-plan isolation, the list memory and the heap run (scenarios, mixes, peers and counts only)")
+	child := flag.String("count-child", "", "internal: run a counting job under valgrind")
+	flag.BoolVar(&countOnly, "count-only", false, "only the instruction counts (1 000 domains), printed and written")
 	flag.Parse()
+	if *child != "" {
+		if err := countChild(*child); err != nil {
+			fmt.Fprintln(os.Stderr, "bench/filter:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(*out, *heapN, *only); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/filter:", err)
 		os.Exit(1)
 	}
 }
+
+var (
+	countN    int
+	noHeap    bool
+	countOnly bool
+)
 
 type scenario struct {
 	name    string
@@ -98,14 +134,22 @@ type scenario struct {
 	unique bool
 }
 
+const (
+	fedAuth = `X-Matrix origin="d500.example.de",destination="home.example.de",key="ed25519:a",sig="c2lnbmF0dXJl"`
+	pduBody = `{"origin":"d500.example.de","origin_server_ts":1700000000000,"pdus":[{"type":"m.room.encrypted","room_id":"!room1:home.example.de","sender":"@p1:d500.example.de","content":{"algorithm":"m.megolm.v1.aes-sha2","ciphertext":"AwgAEnAA"},"depth":{n},"prev_events":["$a"],"auth_events":["$b"],"hashes":{"sha256":"h"},"signatures":{}}],"edus":[]}`
+)
+
 var scenarios = []scenario{
+	// Requests that repeat: from the second on the decision memo answers.
 	{name: "client_get", role: "client", headers: [][2]string{{":method", "GET"}, {":path", "/_matrix/client/v3/sync?since=s1"}, {":authority", "matrix.home.example.de"}, {"user-agent", "TIM-Client/1.0 (Linux),tim-client-1.0"}, {"authorization", "Bearer abc"}}, target: 3000},
-	{name: "federation_origin", role: "federation", headers: [][2]string{{":method", "PUT"}, {":path", "/_matrix/federation/v1/send/1234"}, {":authority", "home.example.de:8448"}, {"authorization", `X-Matrix origin="d500.example.de",destination="home.example.de",key="ed25519:a",sig="c2lnbmF0dXJl"`}}, body: []byte(`{"pdus":[]}`), target: 3000},
+	// A server's profile query: signed, repeated (a /send never repeats its
+	// transaction id, so it is measured new only).
+	{name: "federation_query", role: "federation", headers: [][2]string{{":method", "GET"}, {":path", "/_matrix/federation/v1/query/profile?user_id=@u1:home.example.de"}, {":authority", "home.example.de:8448"}, {"authorization", fedAuth}}, target: 3000},
 	{name: "createroom_one_invitee", role: "client", headers: [][2]string{{":method", "POST"}, {":path", "/_matrix/client/v3/createRoom"}, {":authority", "matrix.home.example.de"}, {"user-agent", "TIM-Client/1.0 (Linux),tim-client-1.0"}, {"content-type", "application/json"}}, body: []byte(`{"preset":"private_chat","invite":["@bob:d500.example.de"],"is_direct":true}`), target: 25000},
-	// The same requests with an input that never repeats.
-	{name: "client_send_unique", role: "client", unique: true, headers: [][2]string{{":method", "PUT"}, {":path", "/_matrix/client/v3/rooms/!room:home.example.de/send/m.room.encrypted/txn{n}"}, {":authority", "matrix.home.example.de"}, {"user-agent", "TIM-Client/1.0 (Linux),tim-client-1.0"}, {"authorization", "Bearer abc"}}, target: 3000},
-	{name: "federation_origin_unique", role: "federation", unique: true, headers: [][2]string{{":method", "PUT"}, {":path", "/_matrix/federation/v1/send/{n}"}, {":authority", "home.example.de:8448"}, {"authorization", `X-Matrix origin="d500.example.de",destination="home.example.de",key="ed25519:a",sig="c2lnbmF0dXJl"`}}, body: []byte(`{"pdus":[]}`), target: 3000},
-	{name: "createroom_one_invitee_unique", role: "client", unique: true, headers: [][2]string{{":method", "POST"}, {":path", "/_matrix/client/v3/createRoom"}, {":authority", "matrix.home.example.de"}, {"user-agent", "TIM-Client/1.0 (Linux),tim-client-1.0"}, {"content-type", "application/json"}}, body: []byte(`{"preset":"private_chat","invite":["@bob{n}:d500.example.de"],"is_direct":true}`), target: 25000},
+	// Requests that are new every time: the policy is evaluated for each.
+	{name: "client_send_new", role: "client", unique: true, headers: [][2]string{{":method", "PUT"}, {":path", "/_matrix/client/v3/rooms/!room:home.example.de/send/m.room.encrypted/txn{n}"}, {":authority", "matrix.home.example.de"}, {"user-agent", "TIM-Client/1.0 (Linux),tim-client-1.0"}, {"authorization", "Bearer abc"}}, body: []byte(`{"algorithm":"m.megolm.v1.aes-sha2","ciphertext":"AwgAEnAA"}`)},
+	{name: "federation_send_new", role: "federation", unique: true, headers: [][2]string{{":method", "PUT"}, {":path", "/_matrix/federation/v1/send/{n}"}, {":authority", "home.example.de:8448"}, {"authorization", fedAuth}}, body: []byte(pduBody)},
+	{name: "createroom_new_invitee", role: "client", unique: true, headers: [][2]string{{":method", "POST"}, {":path", "/_matrix/client/v3/createRoom"}, {":authority", "matrix.home.example.de"}, {"user-agent", "TIM-Client/1.0 (Linux),tim-client-1.0"}, {"content-type", "application/json"}}, body: []byte(`{"preset":"private_chat","invite":["@bob{n}:d500.example.de"],"is_direct":true}`), target: 25000},
 }
 
 // allowPolicy is a policy whose decision is a constant allow: with it the
@@ -129,7 +173,7 @@ func run(out string, heapN int, filterOnly bool) error {
 	}
 	fw, _ := os.ReadFile(fpath)
 	pw, _ := os.ReadFile(ppath)
-	rep := report{Host: "proxyhost (wazero " + "v1.12" + ")", FilterBytes: len(fw), PassthroughBytes: len(pw), Ratio100kTo1k: map[string]float64{}, HeapRequests: heapN, MemCurve: map[int]uint32{}}
+	rep := report{Host: "proxyhost (wazero " + "v1.12" + ")", CPU: cpuModel(), Load: loadAverage(), FilterBytes: len(fw), PassthroughBytes: len(pw), Ratio100kTo1k: map[string]float64{}, HeapRequests: heapN, MemCurve: map[int]uint32{}}
 
 	res, err := plancompile.Compile(ctx, policies.FS, policies.ProxyDecision)
 	if err != nil {
@@ -139,23 +183,10 @@ func run(out string, heapN int, filterOnly bool) error {
 	if err != nil {
 		return err
 	}
-	data := map[string]any{"config": map[string]any{
-		"own_domains": map[string]any{"home.example.de": true},
-		"client_ids":  map[string]any{"enforce": true, "approved": map[string]any{"tim-client-1.0": true}},
-		"exemptions": []any{
-			map[string]any{"direction": "federation", "method": "GET", "path": "/.well-known/matrix/server"},
-		},
-	}}
-	// The endpoint tables operators start from (a path outside them is 404).
-	var defaults struct {
-		Config struct {
-			Endpoints any `json:"endpoints"`
-		} `json:"config"`
+	data, err := benchData()
+	if err != nil {
+		return err
 	}
-	if raw, err := fs.ReadFile(policies.FS, "data.json"); err != nil || json.Unmarshal(raw, &defaults) != nil {
-		return fmt.Errorf("policies/data.json: %v", err)
-	}
-	data["config"].(map[string]any)["endpoints"] = defaults.Config.Endpoints
 	policyDoc, _ := json.Marshal(map[string]any{"revision": "bench", "plan": json.RawMessage(res.Plan), "data": data})
 	allowRes, err := plancompile.CompileModules(ctx, map[string]string{"allow.rego": allowPolicy}, policies.ProxyDecision)
 	if err != nil {
@@ -167,7 +198,31 @@ func run(out string, heapN int, filterOnly bool) error {
 	if err != nil {
 		return err
 	}
+	if countOnly {
+		rep.Mixes = map[string]*mixReport{}
+		for _, m := range mixes {
+			rep.Mixes[m.name] = &mixReport{Role: m.role, Proportions: m.proportions(), Source: mixSource, Results: []mixResult{{Mix: m.name, Domains: 1000}}}
+		}
+		for _, sc := range scenarios {
+			rep.Results = append(rep.Results, result{Scenario: sc.name, Domains: 1000})
+		}
+		domains := make([]fedlisttest.Domain, 1000)
+		for i := range domains {
+			domains[i] = fedlisttest.Domain{Domain: fmt.Sprintf("d%d.example.de", i), TelematikID: fmt.Sprintf("1-%d", i)}
+		}
+		list1k, err := pki.Sign(fedlisttest.Payload(1, domains))
+		if err != nil {
+			return err
+		}
+		if err := countAll(&rep, fpath, ppath, pki, list1k, policyDoc, dir); err != nil {
+			return err
+		}
+		return writeReport(out, rep)
+	}
 	for _, sc := range scenarios {
+		if noHeap {
+			break
+		}
 		ns, passNs, err := measurePair(ctx, fw, pw, &filterSetup{pki: pki, jws: listJWS, policy: allowDoc}, sc)
 		if err != nil {
 			return fmt.Errorf("%s (allow plan): %w", sc.name, err)
@@ -182,11 +237,16 @@ func run(out string, heapN int, filterOnly bool) error {
 		return writeReport(out, rep)
 	}
 
-	v8pass, v8err := runV8(ppath, nil, nil, "", scenarios)
+	rep.Mixes = map[string]*mixReport{}
+	for _, m := range mixes {
+		rep.Mixes[m.name] = &mixReport{Role: m.role, Proportions: m.proportions(), Source: mixSource}
+	}
+	v8pass, v8err := runV8(ppath, nil, nil, "", scenarios, mixes)
 	if v8err != nil {
 		fmt.Println("V8 (node) figures skipped:", v8err)
 	}
 	byName := map[string]map[int]float64{}
+	var list1k []byte
 	for _, n := range []int{1000, 100_000} {
 		domains := make([]fedlisttest.Domain, n)
 		for i := range domains {
@@ -196,7 +256,10 @@ func run(out string, heapN int, filterOnly bool) error {
 		if err != nil {
 			return err
 		}
-		v8 := map[string]float64{}
+		if n == 1000 {
+			list1k = jws
+		}
+		v8 := v8Result{scenarios: map[string]float64{}, mixes: map[string][2]float64{}}
 		if v8err == nil {
 			for _, role := range []string{"client", "federation"} {
 				var scs []scenario
@@ -205,30 +268,39 @@ func run(out string, heapN int, filterOnly bool) error {
 						scs = append(scs, sc)
 					}
 				}
-				m, err := runV8(fpath, jws, policyDoc, string(filterConfig(pki, role)), scs)
+				var mxs []mix
+				for _, m := range mixes {
+					if m.role == role {
+						mxs = append(mxs, m)
+					}
+				}
+				m, err := runV8(fpath, jws, policyDoc, string(filterConfig(pki, role)), scs, mxs)
 				if err != nil {
 					return fmt.Errorf("V8 %s/%d: %w", role, n, err)
 				}
-				for k, v := range m {
-					v8[k] = v
-				}
+				maps.Copy(v8.scenarios, m.scenarios)
+				maps.Copy(v8.mixes, m.mixes)
 			}
 		}
-		if n == 100_000 {
+		if n == 100_000 && !noHeap {
 			if rep.MemList100k, err = listMemory(ctx, fw, &filterSetup{pki: pki, jws: jws, policy: policyDoc}); err != nil {
 				return err
 			}
 			fmt.Printf("guest memory with %d domains installed: %d KiB\n", n, rep.MemList100k>>10)
 		}
+		setup := &filterSetup{pki: pki, jws: jws, policy: policyDoc}
+		hitCost := map[string]float64{}
 		for _, sc := range scenarios {
-			setup := &filterSetup{pki: pki, jws: jws, policy: policyDoc}
 			ns, passNs, err := measurePair(ctx, fw, pw, setup, sc)
 			if err != nil {
 				return fmt.Errorf("%s/%d: %w", sc.name, n, err)
 			}
 			r := result{Scenario: sc.name, Domains: n, FilterNs: ns, PassthroughNs: passNs, OverheadNs: ns - passNs, TargetOverhead: sc.target}
+			if sc.name == "client_get" || sc.name == "federation_query" {
+				hitCost[sc.role] = r.OverheadNs
+			}
 			if v8err == nil {
-				r.V8FilterNs, r.V8PassthroughNs = v8[sc.name], v8pass[sc.name]
+				r.V8FilterNs, r.V8PassthroughNs = v8.scenarios[sc.name], v8pass.scenarios[sc.name]
 				r.V8OverheadNs = r.V8FilterNs - r.V8PassthroughNs
 				fmt.Printf("%-24s %6d domains: V8 filter %8.0f ns/req, V8 pass-through %6.0f ns/req, overhead %8.0f ns\n",
 					sc.name, n, r.V8FilterNs, r.V8PassthroughNs, r.V8OverheadNs)
@@ -238,13 +310,61 @@ func run(out string, heapN int, filterOnly bool) error {
 				byName[sc.name] = map[int]float64{}
 			}
 			byName[sc.name][n] = ns
-			fmt.Printf("%-24s %6d domains: filter %8.0f ns/req, pass-through %6.0f ns/req, overhead %8.0f ns (target ≤ %.0f)\n",
-				sc.name, n, ns, passNs, r.OverheadNs, sc.target)
+			target := ""
+			if sc.target > 0 {
+				target = fmt.Sprintf(" (target ≤ %.0f)", sc.target)
+			}
+			fmt.Printf("%-24s %6d domains: filter %8.0f ns/req, pass-through %6.0f ns/req, overhead %8.0f ns%s\n",
+				sc.name, n, ns, passNs, r.OverheadNs, target)
+		}
+		for _, m := range mixes {
+			r, err := measureMix(ctx, fw, pw, setup, m)
+			if err != nil {
+				return fmt.Errorf("mix %s/%d: %w", m.name, n, err)
+			}
+			r.Domains = n
+			if h := hitCost[m.role]; h > 0 {
+				r.RatioToHit = r.OverheadMeanNs / h
+			}
+			if v, ok := v8.mixes[m.name]; ok {
+				p := v8pass.mixes[m.name]
+				r.V8FilterMeanNs, r.V8FilterP99Ns, r.V8PassthroughMeanNs, r.V8PassthroughP99Ns = v[0], v[1], p[0], p[1]
+				r.V8OverheadMeanNs, r.V8OverheadP99Ns = v[0]-p[0], v[1]-p[1]
+			}
+			rep.Mixes[m.name].Results = append(rep.Mixes[m.name].Results, r)
+			fmt.Printf("mix %-15s %6d domains: overhead mean %6.0f ns, p99 %6.0f ns (filter %6.0f / %6.0f, pass-through %6.0f / %6.0f), memo hit rate %.2f, %.1f× the memo-hit cost; V8 overhead mean %6.0f ns, p99 %6.0f ns\n",
+				m.name, n, r.OverheadMeanNs, r.OverheadP99Ns, r.FilterMeanNs, r.FilterP99Ns, r.PassthroughMeanNs, r.PassthroughP99Ns, r.MemoHitRate, r.RatioToHit, r.V8OverheadMeanNs, r.V8OverheadP99Ns)
 		}
 	}
 	for name, m := range byName {
-		rep.Ratio100kTo1k[name] = m[100_000] / m[1000]
-		fmt.Printf("%-24s 100k/1k ratio %.2f (target ≤ 1.2)\n", name, rep.Ratio100kTo1k[name])
+		if m[1000] > 0 && m[100_000] > 0 {
+			rep.Ratio100kTo1k[name] = m[100_000] / m[1000]
+			fmt.Printf("%-24s 100k/1k ratio %.2f (target ≤ 1.2)\n", name, rep.Ratio100kTo1k[name])
+		}
+	}
+	for _, m := range mixes {
+		if rs := rep.Mixes[m.name].Results; len(rs) == 2 {
+			rep.Ratio100kTo1k["mix_"+m.name] = rs[1].FilterMeanNs / rs[0].FilterMeanNs
+		}
+	}
+	// The peers and the counts report what they could not measure and
+	// leave the rest of the report standing.
+	if err := measurePeers(ctx, &rep, data); err != nil {
+		fmt.Println("ext_authz peer:", err)
+	}
+	if err := measureOPAWasm(ctx, &rep, dir, data); err != nil {
+		fmt.Println("OPA-in-Wasm peer:", err)
+	}
+	if err := writeReport(out, rep); err != nil {
+		return err
+	}
+	if countN > 0 {
+		if err := countAll(&rep, fpath, ppath, pki, list1k, policyDoc, dir); err != nil {
+			fmt.Println("instruction counts:", err)
+		}
+	}
+	if noHeap {
+		return writeReport(out, rep)
 	}
 	// Heap: guest memory after 10 000 and after heapN requests.
 	setup := &filterSetup{pki: pki, policy: policyDoc, jws: listJWS}
@@ -293,6 +413,7 @@ type filterSetup struct {
 	pki    *fedlisttest.PKI
 	jws    []byte
 	policy []byte
+	config []byte // the plugin configuration; nil: filterConfig(pki, role)
 }
 
 func (s *filterSetup) start(ctx context.Context, wasm []byte, role string) (*proxyhost.VM, *proxyhost.Runtime, error) {
@@ -311,7 +432,11 @@ func (s *filterSetup) start(ctx context.Context, wasm []byte, role string) (*pro
 		}
 		return vm, rt, nil
 	}
-	ok, err := vm.StartPlugin(filterConfig(s.pki, role))
+	cfg := s.config
+	if cfg == nil {
+		cfg = filterConfig(s.pki, role)
+	}
+	ok, err := vm.StartPlugin(cfg)
 	if err != nil || !ok {
 		return nil, nil, fmt.Errorf("filter start: %v %v", err, vm.Logs(proxyhost.LogCritical))
 	}
@@ -342,15 +467,23 @@ func filterConfig(pki *fedlisttest.PKI, role string) []byte {
 //go:embed v8host.mjs
 var v8host []byte
 
-// runV8 measures the scenarios on Node's V8 with v8host.mjs.
-func runV8(wasmPath string, list, policy []byte, config string, scs []scenario) (map[string]float64, error) {
+// v8Result is what v8host.mjs reports: ns per request of each scenario and,
+// under "mix:<name>", a mix's best mean and p99.
+type v8Result struct {
+	scenarios map[string]float64
+	mixes     map[string][2]float64
+}
+
+// runV8 measures the scenarios and mixes on Node's V8 with v8host.mjs.
+func runV8(wasmPath string, list, policy []byte, config string, scs []scenario, mxs []mix) (v8Result, error) {
+	res := v8Result{scenarios: map[string]float64{}, mixes: map[string][2]float64{}}
 	node, err := exec.LookPath("node")
 	if err != nil {
-		return nil, err
+		return res, err
 	}
 	dir, err := os.MkdirTemp("", "bench-v8")
 	if err != nil {
-		return nil, err
+		return res, err
 	}
 	defer os.RemoveAll(dir)
 	type v8scenario struct {
@@ -359,34 +492,61 @@ func runV8(wasmPath string, list, policy []byte, config string, scs []scenario) 
 		Body    []byte      `json:"body,omitempty"`
 		Unique  bool        `json:"unique,omitempty"`
 	}
+	type v8mix struct {
+		Name     string      `json:"name"`
+		Segments [][]jsonReq `json:"segments"`
+	}
 	in := struct {
 		Wasm       string       `json:"wasm"`
 		Config     string       `json:"config"`
 		Answers    any          `json:"answers"`
 		Scenarios  []v8scenario `json:"scenarios"`
+		Mixes      []v8mix      `json:"mixes"`
 		Iterations int          `json:"iterations"`
 	}{Wasm: wasmPath, Config: config, Answers: map[string][]byte{"list": list, "policy": policy}, Iterations: 20000}
 	for _, sc := range scs {
 		in.Scenarios = append(in.Scenarios, v8scenario{sc.name, sc.headers, sc.body, sc.unique})
 	}
+	for _, m := range mxs {
+		vm := v8mix{Name: m.name}
+		for _, seg := range m.segments() {
+			vm.Segments = append(vm.Segments, jsonReqs(seg))
+		}
+		in.Mixes = append(in.Mixes, vm)
+	}
 	b, _ := json.Marshal(in)
 	inPath, jsPath := filepath.Join(dir, "in.json"), filepath.Join(dir, "v8host.mjs")
 	if err := os.WriteFile(inPath, b, 0o644); err != nil {
-		return nil, err
+		return res, err
 	}
 	if err := os.WriteFile(jsPath, v8host, 0o644); err != nil {
-		return nil, err
+		return res, err
 	}
 	cmd := exec.Command(node, "--no-warnings", jsPath, inPath)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		return nil, fmt.Errorf("node: %v: %s", err, stderr.String())
+		return res, fmt.Errorf("node: %v: %s", err, stderr.String())
 	}
-	res := map[string]float64{}
-	if err := json.Unmarshal(out, &res); err != nil {
-		return nil, fmt.Errorf("node output %q: %v", out, err)
+	raw := map[string]json.RawMessage{}
+	if err := json.Unmarshal(out, &raw); err != nil {
+		return res, fmt.Errorf("node output %q: %v", out, err)
+	}
+	for k, v := range raw {
+		if name, ok := strings.CutPrefix(k, "mix:"); ok {
+			var m struct{ Mean, P99 float64 }
+			if err := json.Unmarshal(v, &m); err != nil {
+				return res, err
+			}
+			res.mixes[name] = [2]float64{m.Mean, m.P99}
+			continue
+		}
+		var f float64
+		if err := json.Unmarshal(v, &f); err != nil {
+			return res, err
+		}
+		res.scenarios[k] = f
 	}
 	return res, nil
 }
@@ -400,6 +560,12 @@ func oneRequest(vm *proxyhost.VM, sc scenario) error {
 		seq++
 		headers, body = numbered(sc, seq)
 	}
+	return oneReq(vm, request{headers, body})
+}
+
+// oneReq runs one request through the VM; it must pass.
+func oneReq(vm *proxyhost.VM, r request) error {
+	headers, body := r.headers, r.body
 	st, err := vm.NewStream()
 	if err != nil {
 		return err
@@ -414,9 +580,18 @@ func oneRequest(vm *proxyhost.VM, sc scenario) error {
 		}
 	}
 	if st.Local != nil || (a != proxyhost.ActionContinue && !st.Resumed) {
-		return fmt.Errorf("request not passed: action %d local %+v logs %v", a, st.Local, vm.Logs(proxyhost.LogWarn))
+		return fmt.Errorf("request %s %s not passed: action %d local %+v logs %v", header(headers, ":method"), header(headers, ":path"), a, st.Local, vm.Logs(proxyhost.LogWarn))
 	}
 	return vm.Done(st)
+}
+
+func header(hs [][2]string, name string) string {
+	for _, h := range hs {
+		if h[0] == name {
+			return h[1]
+		}
+	}
+	return ""
 }
 
 // listMemory is the guest memory of a VM with the setup's list installed,
@@ -506,3 +681,26 @@ func benchRound(vm *proxyhost.VM, sc scenario) (float64, error) {
 }
 
 const measureRounds = 3
+
+// benchData is the policy data of the benchmark: the own domain, the
+// approved client id, the .well-known exemption and the endpoint tables
+// operators start from (a path outside them is 404).
+func benchData() (map[string]any, error) {
+	data := map[string]any{"config": map[string]any{
+		"own_domains": map[string]any{"home.example.de": true},
+		"client_ids":  map[string]any{"enforce": true, "approved": map[string]any{"tim-client-1.0": true}},
+		"exemptions": []any{
+			map[string]any{"direction": "federation", "method": "GET", "path": "/.well-known/matrix/server"},
+		},
+	}}
+	var defaults struct {
+		Config struct {
+			Endpoints any `json:"endpoints"`
+		} `json:"config"`
+	}
+	if raw, err := fs.ReadFile(policies.FS, "data.json"); err != nil || json.Unmarshal(raw, &defaults) != nil {
+		return nil, fmt.Errorf("policies/data.json: %v", err)
+	}
+	data["config"].(map[string]any)["endpoints"] = defaults.Config.Endpoints
+	return data, nil
+}

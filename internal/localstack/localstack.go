@@ -91,6 +91,9 @@ type Options struct {
 	Logger *slog.Logger
 	// FilterLog receives the filters' log lines (decision lines at warn); nil discards them.
 	FilterLog func(role string, level int, msg string)
+	// RequestLog is told the method and path of every request a proxy receives (before its filter),
+	// for recording traffic shapes; nil records nothing.
+	RequestLog func(role, method, path string)
 	// RefetchMinInterval bounds the filters' refetch of the list for a missing domain; 0 keeps the
 	// filter's default (10 s).
 	RefetchMinInterval time.Duration
@@ -403,6 +406,9 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		}
 		s.Proxies[p.role] = px
 		var h http.Handler = px
+		if o.RequestLog != nil {
+			h = logRequests(p.role, h, o.RequestLog)
+		}
 		if p.role == "egress" {
 			h = proxyhost.ConnectTunnel(px, s.CA)
 		}
@@ -643,4 +649,12 @@ func waitFor(ctx context.Context, limit time.Duration, ok func() bool) error {
 // uses: several stacks given it (Options.VZD) form one federation.
 func NewVZD(domains ...vzdstandin.Domain) (*vzdstandin.Server, error) {
 	return vzdstandin.New(vzdstandin.WithDomains(domains...), vzdstandin.WithClient(vzdClientID, vzdClientSecret))
+}
+
+// logRequests tells log the method and path of each request before next serves it.
+func logRequests(role string, next http.Handler, log func(role, method, path string)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		log(role, r.Method, r.URL.RequestURI())
+		next.ServeHTTP(w, r)
+	})
 }

@@ -21,13 +21,29 @@ import (
 // length-prefixed, so no two lists share an encoding) in a buffer it
 // reuses. The table is direct-mapped with a fixed number of slots, so
 // neither a hit nor a miss allocates once the slots have grown to their
-// keys' length. A colliding input replaces the slot's entry; the table
-// never holds more than memoSlots keys of at most memoMaxKey bytes (512 KiB).
+// keys' length. The table never holds more than memoSlots keys of at most
+// memoMaxKey bytes (512 KiB).
+//
+// Admission: most keys never repeat (a send's path carries a new
+// transaction id, a federation transaction a new id), and each of them
+// would evict a key that does. So a key takes an empty slot at once, but
+// replaces another key only when it missed before: the seen table holds a
+// tag of the keys that missed once (a doorkeeper), and a one-off key leaves
+// nothing behind but its tag.
 type memo struct {
 	seed  uint64
 	slots []memoSlot
+	seen  []uint32
 	key   memoKey // the current request's facts key
 	raw   memoKey // the current request's header key
+	stats memoStats
+}
+
+// memoStats count since the last flush: hits are requests answered from the
+// memo, misses evaluations of the policy (the first of a request), evictions
+// entries replaced by another key, and skipped keys not admitted.
+type memoStats struct {
+	hits, misses, evictions, skipped uint64
 }
 
 type memoSlot struct {
@@ -35,7 +51,14 @@ type memoSlot struct {
 	hash uint64
 	key  []byte // the key, encoded
 	dec  decision
+	// input is the input document's JSON, kept only while memoAudit is on.
+	input []byte
 }
+
+// memoAudit makes every hit rebuild the request's input and compare it
+// with the input the remembered decision was evaluated on (tests set it:
+// any difference would be a stale decision, see auditHit).
+var memoAudit bool
 
 // memoKey is a key before it is stored: flags and the strings in order.
 type memoKey struct {
@@ -49,6 +72,11 @@ type memoKey struct {
 // typically 60–150 bytes and a decision that shares its strings and body
 // with every other request that got it.
 const memoSlots = 1024
+
+// memoSeen is the size of the doorkeeper's table of tags (a power of two,
+// 16 KiB): a key that repeats within a few thousand one-off keys is
+// admitted on its second miss.
+const memoSeen = 4096
 
 // memoMaxKey and memoMaxFields bound what is remembered: inputs with longer
 // keys (long paths, many invitees) are evaluated each time and keep no
@@ -66,7 +94,7 @@ func newMemo() *memo {
 	// from outside (a colliding input only evicts, but evicting on purpose
 	// would make every request evaluate).
 	seed := maphash.String(maphash.MakeSeed(), "memo")
-	return &memo{seed: seed, slots: make([]memoSlot, memoSlots)}
+	return &memo{seed: seed, slots: make([]memoSlot, memoSlots), seen: make([]uint32, memoSeen)}
 }
 
 // clear forgets every decision.
@@ -74,7 +102,9 @@ func (m *memo) clear() {
 	for i := range m.slots {
 		m.slots[i].used = false
 		m.slots[i].dec = decision{}
+		m.slots[i].input = nil
 	}
+	clear(m.seen)
 }
 
 // lookup returns the decision remembered for k (built by keyOf or
@@ -86,15 +116,42 @@ func (m *memo) lookup(k *memoKey) (*decision, uint64, bool) {
 	h := word.Hash(m.seed^uint64(k.flags), k.f[:k.n])
 	s := &m.slots[h&(memoSlots-1)]
 	if s.used && s.hash == h && k.equal(s.key) {
+		m.stats.hits++
 		return &s.dec, h, true
 	}
 	return nil, h, false
 }
 
-// store remembers d for k.
-func (m *memo) store(k *memoKey, h uint64, d decision) {
+// store remembers d for k, which lookup just missed, unless the slot holds
+// another key and k has not missed before (see memo). It reports whether
+// d was stored.
+func (m *memo) store(k *memoKey, h uint64, d decision) bool {
 	s := &m.slots[h&(memoSlots-1)]
+	if s.used {
+		// The tag's index uses the hash's other half: keys that share a
+		// slot rarely share a tag's place, and a tag is never 0 (empty).
+		i, tag := (h>>32)&(memoSeen-1), uint32(h)|1
+		if m.seen[i] != tag {
+			m.seen[i] = tag
+			m.stats.skipped++
+			return false
+		}
+		m.seen[i] = 0
+		m.stats.evictions++
+	}
 	s.used, s.hash, s.key, s.dec = true, h, k.encode(s.key[:0]), d
+	s.input = nil
+	return true
+}
+
+// slotOf is the slot of hash h (for the audit).
+func (m *memo) slotOf(h uint64) *memoSlot { return &m.slots[h&(memoSlots-1)] }
+
+// takeStats returns the counts since the last call and resets them.
+func (m *memo) takeStats() memoStats {
+	st := m.stats
+	m.stats = memoStats{}
+	return st
 }
 
 // reset starts a key with flags; add appends a string. full reports whether

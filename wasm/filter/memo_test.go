@@ -247,3 +247,77 @@ func TestDetach(t *testing.T) {
 		t.Error("a string of the policy's own was copied")
 	}
 }
+
+// TestMemoAdmission: one-off keys (sends with new transaction ids) do not
+// evict keys that repeat; a key that misses twice takes an occupied slot.
+func TestMemoAdmission(t *testing.T) {
+	m := newMemo()
+	f := facts{method: "GET", hostPort: "a.de"}
+	miss := func(path string) bool { // lookup, and store on a miss; reports a hit
+		f.path = path
+		k, _ := m.keyOf(&f, false)
+		if _, h, ok := m.lookup(k); ok {
+			return true
+		} else {
+			m.store(k, h, decision{allow: true})
+		}
+		return false
+	}
+	hits := func(path string) bool {
+		f.path = path
+		k, _ := m.keyOf(&f, false)
+		_, _, ok := m.lookup(k)
+		return ok
+	}
+	var repeating []string
+	for i := 0; i < memoSlots/2; i++ {
+		repeating = append(repeating, "/_matrix/client/v3/profile/@u"+itoa(i)+":a.de")
+	}
+	for round := 0; round < 3; round++ {
+		for _, p := range repeating {
+			miss(p)
+		}
+	}
+	var held []string
+	for _, p := range repeating {
+		if hits(p) {
+			held = append(held, p)
+		}
+	}
+	if len(held) < len(repeating)/2 {
+		t.Fatalf("%d of %d repeating keys held", len(held), len(repeating))
+	}
+	m.takeStats()
+	for i := 0; i < 100*memoSlots; i++ {
+		if miss("/_matrix/client/v3/rooms/!r:a.de/send/m.room.message/" + itoa(i)) {
+			t.Fatal("a one-off key hit")
+		}
+	}
+	if st := m.takeStats(); st.evictions != 0 || st.skipped == 0 {
+		t.Errorf("one-off keys: %+v", st)
+	}
+	for _, p := range held {
+		if !hits(p) {
+			t.Errorf("%s evicted by one-off keys", p)
+		}
+	}
+	// A key that misses twice replaces what its slot holds.
+	full := 0
+	for i := 0; i < 4*memoSlots && full == 0; i++ {
+		p := "/x/" + itoa(i)
+		f.path = p
+		k, _ := m.keyOf(&f, false)
+		if _, h, _ := m.lookup(k); m.slotOf(h).used {
+			full++
+			if miss(p) || hits(p) {
+				t.Fatal("a first miss took an occupied slot")
+			}
+			if miss(p) || !hits(p) {
+				t.Error("a second miss did not take its slot")
+			}
+		}
+	}
+	if full == 0 {
+		t.Fatal("no occupied slot found")
+	}
+}

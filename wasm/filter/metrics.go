@@ -64,6 +64,8 @@ type metrics struct {
 	policyUpdates  proxywasm.MetricCounter
 	policyRejected proxywasm.MetricCounter
 	policyErrors   proxywasm.MetricCounter
+	// The memo's counts (memoStats): tim_filter_memo_{hits,misses,evictions,skipped}.
+	memoHits, memoMisses, memoEvictions, memoSkipped proxywasm.MetricCounter
 }
 
 func defineMetrics() *metrics {
@@ -82,14 +84,29 @@ func defineMetrics() *metrics {
 	m.policyUpdates = proxywasm.DefineCounterMetric("tim_filter_policy_updates")
 	m.policyRejected = proxywasm.DefineCounterMetric("tim_filter_policy_rejected")
 	m.policyErrors = proxywasm.DefineCounterMetric("tim_filter_policy_fetch_errors")
+	m.memoHits = proxywasm.DefineCounterMetric("tim_filter_memo_hits")
+	m.memoMisses = proxywasm.DefineCounterMetric("tim_filter_memo_misses")
+	m.memoEvictions = proxywasm.DefineCounterMetric("tim_filter_memo_evictions")
+	m.memoSkipped = proxywasm.DefineCounterMetric("tim_filter_memo_skipped")
 	return m
 }
 
 func (m *metrics) count(check, outcome int) { m.pending[check][outcome]++ }
 
-// flush reports the pending counts (on every tick, at most a second apart:
-// well within Envoy's stats flush interval).
-func (m *metrics) flush() {
+// flush reports the pending counts and the memo's (on every tick, at most
+// a second apart: well within Envoy's stats flush interval).
+func (m *metrics) flush(mm *memo) {
+	if mm != nil {
+		st := mm.takeStats()
+		for _, c := range [...]struct {
+			c proxywasm.MetricCounter
+			n uint64
+		}{{m.memoHits, st.hits}, {m.memoMisses, st.misses}, {m.memoEvictions, st.evictions}, {m.memoSkipped, st.skipped}} {
+			if c.n > 0 {
+				c.c.Increment(c.n)
+			}
+		}
+	}
 	for c := range m.pending {
 		for o, n := range m.pending[c] {
 			if n > 0 {

@@ -185,7 +185,7 @@ func (p *plugin) OnTick() {
 	if p.cfg == nil {
 		return
 	}
-	p.m.flush()
+	p.m.flush(p.memo)
 	p.flushShadow()
 	p.syncShared()
 	p.refresh(false)

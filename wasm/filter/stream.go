@@ -116,6 +116,9 @@ func (s *stream) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
 		if key, ok := p.memo.rawKeyOf(&hv, expired); ok {
 			d, h, hit := p.memo.lookup(key)
 			if hit {
+				if memoAudit {
+					s.auditRawHit(&hv, h, expired)
+				}
 				if !d.allow || d.log { // a logged decision logs the facts
 					if err := s.f.fromValues(&hv, p.router); err != nil {
 						return s.rejectPath(err)
@@ -196,19 +199,7 @@ const maxReusedHeaders = 128
 
 // withBody reads the facts of the body and decides.
 func (s *stream) withBody(body []byte) types.Action {
-	var err error
-	switch s.f.route.Name {
-	case matrix.RouteFederationInvite:
-		s.f.inviter, s.f.invitee, err = matrix.FederationInvite(s.f.route, body)
-		s.f.hasInvite = err == nil
-	default:
-		s.f.invitees, s.f.thirdParty, err = matrix.Invitees(s.f.route, body)
-		if s.f.route.Member && len(s.f.invitees) == 0 && err == nil {
-			// A membership event that invites nobody (leave, ban, a
-			// display name change) is an ordinary state event.
-			s.f.route.Name = matrix.RouteClientOther
-		}
-	}
+	err := s.f.fromBody(body)
 	switch {
 	case errors.Is(err, matrix.ErrNotJSON):
 		return s.reject(400, "M_NOT_JSON", "Content not JSON.", "body is not JSON")
@@ -217,6 +208,24 @@ func (s *stream) withBody(body []byte) types.Action {
 	}
 	s.state = stateHeaders
 	return s.decide(false)
+}
+
+// fromBody reads the facts of the body of a route that needs it.
+func (f *facts) fromBody(body []byte) error {
+	var err error
+	switch f.route.Name {
+	case matrix.RouteFederationInvite:
+		f.inviter, f.invitee, err = matrix.FederationInvite(f.route, body)
+		f.hasInvite = err == nil
+	default:
+		f.invitees, f.thirdParty, err = matrix.Invitees(f.route, body)
+		if f.route.Member && len(f.invitees) == 0 && err == nil {
+			// A membership event that invites nobody (leave, ban, a
+			// display name change) is an ordinary state event.
+			f.route.Name = matrix.RouteClientOther
+		}
+	}
+	return err
 }
 
 // decide evaluates the policy and applies the decision. refetched is true
@@ -245,8 +254,14 @@ func (s *stream) decide(refetched bool) types.Action {
 		var d *decision
 		var ok bool
 		if d, h, ok = p.memo.lookup(key); ok {
+			if memoAudit {
+				s.auditHit(h, expired)
+			}
 			return s.apply(d, refetched, expired)
 		}
+	}
+	if !refetched {
+		p.memo.stats.misses++
 	}
 	in := s.input(expired)
 	res, ok, err := p.eval.Eval(Entrypoint, in, p.data)
@@ -264,7 +279,9 @@ func (s *stream) decide(refetched bool) types.Action {
 		return s.failClosed(checkDefault, 500, "M_UNKNOWN", "The request could not be checked", "malformed decision")
 	}
 	if remember && !p.eval.DependsOnTime() {
-		p.memo.store(key, h, s.detach(d))
+		if p.memo.store(key, h, s.detach(d)) && memoAudit {
+			p.memo.slotOf(h).input = inputJSON(in)
+		}
 	}
 	return s.apply(&d, refetched, expired)
 }

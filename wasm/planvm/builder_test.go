@@ -2,6 +2,7 @@ package planvm
 
 import (
 	"fmt"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"unsafe"
@@ -274,5 +275,39 @@ func TestPlainAtomicLayout(t *testing.T) {
 	*plainPointer(&c.sorted) = nil
 	if c.sorted.Load() != nil {
 		t.Fatal("plain store not seen by Load")
+	}
+}
+
+// TestBuilderLinearThenIndexed: an object Set fills beyond smallLen stays
+// without index maps; a member added by SetValue after that indexes all
+// of them, and every member is found either way, also after a Reset.
+func TestBuilderLinearThenIndexed(t *testing.T) {
+	b := NewObjectBuilder(builderLinear)
+	for round := 0; round < 2; round++ {
+		b.Reset()
+		for i := 0; i < 12; i++ {
+			b.Set("k"+strconv.Itoa(i), Int(int64(i)))
+		}
+		if b.Value().c.strIdx != nil {
+			t.Fatal("indexed below builderLinear")
+		}
+		b.SetValue(String("late"), Int(99))
+		b.Set("k3", Int(33))
+		for i := 0; i < 12; i++ {
+			want := int64(i)
+			if i == 3 {
+				want = 33
+			}
+			v, ok := b.Value().Get("k" + strconv.Itoa(i))
+			if n, _ := v.AsInt(); !ok || n != want {
+				t.Errorf("round %d: k%d = %v %v", round, i, v, ok)
+			}
+		}
+		if v, ok := b.Value().Get("late"); !ok || func() int64 { n, _ := v.AsInt(); return n }() != 99 {
+			t.Errorf("round %d: late = %v %v", round, v, ok)
+		}
+		if b.Value().Len() != 13 {
+			t.Errorf("round %d: %d members", round, b.Value().Len())
+		}
 	}
 }

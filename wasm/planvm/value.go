@@ -271,16 +271,25 @@ type ObjectBuilder struct {
 	spareStr, spareOth map[string]int32
 }
 
+// builderLinear is how many members an object filled by
+// ObjectBuilder.Set holds without index maps (lookups scan it, as they do
+// any object without them). A request's input has 8–12 members and is
+// built anew per request: filling and clearing two maps for it cost more
+// than the scans its evaluation does (in wasm the runtime's map hashing
+// dominates).
+const builderLinear = 16
+
 // NewObjectBuilder returns a builder with room for n members.
 func NewObjectBuilder(n int) *ObjectBuilder { return &ObjectBuilder{v: emptyObject(n)} }
 
 // Set inserts or replaces a string-keyed member.
 func (b *ObjectBuilder) Set(key string, v Value) {
 	c := b.v.c
-	if n := len(c.elems); n < smallLen && n < cap(c.elems) && n < cap(c.vals) && c.strIdx == nil && c.othIdx == nil && c.sortedOf() == nil && c.size == nil {
+	if n := len(c.elems); n < builderLinear && n < cap(c.elems) && n < cap(c.vals) && c.strIdx == nil && c.othIdx == nil && c.sortedOf() == nil && c.size == nil {
 		// A small object with room, such as a request's input: the key is
 		// stored field by field, without the zeroing and copying of a
-		// key Value (memory.fill and memory.copy in wasm).
+		// key Value (memory.fill and memory.copy in wasm), and up to
+		// builderLinear members without index maps.
 		for j := range c.elems {
 			if e := &c.elems[j]; e.k == KindString && len(e.s) == len(key) && sameBytes(e.s, key) {
 				c.vals[j] = v
@@ -303,6 +312,16 @@ func (b *ObjectBuilder) SetValue(key, v Value) { b.insert(&key, &v) }
 
 func (b *ObjectBuilder) insert(k, v *Value) {
 	c := b.v.c
+	if n := len(c.elems); n > smallLen && c.strIdx == nil && c.othIdx == nil {
+		// Set left the members unindexed (builderLinear): index them
+		// before a member goes in the general way, which indexes only
+		// the new one; with the maps of before the last Reset.
+		c.strIdx, c.othIdx = b.spareStr, b.spareOth
+		b.spareStr, b.spareOth = nil, nil
+		for i := range c.elems {
+			c.index(i)
+		}
+	}
 	if len(c.elems) == smallLen && c.strIdx == nil && c.othIdx == nil && (b.spareStr != nil || b.spareOth != nil) {
 		// The next new member indexes the object: give it the emptied
 		// maps of before the last Reset (index uses a map it finds).
