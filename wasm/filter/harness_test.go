@@ -187,11 +187,13 @@ func (h *nativeHost) tick() { h.emu.Tick() }
 // counters on ticks.
 func (h *nativeHost) counter(name string) int64 {
 	h.tick()
-	v, err := h.emu.GetCounterMetric(name)
-	if err != nil {
-		return -1
+	if v, err := h.emu.GetCounterMetric(name); err == nil {
+		return int64(v)
 	}
-	return int64(v)
+	if v, err := h.emu.GetGaugeMetric(name); err == nil {
+		return int64(v)
+	}
+	return -1
 }
 
 func (h *nativeHost) logs(level int) []string {

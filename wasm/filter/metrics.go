@@ -55,13 +55,15 @@ type metrics struct {
 	// pending are the check outcomes counted since the last flush: a host
 	// call per request for its counter was a noticeable share of the
 	// filter's own cost, so requests count here and ticks report.
-	pending        [numChecks][numOutcomes]uint64
-	notReady       proxywasm.MetricCounter
-	listUpdates    proxywasm.MetricCounter
-	listRejected   proxywasm.MetricCounter
-	listErrors     proxywasm.MetricCounter
-	listExpired    proxywasm.MetricCounter
-	policyUpdates  proxywasm.MetricCounter
+	pending       [numChecks][numOutcomes]uint64
+	notReady      proxywasm.MetricCounter
+	listUpdates   proxywasm.MetricCounter
+	listRejected  proxywasm.MetricCounter
+	listErrors    proxywasm.MetricCounter
+	listExpired   proxywasm.MetricCounter
+	policyUpdates proxywasm.MetricCounter
+	// policyRevision is the revision in force as revisionGauge numbers it.
+	policyRevision proxywasm.MetricGauge
 	policyRejected proxywasm.MetricCounter
 	policyErrors   proxywasm.MetricCounter
 	// The memo's counts (memoStats): tim_filter_memo_{hits,misses,evictions,skipped}.
@@ -82,6 +84,7 @@ func defineMetrics() *metrics {
 	m.listErrors = proxywasm.DefineCounterMetric("tim_filter_fedlist_fetch_errors")
 	m.listExpired = proxywasm.DefineCounterMetric("tim_filter_fedlist_expired")
 	m.policyUpdates = proxywasm.DefineCounterMetric("tim_filter_policy_updates")
+	m.policyRevision = proxywasm.DefineGaugeMetric("tim_filter_policy_revision")
 	m.policyRejected = proxywasm.DefineCounterMetric("tim_filter_policy_rejected")
 	m.policyErrors = proxywasm.DefineCounterMetric("tim_filter_policy_fetch_errors")
 	m.memoHits = proxywasm.DefineCounterMetric("tim_filter_memo_hits")
@@ -220,3 +223,29 @@ func decisionID() string {
 	_, _ = rand.Read(raw[:])
 	return hex.EncodeToString(raw[:])
 }
+
+// revisionGauge numbers a policy revision for a metric, which proxy-wasm
+// allows only as a number: the value of its first 8 hex digits (revision
+// 139661765b1cb904 is 0x13966176 = 328556918), so that the revision a proxy
+// holds can be read off its metrics; 0 for a revision that does not start so.
+func revisionGauge(rev string) int64 {
+	if len(rev) < 8 {
+		return 0
+	}
+	var n int64
+	for i := 0; i < 8; i++ {
+		c := rev[i]
+		switch {
+		case c >= '0' && c <= '9':
+			n = n<<4 | int64(c-'0')
+		case c >= 'a' && c <= 'f':
+			n = n<<4 | int64(c-'a'+10)
+		default:
+			return 0
+		}
+	}
+	return n
+}
+
+// setGauge sets g to v (the ABI only adds; every VM sets the same value).
+func setGauge(g proxywasm.MetricGauge, v int64) { g.Add(v - g.Value()) }

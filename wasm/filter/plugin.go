@@ -366,6 +366,7 @@ func (p *plugin) installPolicy(pol *Policy, from string) {
 	p.installShadow(pol)
 	p.rebuildData()
 	p.m.policyUpdates.Increment(1)
+	setGauge(p.m.policyRevision, revisionGauge(pol.Revision))
 	proxywasm.LogInfof("tim-filter: policy revision %q installed from %s", pol.Revision, from)
 }
 

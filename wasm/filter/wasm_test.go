@@ -3,6 +3,7 @@
 package filter_test
 
 import (
+	"encoding/json"
 	"testing"
 	"time"
 )
@@ -93,4 +94,24 @@ func TestHeapStaysFlat(t *testing.T) {
 	if misses < 30_000 || hits+misses != 60_000 {
 		t.Errorf("memo hits %d, misses %d over 60 000 requests, half of them new", hits, misses)
 	}
+}
+
+// TestRevisionMetric: the revision in force can be read off the metrics, on
+// both hosts (its first 8 hex digits as a number).
+func TestRevisionMetric(t *testing.T) {
+	var doc map[string]any
+	if err := json.Unmarshal(policyDoc, &doc); err != nil {
+		t.Fatal(err)
+	}
+	doc["revision"] = "139661765b1cb904"
+	both(t, func(t *testing.T, e *env) {
+		if !e.h.startPlugin(config("client", nil)) {
+			t.Fatal("start")
+		}
+		e.answerList(200, signedList(t, pki, 1, listV1...))
+		e.answerPolicy(200, mustJSON(doc))
+		if got := e.h.counter("tim_filter_policy_revision"); got != 0x13966176 {
+			t.Errorf("tim_filter_policy_revision = %d, want %d", got, 0x13966176)
+		}
+	})
 }
