@@ -2,7 +2,6 @@ package proxyhost_test
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -21,7 +20,7 @@ import (
 func TestServerDelegation(t *testing.T) {
 	ctx := context.Background()
 	fx := newFixture(t, policyserve.Operator{OwnDomains: []string{"home.example.de"}}, "example.de", "partner.de")
-	wasm, jws, policyDoc := fx.wasm, fx.jws, fx.policyDoc
+	wasm := fx.wasm
 
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -34,33 +33,9 @@ func TestServerDelegation(t *testing.T) {
 		io.WriteString(w, `{"host":"`+r.Host+`"}`)
 	}))
 	defer upstream.Close()
-	control := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case "/internal/v1/federation-list":
-			if r.URL.Query().Get("version") == "7" {
-				w.WriteHeader(http.StatusNoContent)
-				return
-			}
-			w.Header().Set("X-Federation-Version", "7")
-			w.Write(jws)
-		case "/internal/v1/policy":
-			if r.URL.Query().Get("revision") == fx.revision {
-				w.WriteHeader(http.StatusNoContent)
-				return
-			}
-			w.Write(policyDoc)
-		default:
-			http.NotFound(w, r)
-		}
-	}))
-	defer control.Close()
 	up, _ := url.Parse(upstream.URL)
-	cp, _ := url.Parse(control.URL)
-	cfg, _ := json.Marshal(map[string]any{
-		"role":          "egress",
-		"control_plane": map[string]any{"cluster": "control", "authority": "control.internal", "credential_header": "x-tim-proxy-secret", "credential": "secret"},
-		"trust_anchors": fx.rootPEM,
-	})
+	cp := fx.controlPlane(t)
+	cfg := fx.pluginConfig("egress")
 	srv, err := proxyhost.NewServer(ctx, proxyhost.ServerConfig{Wasm: wasm, PluginConfig: cfg, Upstream: up, Workers: 2,
 		Clusters: map[string]*url.URL{"control": cp}})
 	if err != nil {

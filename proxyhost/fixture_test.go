@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"io/fs"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"testing"
 
@@ -66,4 +69,49 @@ func newFixture(t *testing.T, op policyserve.Operator, domains ...string) fixtur
 		t.Fatal(err)
 	}
 	return fixture{wasm: wasm, revision: plan.Revision, policyDoc: doc, jws: jws, rootPEM: string(pki.RootPEM())}
+}
+
+// controlPlane serves the fixture's list and policy as the control plane's
+// internal API does (credential checked, 204 when the proxy is current) until
+// the test ends, and returns its address.
+func (fx fixture) controlPlane(t *testing.T) *url.URL {
+	t.Helper()
+	control := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Tim-Proxy-Secret") != "secret" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		switch r.URL.Path {
+		case "/internal/v1/federation-list":
+			if r.URL.Query().Get("version") == "7" {
+				w.WriteHeader(http.StatusNoContent)
+				return
+			}
+			w.Header().Set("Content-Type", "application/jose")
+			w.Header().Set("X-Federation-Version", "7")
+			w.Write(fx.jws)
+		case "/internal/v1/policy":
+			if r.URL.Query().Get("revision") == fx.revision {
+				w.WriteHeader(http.StatusNoContent)
+				return
+			}
+			w.Write(fx.policyDoc)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(control.Close)
+	u, _ := url.Parse(control.URL)
+	return u
+}
+
+// pluginConfig is the filter's configuration for role, with the control plane
+// of controlPlane as cluster "control".
+func (fx fixture) pluginConfig(role string) []byte {
+	cfg, _ := json.Marshal(map[string]any{
+		"role":          role,
+		"control_plane": map[string]any{"cluster": "control", "authority": "control.internal", "credential_header": "x-tim-proxy-secret", "credential": "secret"},
+		"trust_anchors": fx.rootPEM,
+	})
+	return cfg
 }

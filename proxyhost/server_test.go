@@ -22,7 +22,7 @@ import (
 func TestServer(t *testing.T) {
 	ctx := context.Background()
 	fx := newFixture(t, policyserve.Operator{ApprovedClientIDs: []string{"tim-client-1.0"}}, "example.de")
-	wasm, jws, policyDoc := fx.wasm, fx.jws, fx.policyDoc
+	wasm := fx.wasm
 
 	// upstreamHits counts requests whose body the upstream received whole:
 	// as in Envoy, the headers of a body route go upstream before the
@@ -38,38 +38,9 @@ func TestServer(t *testing.T) {
 		json.NewEncoder(w).Encode(map[string]string{"path": r.URL.Path, "body": string(b)})
 	}))
 	defer upstream.Close()
-	control := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("X-Tim-Proxy-Secret") != "secret" {
-			w.WriteHeader(http.StatusUnauthorized)
-			return
-		}
-		switch r.URL.Path {
-		case "/internal/v1/federation-list":
-			if r.URL.Query().Get("version") == "7" {
-				w.WriteHeader(http.StatusNoContent)
-				return
-			}
-			w.Header().Set("Content-Type", "application/jose")
-			w.Header().Set("X-Federation-Version", "7")
-			w.Write(jws)
-		case "/internal/v1/policy":
-			if r.URL.Query().Get("revision") == fx.revision {
-				w.WriteHeader(http.StatusNoContent)
-				return
-			}
-			w.Write(policyDoc)
-		default:
-			http.NotFound(w, r)
-		}
-	}))
-	defer control.Close()
 	up, _ := url.Parse(upstream.URL)
-	cp, _ := url.Parse(control.URL)
-	cfg, _ := json.Marshal(map[string]any{
-		"role":          "client",
-		"control_plane": map[string]any{"cluster": "control", "authority": "control.internal", "credential_header": "x-tim-proxy-secret", "credential": "secret"},
-		"trust_anchors": fx.rootPEM,
-	})
+	cp := fx.controlPlane(t)
+	cfg := fx.pluginConfig("client")
 	srv, err := proxyhost.NewServer(ctx, proxyhost.ServerConfig{
 		Wasm: wasm, PluginConfig: cfg, Upstream: up,
 		Clusters: map[string]*url.URL{"control": cp},
