@@ -3,19 +3,20 @@
 // under test talks to), validates every request and every response against the interface file, and
 // records each deviation. Contract tests assert that there are none.
 //
-// The interface files are read from the specification folder beside the repository (shared/specs in an
-// ancestor directory of the working directory), or from TIM_SPECS_DIR.
+// The interface files are gematik's, unchanged, in specs/ (api-ti-messenger, api-vzd), embedded so that
+// the contract tests need nothing outside the repository.
 package oascheck
 
 import (
 	"bytes"
 	"context"
+	"embed"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -26,26 +27,17 @@ import (
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 )
 
-// SpecsDir finds the folder with gematik's interface files.
-func SpecsDir() (string, error) {
-	if d := os.Getenv("TIM_SPECS_DIR"); d != "" {
-		return d, nil
-	}
-	dir, err := os.Getwd()
+//go:embed specs
+var specs embed.FS
+
+// ReadFile returns one of the embedded interface files, by its path under specs/ (e.g.
+// "api-vzd/FederationList_main.json").
+func ReadFile(rel string) ([]byte, error) {
+	b, err := specs.ReadFile(path.Join("specs", rel))
 	if err != nil {
-		return "", err
+		return nil, fmt.Errorf("oascheck: %w", err)
 	}
-	for {
-		cand := filepath.Join(dir, "shared", "specs")
-		if st, err := os.Stat(cand); err == nil && st.IsDir() {
-			return cand, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("oascheck: no shared/specs folder above the working directory; set TIM_SPECS_DIR")
-		}
-		dir = parent
-	}
+	return b, nil
 }
 
 // Checker validates traffic against one interface file.
@@ -58,15 +50,14 @@ type Checker struct {
 	checked    int
 }
 
-// Load reads the interface file rel (relative to SpecsDir) and serves it at serverURL (scheme, host
+// Load reads the interface file rel (a path under specs/) and serves it at serverURL (scheme, host
 // and base path of the server under test), replacing the file's own server list.
 func Load(rel, serverURL string) (*Checker, error) {
-	dir, err := SpecsDir()
+	raw, err := ReadFile(rel)
 	if err != nil {
 		return nil, err
 	}
-	loader := openapi3.NewLoader()
-	doc, err := loader.LoadFromFile(filepath.Join(dir, rel))
+	doc, err := openapi3.NewLoader().LoadFromData(raw)
 	if err != nil {
 		return nil, fmt.Errorf("oascheck: %s: %w", rel, err)
 	}
