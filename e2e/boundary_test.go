@@ -196,6 +196,18 @@ func TestProxyBoundaries(t *testing.T) {
 			`{"initial_state":[{"type":"m.room.member","state_key":"` + carolID + `","content":{"membership":"invite"}}]}`, 403, "M_FORBIDDEN", notFed},
 		{"B7 invite plus an initial_state member: two invitees", "POST", f.a.ClientURL + cv + "/createRoom", client(aliceTok),
 			`{"invite":["` + bob.UserID.String() + `"],"initial_state":[{"type":"m.room.member","state_key":"@dora:` + domB + `","content":{"membership":"invite"}}]}`, 400, "M_FORBIDDEN", tooMany},
+		// The same effects through other spellings a homeserver accepts: the r0 version, a key written
+		// with an escape, a repeated key (the last one counts, as in Dendrite's encoding/json), a member
+		// state event on r0, and a literal segment written with an escape (not that route: the filter refuses it as it refuses any unknown form).
+		{"B7 r0 createRoom initial_state invite", "POST", f.a.ClientURL + "/_matrix/client/r0/createRoom", client(aliceTok),
+			`{"initial_state":[{"type":"m.room.member","state_key":"` + carolID + `","content":{"membership":"invite"}}]}`, 403, "M_FORBIDDEN", notFed},
+		{"B7 createRoom invite under an escaped key", "POST", f.a.ClientURL + cv + "/createRoom", client(aliceTok),
+			`{"\u0069nvite":["` + carolID + `"]}`, 403, "M_FORBIDDEN", notFed},
+		{"B7 createRoom repeated invite key, the last outside the federation", "POST", f.a.ClientURL + cv + "/createRoom", client(aliceTok),
+			`{"invite":["` + bob.UserID.String() + `"],"invite":["` + carolID + `"]}`, 403, "M_FORBIDDEN", notFed},
+		{"B7 r0 member state event inviting outside the federation", "PUT", f.a.ClientURL + "/_matrix/client/r0/rooms/" + room + "/state/m.room.member/" + url.PathEscape(carolID), client(aliceTok),
+			`{"membership":"invite"}`, 403, "M_FORBIDDEN", notFed},
+		{"B6 escaped letter in a literal segment", "POST", f.a.ClientURL + cv + "/%63reateRoom", client(aliceTok), `{"invite":["` + carolID + `"]}`, 405, "M_UNRECOGNIZED", ""},
 		// B8: third-party invites, joins through servers outside the federation.
 		{"B8 createRoom invite_3pid", "POST", f.a.ClientURL + cv + "/createRoom", client(aliceTok),
 			`{"invite_3pid":[{"id_server":"` + domC + `","id_access_token":"t","medium":"email","address":"carol@` + domC + `"}]}`, 403, "M_FORBIDDEN", refused},
