@@ -1,9 +1,7 @@
 package filter
 
 import (
-	"crypto/rand"
 	"encoding/binary"
-	"encoding/hex"
 	"strings"
 
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
@@ -80,11 +78,9 @@ func (s *stream) compareShadow(d *decision, expired bool) {
 		return
 	}
 	sh.differ++
-	var raw [8]byte
-	_, _ = rand.Read(raw[:])
 	var sb strings.Builder
 	sb.WriteString("tim-filter: shadow differs id=")
-	sb.WriteString(hex.EncodeToString(raw[:]))
+	sb.WriteString(decisionID())
 	sb.WriteString(" revision=")
 	sb.WriteString(p.policy.Revision)
 	sb.WriteString(" candidate=")
