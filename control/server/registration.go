@@ -90,16 +90,23 @@ func (s *Server) mountRegistration(public *gin.Engine, internal gin.IRoutes) {
 
 // runRegistrationPurge deletes expired sessions, sign-in requests, KIM links and tickets.
 func (s *Server) runRegistrationPurge(ctx context.Context) {
-	t := time.NewTicker(10 * time.Minute)
+	every(ctx, 10*time.Minute, func() {
+		if err := s.Store.PurgeRegistration(ctx, s.now()); err != nil {
+			s.log.Warn("registration purge failed", "error", err.Error())
+		}
+	})
+}
+
+// every calls f each interval, the first time one interval from now, until ctx ends.
+func every(ctx context.Context, interval time.Duration, f func()) {
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := s.Store.PurgeRegistration(ctx, s.now()); err != nil {
-				s.log.Warn("registration purge failed", "error", err.Error())
-			}
+			f()
 		}
 	}
 }

@@ -1,31 +1,17 @@
 package server_test
 
 import (
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/timfd/fachdienst/control/config"
-	"github.com/timfd/fachdienst/standin/idp"
 )
 
 // With registration enabled the portal is on the public listener and the operator's order
 // confirmation only on the internal one, behind its shared secret.
 func TestRegistrationMounted(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	issuer := "http://" + l.Addr().String()
-	p, err := idp.New(idp.Config{Issuer: issuer, Clients: []idp.Client{{ID: "reg", Secret: "s", RedirectURIs: []string{"https://reg.example/orgadmin/onboarding/oidc/callback"}}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	isrv := &httptest.Server{Listener: l, Config: &http.Server{Handler: p}}
-	isrv.Start()
-	t.Cleanup(isrv.Close)
+	issuer := startIDP(t)
 
 	e := setup(t, func(c *config.Config) {
 		c.Registration.Enabled = true

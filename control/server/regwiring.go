@@ -178,16 +178,9 @@ const blockSyncInterval = 10 * time.Second
 
 // runBlockSync takes in blocks made by other replicas until ctx ends.
 func (s *Server) runBlockSync(ctx context.Context) {
-	t := time.NewTicker(blockSyncInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if _, err := s.UserBlock.Sync(ctx); err != nil && ctx.Err() == nil {
-				s.log.Warn("blocked users not re-read", "error", err.Error())
-			}
+	every(ctx, blockSyncInterval, func() {
+		if _, err := s.UserBlock.Sync(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("blocked users not re-read", "error", err.Error())
 		}
-	}
+	})
 }

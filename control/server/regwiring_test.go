@@ -68,18 +68,7 @@ func registrationConfig(t *testing.T) (*fakeDendriteAdmin, func(*config.Config))
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	issuer := "http://" + l.Addr().String()
-	p, err := idp.New(idp.Config{Issuer: issuer, Clients: []idp.Client{{ID: "reg", Secret: "s", RedirectURIs: []string{"https://reg.example/orgadmin/onboarding/oidc/callback"}}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	isrv := &httptest.Server{Listener: l, Config: &http.Server{Handler: p}}
-	isrv.Start()
-	t.Cleanup(isrv.Close)
+	issuer := startIDP(t)
 	return admin, func(c *config.Config) {
 		c.Registration.OIDC = config.RegistrationOIDC{Issuer: issuer, ClientID: "reg", ClientSecret: "s"}
 		// The homeserver's admin API in front of the stand-in.
@@ -205,4 +194,23 @@ func TestBlockedSetSharedByReplicas(t *testing.T) {
 	if !setB["@nurse:home.de"] || revA != revB || len(setA) != 1 {
 		t.Fatalf("replicas: a %s %v, b %s %v", revA, setA, revB, setB)
 	}
+}
+
+// startIDP serves an IDP stand-in that knows the registration service's client "reg" and returns
+// its issuer URL; the listener comes first because the issuer names its own address.
+func startIDP(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuer := "http://" + l.Addr().String()
+	p, err := idp.New(idp.Config{Issuer: issuer, Clients: []idp.Client{{ID: "reg", Secret: "s", RedirectURIs: []string{"https://reg.example/orgadmin/onboarding/oidc/callback"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	isrv := &httptest.Server{Listener: l, Config: &http.Server{Handler: p}}
+	isrv.Start()
+	t.Cleanup(isrv.Close)
+	return issuer
 }

@@ -3,7 +3,6 @@ package vzd_test
 import (
 	"context"
 	"errors"
-	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -12,39 +11,20 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/timfd/fachdienst/control/vzd"
-	"github.com/timfd/fachdienst/internal/oascheck"
 	standin "github.com/timfd/fachdienst/standin/vzd"
+	"github.com/timfd/fachdienst/standin/vzd/vzdcontract"
 )
 
 // Every request the client sends, and every answer it is given, validated against the provider
 // services 1.4.0 and the authenticate service's files.
 func TestClientAgainstInterfaceFiles(t *testing.T) {
-	sv, err := standin.New(standin.WithClient("fd", "s3cret"), standin.WithLocation("@doc:a.example.de", "orgPract"),
+	cs := vzdcontract.New(t, standin.WithClient("fd", "s3cret"), standin.WithLocation("@doc:a.example.de", "orgPract"),
 		standin.WithDomains(standin.Domain{Domain: "a.example.de", TelematikID: "1-a"}))
-	require.NoError(t, err)
+	sv, services, auth := cs.VZD, cs.Services, cs.Auth
 	sv.AddDomain(standin.Domain{Domain: "foreign.example.de", TelematikID: "1-f", TimAnbieter: "ORG-0058:BT-0158"})
-	var svcH, authH http.Handler
-	var other []string
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch {
-		case strings.HasPrefix(r.URL.Path, standin.ServicesPath):
-			svcH.ServeHTTP(w, r)
-		case r.URL.Path == standin.AuthenticatePath:
-			authH.ServeHTTP(w, r)
-		default:
-			other = append(other, r.Method+" "+r.URL.Path)
-			sv.ServeHTTP(w, r)
-		}
-	}))
-	defer srv.Close()
-	services, err := oascheck.Load("api-vzd/I_VZD_TIM_Provider_Services_v1.4.0.yaml", srv.URL+standin.ServicesPath)
-	require.NoError(t, err)
-	auth, err := oascheck.Load("api-vzd/I_VZD_TI_Provider_Authenticate_Service.yaml", srv.URL)
-	require.NoError(t, err)
-	svcH, authH = services.Wrap(sv), auth.Wrap(sv)
 
 	for _, alg := range []string{"BP256R1", "ES256"} {
-		c, err := vzd.New(vzd.Config{BaseURL: srv.URL, ClientID: "fd", ClientSecret: "s3cret", SigAlg: alg, MaxAttempts: 1})
+		c, err := vzd.New(vzd.Config{BaseURL: cs.URL, ClientID: "fd", ClientSecret: "s3cret", SigAlg: alg, MaxAttempts: 1})
 		require.NoError(t, err)
 		ctx := context.Background()
 
@@ -109,7 +89,7 @@ func TestClientAgainstInterfaceFiles(t *testing.T) {
 	assert.Empty(t, auth.Violations())
 	assert.GreaterOrEqual(t, services.Checked(), 30)
 	assert.Equal(t, 2, auth.Checked(), "one provider token per client")
-	assert.Equal(t, []string{"POST " + standin.TokenPath, "POST " + standin.TokenPath}, other)
+	assert.Equal(t, []string{"POST " + standin.TokenPath, "POST " + standin.TokenPath}, cs.Unchecked)
 }
 
 // The client also works with the token endpoint of the authenticate service's file (/realms/…, on the

@@ -3,9 +3,7 @@ package vzd_test
 import (
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
-	"strings"
 	"testing"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -15,52 +13,16 @@ import (
 
 	"github.com/timfd/fachdienst/internal/oascheck"
 	standin "github.com/timfd/fachdienst/standin/vzd"
+	"github.com/timfd/fachdienst/standin/vzd/vzdcontract"
 )
-
-// contractServer serves the stand-in with every exchange of the provider services and the authenticate
-// service validated against gematik's interface files.
-type contractServer struct {
-	url       string
-	services  *oascheck.Checker
-	auth      *oascheck.Checker
-	vzd       *standin.Server
-	unchecked []string // exchanges on paths no file defines
-}
-
-func newContractServer(t *testing.T, opts ...standin.Option) *contractServer {
-	t.Helper()
-	sv, err := standin.New(opts...)
-	require.NoError(t, err)
-	cs := &contractServer{vzd: sv}
-	var svc, auth http.Handler
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch {
-		case strings.HasPrefix(r.URL.Path, standin.ServicesPath):
-			svc.ServeHTTP(w, r)
-		case r.URL.Path == standin.AuthenticatePath:
-			auth.ServeHTTP(w, r)
-		default:
-			cs.unchecked = append(cs.unchecked, r.Method+" "+r.URL.Path)
-			sv.ServeHTTP(w, r)
-		}
-	}))
-	t.Cleanup(srv.Close)
-	cs.url = srv.URL
-	cs.services, err = oascheck.Load("api-vzd/I_VZD_TIM_Provider_Services_v1.4.0.yaml", srv.URL+standin.ServicesPath)
-	require.NoError(t, err)
-	cs.auth, err = oascheck.Load("api-vzd/I_VZD_TI_Provider_Authenticate_Service.yaml", srv.URL)
-	require.NoError(t, err)
-	svc, auth = cs.services.Wrap(sv), cs.auth.Wrap(sv)
-	return cs
-}
 
 // The stand-in as served: every operation of I_VZD_TIM_Provider_Services 1.4.0 and the authenticate
 // service, with the statuses the files name, answers valid against the files.
 func TestStandinAgainstInterfaceFiles(t *testing.T) {
-	cs := newContractServer(t, standin.WithClient("tim-fd", "secret"), standin.WithLocation("@doc:a.example.de", "pract"),
+	cs := vzdcontract.New(t, standin.WithClient("tim-fd", "secret"), standin.WithLocation("@doc:a.example.de", "pract"),
 		standin.WithDomains(standin.Domain{Domain: "a.example.de", TelematikID: "1-a"}))
-	cs.vzd.AddDomain(standin.Domain{Domain: "foreign.example.de", TelematikID: "1-f", TimAnbieter: "ORG-0058:BT-0158"})
-	c := client{t, cs.url}
+	cs.VZD.AddDomain(standin.Domain{Domain: "foreign.example.de", TelematikID: "1-f", TimAnbieter: "ORG-0058:BT-0158"})
+	c := client{t, cs.URL}
 
 	// The token endpoint under the authenticate file's tokenUrl path (/realms/…) and the spec text's (/auth/realms/…).
 	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {"tim-fd"}, "client_secret": {"secret"}}.Encode()
@@ -110,20 +72,20 @@ func TestStandinAgainstInterfaceFiles(t *testing.T) {
 		status, body := c.do(s.method, s.path, s.token, ct, s.body)
 		assert.Equal(t, s.want, status, "%s: %s", s.name, body)
 	}
-	cs.vzd.SetInactive("kk.example.de", true)
+	cs.VZD.SetInactive("kk.example.de", true)
 	status, _ := c.do("GET", svc+"/federationCheck", prov, "", "")
 	assert.Equal(t, 200, status, "checkTiMessengerDomains with an inactive organisation")
 
-	assert.Empty(t, cs.services.Violations())
-	assert.Empty(t, cs.auth.Violations())
-	assert.Equal(t, len(steps)+1-2, cs.services.Checked())
-	assert.Equal(t, 2+1, cs.auth.Checked()) // the two steps and the exchange of c.tokens
+	assert.Empty(t, cs.Services.Violations())
+	assert.Empty(t, cs.Auth.Violations())
+	assert.Equal(t, len(steps)+1-2, cs.Services.Checked())
+	assert.Equal(t, 2+1, cs.Auth.Checked()) // the two steps and the exchange of c.tokens
 }
 
 // Requests outside the contract are refused with the file's status and a valid Error body.
 func TestStandinRefusesWhatTheFilesForbid(t *testing.T) {
-	cs := newContractServer(t, standin.WithClient("tim-fd", "secret"))
-	c := client{t, cs.url}
+	cs := vzdcontract.New(t, standin.WithClient("tim-fd", "secret"))
+	c := client{t, cs.URL}
 	_, prov := c.tokens()
 	svc := standin.ServicesPath
 	bad := []struct{ name, body string }{
@@ -136,26 +98,26 @@ func TestStandinRefusesWhatTheFilesForbid(t *testing.T) {
 		assert.Equal(t, 400, status, "%s: %s", b.name, body)
 	}
 	// kin-openapi agrees that each of these requests breaks the file, and that each answer keeps it.
-	v := cs.services.Violations()
+	v := cs.Services.Violations()
 	assert.Len(t, v, len(bad), "%v", v)
 	for _, x := range v {
 		assert.Contains(t, x, "request POST", x)
 	}
 	// isInsurance is required by the Domain schema; kin-openapi lets its default stand in for it, the
 	// stand-in does not.
-	cs.services.Reset()
+	cs.Services.Reset()
 	status, body := c.do("POST", svc+"/federation", prov, "application/json", `{"domain":"x.example.de","telematikID":"1-x"}`)
 	assert.Equal(t, 400, status, body)
 	assert.Contains(t, body, "isInsurance is required")
 	// No token: 401 with the file's Error body.
 	status, _ = c.do("GET", svc+"/", "", "", "")
 	assert.Equal(t, 401, status)
-	v = cs.services.Violations()
+	v = cs.Services.Violations()
 	require.Len(t, v, 1, "%v", v)
 	assert.Contains(t, v[0], "security requirements failed")
 	// Paths and methods the file lacks get JSON Error bodies, not text/plain.
 	for _, p := range []struct{ method, path string }{{"GET", svc + "/nope"}, {"PATCH", svc + "/federation"}, {"GET", "/"}} {
-		req, _ := http.NewRequest(p.method, cs.url+p.path, nil)
+		req, _ := http.NewRequest(p.method, cs.URL+p.path, nil)
 		req.Header.Set("Authorization", "Bearer "+prov)
 		resp, err := http.DefaultClient.Do(req)
 		require.NoError(t, err)
