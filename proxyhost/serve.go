@@ -68,13 +68,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	bodyDone := !hasBody
 	var (
-		up       *upstreamCall
-		result   chan upstreamResult
-		timeout  = time.NewTimer(s.cfg.RequestTimeout)
-		finished bool
+		up      *upstreamCall
+		result  chan upstreamResult
+		timeout = time.NewTimer(s.cfg.RequestTimeout)
 	)
 	defer timeout.Stop()
-	for !finished {
+	for {
 		// What the filter chain decided since the last look.
 		wk.mu.Lock()
 		local := st.Local
@@ -90,9 +89,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		wk.mu.Unlock()
 
 		if local != nil {
-			if up != nil {
-				up.reset()
-			}
+			up.reset()
 			writeLocal(w, local)
 			return
 		}
@@ -107,7 +104,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// The decoder side is over once the filter let the end through;
 		// then only the upstream's answer is awaited.
 		if up != nil && end && !stopped {
-			finished = true
 			break
 		}
 		var next <-chan chunk
@@ -117,9 +113,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		select {
 		case c := <-next:
 			if c.err != nil {
-				if up != nil {
-					up.reset()
-				}
+				up.reset()
 				return
 			}
 			bodyDone = c.end
@@ -127,9 +121,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			_, err = wk.vm.RequestBody(st, c.data, c.end)
 			wk.mu.Unlock()
 			if err != nil {
-				if up != nil {
-					up.reset()
-				}
+				up.reset()
 				writeJSON(w, http.StatusInternalServerError, `{"errcode":"M_UNKNOWN","error":"filter failure"}`)
 				return
 			}
@@ -139,15 +131,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.relay(w, wk, st, res)
 			return
 		case <-timeout.C:
-			if up != nil {
-				up.reset()
-			}
+			up.reset()
 			writeJSON(w, http.StatusGatewayTimeout, `{"errcode":"M_UNKNOWN","error":"filter timed out"}`)
 			return
 		case <-r.Context().Done():
-			if up != nil {
-				up.reset()
-			}
+			up.reset()
 			return
 		}
 	}
@@ -203,16 +191,17 @@ func (u *upstreamCall) end() {
 }
 
 // reset aborts the upstream request, as Envoy's router resets it when a
-// local reply ends the downstream stream.
+// local reply ends the downstream stream; before the request started (nil)
+// there is nothing to abort.
 func (u *upstreamCall) reset() {
+	if u == nil {
+		return
+	}
 	if u.pw != nil {
 		u.pw.CloseWithError(errReset)
 	}
 	u.cancel()
-	if !u.ended {
-		u.ended = true
-		close(u.data)
-	}
+	u.end()
 }
 
 // startUpstream sends the request upstream with the body the filter let
