@@ -278,12 +278,3 @@ func cpuModel() string {
 	}
 	return fmt.Sprintf("%s, %d CPUs", model, n)
 }
-
-func loadAverage() string {
-	b, _ := os.ReadFile("/proc/loadavg")
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return ""
-	}
-	return strings.Join(f[:3], " ")
-}

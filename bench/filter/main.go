@@ -23,10 +23,11 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/timfd/fachdienst/bench/internal/proc"
+	"github.com/timfd/fachdienst/bench/internal/stream"
 	"github.com/timfd/fachdienst/control/plancompile"
 	"github.com/timfd/fachdienst/policies"
 	"github.com/timfd/fachdienst/proxyhost"
@@ -173,7 +174,7 @@ func run(out string, heapN int, filterOnly bool) error {
 	}
 	fw, _ := os.ReadFile(fpath)
 	pw, _ := os.ReadFile(ppath)
-	rep := report{Host: "proxyhost (wazero " + "v1.12" + ")", CPU: cpuModel(), Load: loadAverage(), FilterBytes: len(fw), PassthroughBytes: len(pw), Ratio100kTo1k: map[string]float64{}, HeapRequests: heapN, MemCurve: map[int]uint32{}}
+	rep := report{Host: "proxyhost (wazero " + "v1.12" + ")", CPU: cpuModel(), Load: proc.LoadAvg(), FilterBytes: len(fw), PassthroughBytes: len(pw), Ratio100kTo1k: map[string]float64{}, HeapRequests: heapN, MemCurve: map[int]uint32{}}
 
 	res, err := plancompile.Compile(ctx, policies.FS, policies.ProxyDecision)
 	if err != nil {
@@ -564,35 +565,7 @@ func oneRequest(vm *proxyhost.VM, sc scenario) error {
 }
 
 // oneReq runs one request through the VM; it must pass.
-func oneReq(vm *proxyhost.VM, r request) error {
-	headers, body := r.headers, r.body
-	st, err := vm.NewStream()
-	if err != nil {
-		return err
-	}
-	a, err := vm.RequestHeaders(st, headers, body == nil)
-	if err != nil {
-		return err
-	}
-	if body != nil && st.Local == nil {
-		if a, err = vm.RequestBody(st, body, true); err != nil {
-			return err
-		}
-	}
-	if st.Local != nil || (a != proxyhost.ActionContinue && !st.Resumed) {
-		return fmt.Errorf("request %s %s not passed: action %d local %+v logs %v", header(headers, ":method"), header(headers, ":path"), a, st.Local, vm.Logs(proxyhost.LogWarn))
-	}
-	return vm.Done(st)
-}
-
-func header(hs [][2]string, name string) string {
-	for _, h := range hs {
-		if h[0] == name {
-			return h[1]
-		}
-	}
-	return ""
-}
+func oneReq(vm *proxyhost.VM, r request) error { return stream.Pass(vm, r.headers, r.body) }
 
 // listMemory is the guest memory of a VM with the setup's list installed,
 // after 10 000 client GETs.
@@ -613,16 +586,7 @@ func listMemory(ctx context.Context, wasm []byte, setup *filterSetup) (uint32, e
 // numbered is the scenario's request with "{n}" replaced by n (the host's
 // work, the same for filter and pass-through).
 func numbered(sc scenario, n int) ([][2]string, []byte) {
-	num := strconv.Itoa(n)
-	hs := make([][2]string, len(sc.headers))
-	for i, h := range sc.headers {
-		hs[i] = [2]string{h[0], strings.ReplaceAll(h[1], "{n}", num)}
-	}
-	var body []byte
-	if sc.body != nil {
-		body = bytes.ReplaceAll(sc.body, []byte("{n}"), []byte(num))
-	}
-	return hs, body
+	return stream.Numbered(sc.headers, sc.body, n)
 }
 
 // measurePair measures the filter (set up by setup) and the pass-through on
