@@ -418,51 +418,18 @@ type filterSetup struct {
 }
 
 func (s *filterSetup) start(ctx context.Context, wasm []byte, role string) (*proxyhost.VM, *proxyhost.Runtime, error) {
-	rt, err := proxyhost.NewRuntime(ctx, wasm, proxyhost.Options{})
-	if err != nil {
-		return nil, nil, err
-	}
-	vm, err := rt.NewVM(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
 	if s == nil {
-		ok, err := vm.StartPlugin(nil)
-		if err != nil || !ok {
-			return nil, nil, fmt.Errorf("pass-through start: %v", err)
-		}
-		return vm, rt, nil
+		return stream.Start(ctx, wasm, nil, nil, nil)
 	}
 	cfg := s.config
 	if cfg == nil {
 		cfg = filterConfig(s.pki, role)
 	}
-	ok, err := vm.StartPlugin(cfg)
-	if err != nil || !ok {
-		return nil, nil, fmt.Errorf("filter start: %v %v", err, vm.Logs(proxyhost.LogCritical))
-	}
-	for _, c := range vm.PendingCallouts() {
-		var body []byte
-		switch {
-		case len(c.Header(":path")) >= 28 && c.Header(":path")[:28] == "/internal/v1/federation-list":
-			body = s.jws
-		default:
-			body = s.policy
-		}
-		if err := vm.RespondCallout(c.ID, [][2]string{{":status", "200"}}, body); err != nil {
-			return nil, nil, err
-		}
-	}
-	return vm, rt, nil
+	return stream.Start(ctx, wasm, cfg, s.policy, s.jws)
 }
 
 func filterConfig(pki *fedlisttest.PKI, role string) []byte {
-	cfg, _ := json.Marshal(map[string]any{
-		"role":          role,
-		"control_plane": map[string]any{"cluster": "control", "authority": "control", "credential_header": "x-secret", "credential": "bench"},
-		"trust_anchors": string(pki.RootPEM()),
-	})
-	return cfg
+	return stream.Config(role, pki.RootPEM())
 }
 
 //go:embed v8host.mjs

@@ -225,42 +225,10 @@ type setup struct {
 }
 
 func (s setup) start(ctx context.Context, role string) (*proxyhost.VM, *proxyhost.Runtime, error) {
-	rt, err := proxyhost.NewRuntime(ctx, s.wasm, proxyhost.Options{})
-	if err != nil {
-		return nil, nil, err
-	}
-	vm, err := rt.NewVM(ctx)
-	if err != nil {
-		rt.Close(ctx)
-		return nil, nil, err
-	}
 	if s.pki == nil {
-		if ok, err := vm.StartPlugin(nil); err != nil || !ok {
-			rt.Close(ctx)
-			return nil, nil, fmt.Errorf("pass-through start: %v", err)
-		}
-		return vm, rt, nil
+		return stream.Start(ctx, s.wasm, nil, nil, nil)
 	}
-	cfg, _ := json.Marshal(map[string]any{
-		"role":          role,
-		"control_plane": map[string]any{"cluster": "control", "authority": "control", "credential_header": "x-secret", "credential": "bench"},
-		"trust_anchors": string(s.pki.RootPEM()),
-	})
-	if ok, err := vm.StartPlugin(cfg); err != nil || !ok {
-		rt.Close(ctx)
-		return nil, nil, fmt.Errorf("filter start: %v %v", err, vm.Logs(proxyhost.LogCritical))
-	}
-	for _, c := range vm.PendingCallouts() {
-		body := s.policy
-		if strings.HasPrefix(c.Header(":path"), "/internal/v1/federation-list") {
-			body = s.jws
-		}
-		if err := vm.RespondCallout(c.ID, [][2]string{{":status", "200"}}, body); err != nil {
-			rt.Close(ctx)
-			return nil, nil, err
-		}
-	}
-	return vm, rt, nil
+	return stream.Start(ctx, s.wasm, stream.Config(role, s.pki.RootPEM()), s.policy, s.jws)
 }
 
 // measure runs the scenario on the three configurations (pass-through,

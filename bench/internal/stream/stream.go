@@ -6,12 +6,62 @@ package stream
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
 
 	"github.com/timfd/fachdienst/proxyhost"
 )
+
+// Config is the filter's plugin configuration for a role, trusting the
+// given root certificate (PEM).
+func Config(role string, rootPEM []byte) []byte {
+	cfg, _ := json.Marshal(map[string]any{
+		"role":          role,
+		"control_plane": map[string]any{"cluster": "control", "authority": "control", "credential_header": "x-secret", "credential": "bench"},
+		"trust_anchors": string(rootPEM),
+	})
+	return cfg
+}
+
+// Start loads the module in a new runtime and starts its plugin. With cfg
+// nil it is the pass-through; otherwise the filter, whose start-up callouts
+// are answered with list (the federation list) and policy (everything else).
+func Start(ctx context.Context, wasm, cfg, policy, list []byte) (*proxyhost.VM, *proxyhost.Runtime, error) {
+	rt, err := proxyhost.NewRuntime(ctx, wasm, proxyhost.Options{})
+	if err != nil {
+		return nil, nil, err
+	}
+	vm, err := rt.NewVM(ctx)
+	if err != nil {
+		rt.Close(ctx)
+		return nil, nil, err
+	}
+	if cfg == nil {
+		if ok, err := vm.StartPlugin(nil); err != nil || !ok {
+			rt.Close(ctx)
+			return nil, nil, fmt.Errorf("pass-through start: %v", err)
+		}
+		return vm, rt, nil
+	}
+	if ok, err := vm.StartPlugin(cfg); err != nil || !ok {
+		rt.Close(ctx)
+		return nil, nil, fmt.Errorf("filter start: %v %v", err, vm.Logs(proxyhost.LogCritical))
+	}
+	for _, c := range vm.PendingCallouts() {
+		body := policy
+		if strings.HasPrefix(c.Header(":path"), "/internal/v1/federation-list") {
+			body = list
+		}
+		if err := vm.RespondCallout(c.ID, [][2]string{{":status", "200"}}, body); err != nil {
+			rt.Close(ctx)
+			return nil, nil, err
+		}
+	}
+	return vm, rt, nil
+}
 
 // Pass runs one request through the VM; it is an error if the request is
 // not passed upstream.
