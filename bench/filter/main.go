@@ -556,6 +556,21 @@ func numbered(sc scenario, n int) ([][2]string, []byte) {
 	return stream.Numbered(sc.headers, sc.body, n)
 }
 
+// requests is n requests of the scenario: numbered from first on if it is
+// unique, otherwise the same request n times.
+func requests(sc scenario, n, first int) []request {
+	reqs := make([]request, n)
+	for i := range reqs {
+		if sc.unique {
+			hs, b := numbered(sc, first+i)
+			reqs[i] = request{hs, b}
+		} else {
+			reqs[i] = request{sc.headers, sc.body}
+		}
+	}
+	return reqs
+}
+
 // measurePair measures the filter (set up by setup) and the pass-through on
 // one scenario in alternating rounds, each on its own VM, and keeps each
 // one's best round: the machine is shared, other load only ever adds to a

@@ -174,15 +174,7 @@ func measurePeers(ctx context.Context, rep *report, data map[string]any) error {
 		if ours == 0 {
 			continue
 		}
-		reqs := make([]request, 2000)
-		for i := range reqs {
-			if sc.unique {
-				hs, b := numbered(sc, 2_000_000+i)
-				reqs[i] = request{hs, b}
-			} else {
-				reqs[i] = request{sc.headers, sc.body}
-			}
-		}
+		reqs := requests(sc, 2000, 2_000_000)
 		ins, err := inputs(sc.role, dataJSON, reqs)
 		if err != nil {
 			return fmt.Errorf("%s: %w", sc.name, err)
