@@ -210,15 +210,7 @@ func countAll(rep *report, fpath, ppath string, pki *fedlisttest.PKI, list, poli
 			if sc.unique {
 				n = 4 * countN // never repeats within warm-up and 3N
 			}
-			reqs := make([]request, n)
-			for i := range reqs {
-				if sc.unique {
-					hs, b := numbered(sc, 1_000_000+i)
-					reqs[i] = request{hs, b}
-				} else {
-					reqs[i] = request{sc.headers, sc.body}
-				}
-			}
+			reqs := requests(sc, n, 1_000_000)
 			job.Workloads = append(job.Workloads, workload{Name: sc.name, Requests: jsonReqs(reqs), Warm: min(countN, 200)})
 		}
 		for _, m := range mixes {
@@ -277,13 +269,4 @@ func cpuModel() string {
 		}
 	}
 	return fmt.Sprintf("%s, %d CPUs", model, n)
-}
-
-func loadAverage() string {
-	b, _ := os.ReadFile("/proc/loadavg")
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return ""
-	}
-	return strings.Join(f[:3], " ")
 }

@@ -23,10 +23,11 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/timfd/fachdienst/bench/internal/proc"
+	"github.com/timfd/fachdienst/bench/internal/stream"
 	"github.com/timfd/fachdienst/control/plancompile"
 	"github.com/timfd/fachdienst/policies"
 	"github.com/timfd/fachdienst/proxyhost"
@@ -173,7 +174,7 @@ func run(out string, heapN int, filterOnly bool) error {
 	}
 	fw, _ := os.ReadFile(fpath)
 	pw, _ := os.ReadFile(ppath)
-	rep := report{Host: "proxyhost (wazero " + "v1.12" + ")", CPU: cpuModel(), Load: loadAverage(), FilterBytes: len(fw), PassthroughBytes: len(pw), Ratio100kTo1k: map[string]float64{}, HeapRequests: heapN, MemCurve: map[int]uint32{}}
+	rep := report{Host: "proxyhost (wazero " + "v1.12" + ")", CPU: cpuModel(), Load: proc.LoadAvg(), FilterBytes: len(fw), PassthroughBytes: len(pw), Ratio100kTo1k: map[string]float64{}, HeapRequests: heapN, MemCurve: map[int]uint32{}}
 
 	res, err := plancompile.Compile(ctx, policies.FS, policies.ProxyDecision)
 	if err != nil {
@@ -417,51 +418,18 @@ type filterSetup struct {
 }
 
 func (s *filterSetup) start(ctx context.Context, wasm []byte, role string) (*proxyhost.VM, *proxyhost.Runtime, error) {
-	rt, err := proxyhost.NewRuntime(ctx, wasm, proxyhost.Options{})
-	if err != nil {
-		return nil, nil, err
-	}
-	vm, err := rt.NewVM(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
 	if s == nil {
-		ok, err := vm.StartPlugin(nil)
-		if err != nil || !ok {
-			return nil, nil, fmt.Errorf("pass-through start: %v", err)
-		}
-		return vm, rt, nil
+		return stream.Start(ctx, wasm, nil, nil, nil)
 	}
 	cfg := s.config
 	if cfg == nil {
 		cfg = filterConfig(s.pki, role)
 	}
-	ok, err := vm.StartPlugin(cfg)
-	if err != nil || !ok {
-		return nil, nil, fmt.Errorf("filter start: %v %v", err, vm.Logs(proxyhost.LogCritical))
-	}
-	for _, c := range vm.PendingCallouts() {
-		var body []byte
-		switch {
-		case len(c.Header(":path")) >= 28 && c.Header(":path")[:28] == "/internal/v1/federation-list":
-			body = s.jws
-		default:
-			body = s.policy
-		}
-		if err := vm.RespondCallout(c.ID, [][2]string{{":status", "200"}}, body); err != nil {
-			return nil, nil, err
-		}
-	}
-	return vm, rt, nil
+	return stream.Start(ctx, wasm, cfg, s.policy, s.jws)
 }
 
 func filterConfig(pki *fedlisttest.PKI, role string) []byte {
-	cfg, _ := json.Marshal(map[string]any{
-		"role":          role,
-		"control_plane": map[string]any{"cluster": "control", "authority": "control", "credential_header": "x-secret", "credential": "bench"},
-		"trust_anchors": string(pki.RootPEM()),
-	})
-	return cfg
+	return stream.Config(role, pki.RootPEM())
 }
 
 //go:embed v8host.mjs
@@ -564,35 +532,7 @@ func oneRequest(vm *proxyhost.VM, sc scenario) error {
 }
 
 // oneReq runs one request through the VM; it must pass.
-func oneReq(vm *proxyhost.VM, r request) error {
-	headers, body := r.headers, r.body
-	st, err := vm.NewStream()
-	if err != nil {
-		return err
-	}
-	a, err := vm.RequestHeaders(st, headers, body == nil)
-	if err != nil {
-		return err
-	}
-	if body != nil && st.Local == nil {
-		if a, err = vm.RequestBody(st, body, true); err != nil {
-			return err
-		}
-	}
-	if st.Local != nil || (a != proxyhost.ActionContinue && !st.Resumed) {
-		return fmt.Errorf("request %s %s not passed: action %d local %+v logs %v", header(headers, ":method"), header(headers, ":path"), a, st.Local, vm.Logs(proxyhost.LogWarn))
-	}
-	return vm.Done(st)
-}
-
-func header(hs [][2]string, name string) string {
-	for _, h := range hs {
-		if h[0] == name {
-			return h[1]
-		}
-	}
-	return ""
-}
+func oneReq(vm *proxyhost.VM, r request) error { return stream.Pass(vm, r.headers, r.body) }
 
 // listMemory is the guest memory of a VM with the setup's list installed,
 // after 10 000 client GETs.
@@ -613,16 +553,22 @@ func listMemory(ctx context.Context, wasm []byte, setup *filterSetup) (uint32, e
 // numbered is the scenario's request with "{n}" replaced by n (the host's
 // work, the same for filter and pass-through).
 func numbered(sc scenario, n int) ([][2]string, []byte) {
-	num := strconv.Itoa(n)
-	hs := make([][2]string, len(sc.headers))
-	for i, h := range sc.headers {
-		hs[i] = [2]string{h[0], strings.ReplaceAll(h[1], "{n}", num)}
+	return stream.Numbered(sc.headers, sc.body, n)
+}
+
+// requests is n requests of the scenario: numbered from first on if it is
+// unique, otherwise the same request n times.
+func requests(sc scenario, n, first int) []request {
+	reqs := make([]request, n)
+	for i := range reqs {
+		if sc.unique {
+			hs, b := numbered(sc, first+i)
+			reqs[i] = request{hs, b}
+		} else {
+			reqs[i] = request{sc.headers, sc.body}
+		}
 	}
-	var body []byte
-	if sc.body != nil {
-		body = bytes.ReplaceAll(sc.body, []byte("{n}"), []byte(num))
-	}
-	return hs, body
+	return reqs
 }
 
 // measurePair measures the filter (set up by setup) and the pass-through on

@@ -15,6 +15,7 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/rego"
 
+	"github.com/timfd/fachdienst/bench/internal/stream"
 	"github.com/timfd/fachdienst/conformance"
 	"github.com/timfd/fachdienst/policies"
 	"github.com/timfd/fachdienst/proxyhost"
@@ -105,7 +106,7 @@ func inputs(role string, data []byte, reqs []request) ([][]byte, error) {
 	out := make([][]byte, len(reqs))
 	for i, r := range reqs {
 		if out[i], err = m.Input(r.headers, r.body); err != nil {
-			return nil, fmt.Errorf("%s %s: %w", header(r.headers, ":method"), header(r.headers, ":path"), err)
+			return nil, fmt.Errorf("%s %s: %w", stream.Header(r.headers, ":method"), stream.Header(r.headers, ":path"), err)
 		}
 	}
 	return out, nil
@@ -173,15 +174,7 @@ func measurePeers(ctx context.Context, rep *report, data map[string]any) error {
 		if ours == 0 {
 			continue
 		}
-		reqs := make([]request, 2000)
-		for i := range reqs {
-			if sc.unique {
-				hs, b := numbered(sc, 2_000_000+i)
-				reqs[i] = request{hs, b}
-			} else {
-				reqs[i] = request{sc.headers, sc.body}
-			}
-		}
+		reqs := requests(sc, 2000, 2_000_000)
 		ins, err := inputs(sc.role, dataJSON, reqs)
 		if err != nil {
 			return fmt.Errorf("%s: %w", sc.name, err)

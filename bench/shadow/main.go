@@ -13,7 +13,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -23,10 +22,11 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/timfd/fachdienst/bench/internal/proc"
+	"github.com/timfd/fachdienst/bench/internal/stream"
 	"github.com/timfd/fachdienst/control/plancompile"
 	"github.com/timfd/fachdienst/policies"
 	"github.com/timfd/fachdienst/proxyhost"
@@ -142,7 +142,7 @@ func run(out string, n, rounds int) error {
 		return err
 	}
 
-	rep := report{Host: "proxyhost (wazero)", CPU: cpuModel(), LoadBefore: loadAvg(), Candidate: "createRoom: " + ruleInForce + " → " + ruleCandidate, Rounds: rounds, PerRound: n}
+	rep := report{Host: "proxyhost (wazero)", CPU: cpuModel(), LoadBefore: proc.LoadAvg(), Candidate: "createRoom: " + ruleInForce + " → " + ruleCandidate, Rounds: rounds, PerRound: n}
 	fmt.Printf("cpu: %s; %d rounds of %d requests per configuration; list of %d domains\n", rep.CPU, rounds, n, len(domains))
 	for _, sc := range scenarios {
 		r, err := measure(ctx, sc, n, rounds, [3]setup{
@@ -157,7 +157,7 @@ func run(out string, n, rounds int) error {
 		fmt.Printf("%-24s pass-through %6.0f ns/req, filter %7.0f ns/req, filter+candidate %7.0f ns/req: candidate +%6.0f ns (×%.2f); differing decisions %d of %d\n",
 			sc.name, r.PassthroughNs, r.FilterNs, r.CandidateNs, r.ExtraNs, r.Ratio, r.Differ, r.Evaluated)
 	}
-	rep.LoadAfter = loadAvg()
+	rep.LoadAfter = proc.LoadAvg()
 	fmt.Printf("load average: %s before, %s after\n", rep.LoadBefore, rep.LoadAfter)
 	b, _ := json.MarshalIndent(rep, "", "  ")
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
@@ -225,42 +225,10 @@ type setup struct {
 }
 
 func (s setup) start(ctx context.Context, role string) (*proxyhost.VM, *proxyhost.Runtime, error) {
-	rt, err := proxyhost.NewRuntime(ctx, s.wasm, proxyhost.Options{})
-	if err != nil {
-		return nil, nil, err
-	}
-	vm, err := rt.NewVM(ctx)
-	if err != nil {
-		rt.Close(ctx)
-		return nil, nil, err
-	}
 	if s.pki == nil {
-		if ok, err := vm.StartPlugin(nil); err != nil || !ok {
-			rt.Close(ctx)
-			return nil, nil, fmt.Errorf("pass-through start: %v", err)
-		}
-		return vm, rt, nil
+		return stream.Start(ctx, s.wasm, nil, nil, nil)
 	}
-	cfg, _ := json.Marshal(map[string]any{
-		"role":          role,
-		"control_plane": map[string]any{"cluster": "control", "authority": "control", "credential_header": "x-secret", "credential": "bench"},
-		"trust_anchors": string(s.pki.RootPEM()),
-	})
-	if ok, err := vm.StartPlugin(cfg); err != nil || !ok {
-		rt.Close(ctx)
-		return nil, nil, fmt.Errorf("filter start: %v %v", err, vm.Logs(proxyhost.LogCritical))
-	}
-	for _, c := range vm.PendingCallouts() {
-		body := s.policy
-		if strings.HasPrefix(c.Header(":path"), "/internal/v1/federation-list") {
-			body = s.jws
-		}
-		if err := vm.RespondCallout(c.ID, [][2]string{{":status", "200"}}, body); err != nil {
-			rt.Close(ctx)
-			return nil, nil, err
-		}
-	}
-	return vm, rt, nil
+	return stream.Start(ctx, s.wasm, stream.Config(role, s.pki.RootPEM()), s.policy, s.jws)
 }
 
 // measure runs the scenario on the three configurations (pass-through,
@@ -322,32 +290,9 @@ func measure(ctx context.Context, sc scenario, n, rounds int, setups [3]setup) (
 func oneRequest(vm *proxyhost.VM, sc scenario, n int) error {
 	headers, body := sc.headers, sc.body
 	if sc.unique {
-		num := strconv.Itoa(n)
-		headers = make([][2]string, len(sc.headers))
-		for i, h := range sc.headers {
-			headers[i] = [2]string{h[0], strings.ReplaceAll(h[1], "{n}", num)}
-		}
-		if sc.body != nil {
-			body = bytes.ReplaceAll(sc.body, []byte("{n}"), []byte(num))
-		}
+		headers, body = stream.Numbered(sc.headers, sc.body, n)
 	}
-	st, err := vm.NewStream()
-	if err != nil {
-		return err
-	}
-	a, err := vm.RequestHeaders(st, headers, body == nil)
-	if err != nil {
-		return err
-	}
-	if body != nil && st.Local == nil {
-		if a, err = vm.RequestBody(st, body, true); err != nil {
-			return err
-		}
-	}
-	if st.Local != nil || (a != proxyhost.ActionContinue && !st.Resumed) {
-		return fmt.Errorf("request not passed: action %d local %+v logs %v", a, st.Local, vm.Logs(proxyhost.LogWarn))
-	}
-	return vm.Done(st)
+	return stream.Pass(vm, headers, body)
 }
 
 // cpuModel is the first "model name" of /proc/cpuinfo.
@@ -362,15 +307,6 @@ func cpuModel() string {
 		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
 			return strings.TrimSpace(v)
 		}
-	}
-	return "unknown"
-}
-
-// loadAvg is the 1, 5 and 15 minute load average of /proc/loadavg.
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
-		return strings.Join(f[:3], " ")
 	}
 	return "unknown"
 }
