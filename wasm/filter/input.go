@@ -29,7 +29,8 @@ func (s *stream) input(expired bool) planvm.Value {
 	b.Reset()
 	b.Set("direction", directionValues[s.p.cfg.Direction])
 	b.Set("method", planvm.String(f.method))
-	b.Set("path", planvm.String(f.path))
+	// The path and the invitees' user IDs are opaque (memo.keyOf).
+	b.Set("path", planvm.Opaque(f.path, 0))
 	b.Set("host", planvm.String(f.host))
 	if f.hostPort != f.host {
 		b.Set("host_port", planvm.String(f.hostPort))
@@ -66,7 +67,7 @@ func (s *stream) input(expired bool) planvm.Value {
 		arr.Reset()
 		for i, mxid := range f.invitees {
 			ob := in.invitee(i)
-			ob.Set("mxid", planvm.String(mxid))
+			ob.Set("mxid", opaqueOrString(mxid, 1+i))
 			ob.Set("domain", planvm.String(userDomain(mxid)))
 			arr.Append(ob.Value())
 		}
@@ -106,6 +107,15 @@ func (s *stream) input(expired bool) planvm.Value {
 		b.Set("federation_list_expired", boolFalse)
 	}
 	return b.Value()
+}
+
+// opaqueOrString is planvm.Opaque(s, n), or a plain string past the
+// numbers an input may have (keyOf does not remember such an input).
+func opaqueOrString(s string, n int) planvm.Value {
+	if n < planvm.MaxOpaque {
+		return planvm.Opaque(s, n)
+	}
+	return planvm.String(s)
 }
 
 // inputStorage holds the input document's objects between requests.

@@ -5,6 +5,8 @@ import (
 	"unsafe"
 
 	"github.com/timfd/fachdienst/wasm/internal/word"
+	"github.com/timfd/fachdienst/wasm/matrix"
+	"github.com/timfd/fachdienst/wasm/planvm"
 )
 
 // memo remembers the decisions of recent inputs. A decision is a function of
@@ -15,8 +17,15 @@ import (
 // list's expiry is part of the key.
 //
 // A key is a flags byte and a list of strings: the members of the input
-// document the request sets (keyOf), or the header values they are read
-// from (rawKeyOf). The strings are views into the request's buffers, hashed
+// document the request sets but its opaque strings (keyOf), or the header
+// values they are read from (rawKeyOf). The opaque strings — the path,
+// which carries transaction and event ids, and the invitees' user IDs —
+// are not in the facts key: the slot holds what the evaluation observed of
+// them (planvm.Observation), and a request with the same key gets the
+// decision when its opaque strings give every observed outcome (a lookup
+// of the path among the exempt paths that found nothing, a prefix test
+// that failed, an invitee not among the blocked users). An evaluation that
+// used them otherwise is remembered for exactly its own opaque strings. The strings are views into the request's buffers, hashed
 // and compared where they are; a slot stores its key encoded (each string
 // length-prefixed, so no two lists share an encoding) in a buffer it
 // reuses. The table is direct-mapped with a fixed number of slots, so
@@ -36,7 +45,9 @@ type memo struct {
 	seen  []uint32
 	key   memoKey // the current request's facts key
 	raw   memoKey // the current request's header key
-	stats memoStats
+	// opaque are the current request's opaque strings (keyOf), by number.
+	opaque []string
+	stats  memoStats
 }
 
 // memoStats count since the last flush: hits are requests answered from the
@@ -51,6 +62,9 @@ type memoSlot struct {
 	hash uint64
 	key  []byte // the key, encoded
 	dec  decision
+	// obs is what the decision's evaluation observed of the opaque strings
+	// (facts keys; nil for header keys, which hold the whole path).
+	obs []planvm.Observation
 	// input is the input document's JSON, kept only while memoAudit is on.
 	input []byte
 }
@@ -102,30 +116,33 @@ func (m *memo) clear() {
 	for i := range m.slots {
 		m.slots[i].used = false
 		m.slots[i].dec = decision{}
+		m.slots[i].obs = clearObs(m.slots[i].obs)
 		m.slots[i].input = nil
 	}
 	clear(m.seen)
 }
 
 // lookup returns the decision remembered for k (built by keyOf or
-// rawKeyOf), valid until the next store, and the key's hash for store.
+// rawKeyOf) whose observations the opaque strings give (none for a header
+// key), valid until the next store, and the key's hash for store.
 // The strings are hashed and compared a word at a time and in place: in
 // Wasm the runtime's byte loops (maphash, bytes.Equal) and copying them
 // into one buffer first cost more than the rest of a remembered request.
-func (m *memo) lookup(k *memoKey) (*decision, uint64, bool) {
+func (m *memo) lookup(k *memoKey, opaque []string) (*decision, uint64, bool) {
 	h := word.Hash(m.seed^uint64(k.flags), k.f[:k.n])
 	s := &m.slots[h&(memoSlots-1)]
-	if s.used && s.hash == h && k.equal(s.key) {
+	if s.used && s.hash == h && k.equal(s.key) && planvm.Replay(s.obs, opaque) {
 		m.stats.hits++
 		return &s.dec, h, true
 	}
 	return nil, h, false
 }
 
-// store remembers d for k, which lookup just missed, unless the slot holds
-// another key and k has not missed before (see memo). It reports whether
-// d was stored.
-func (m *memo) store(k *memoKey, h uint64, d decision) bool {
+// store remembers d for k, which lookup just missed, with what its
+// evaluation observed of the opaque strings, unless the slot holds another
+// key and k has not missed before (see memo). It reports whether d was
+// stored.
+func (m *memo) store(k *memoKey, h uint64, d decision, obs []planvm.Observation) bool {
 	s := &m.slots[h&(memoSlots-1)]
 	if s.used {
 		// The tag's index uses the hash's other half: keys that share a
@@ -140,8 +157,18 @@ func (m *memo) store(k *memoKey, h uint64, d decision) bool {
 		m.stats.evictions++
 	}
 	s.used, s.hash, s.key, s.dec = true, h, k.encode(s.key[:0]), d
+	s.obs = clearObs(s.obs)
+	for _, o := range obs {
+		s.obs = append(s.obs, o.Detach())
+	}
 	s.input = nil
 	return true
+}
+
+// clearObs empties obs, dropping the data and strings it refers to.
+func clearObs(obs []planvm.Observation) []planvm.Observation {
+	clear(obs)
+	return obs[:0]
 }
 
 // slotOf is the slot of hash h (for the audit).
@@ -222,9 +249,12 @@ func keyFlags(expired, hasXM bool) byte {
 	return flags
 }
 
-// keyOf sets m.key to the input's content: every member of the input
-// document (docs/policy-contract.md) that the request sets. It reports
-// false when the key would exceed the bounds.
+// keyOf sets m.key to the input's content but its opaque strings: every
+// member of the input document (docs/policy-contract.md) that the request
+// sets, the endpoint template in place of the path and the invitees'
+// domains in place of their user IDs; and m.opaque to the opaque strings,
+// numbered as input numbers them (the path 0, the invitees from 1). It
+// reports false when the key would exceed the bounds.
 func (m *memo) keyOf(f *facts, expired bool) (*memoKey, bool) {
 	flags := keyFlags(expired, f.hasXM)
 	if f.hasInvite {
@@ -236,9 +266,9 @@ func (m *memo) keyOf(f *facts, expired bool) (*memoKey, bool) {
 	k := &m.key
 	k.reset(flags)
 	k.add(f.method)
-	k.add(f.path)
 	k.add(f.hostPort)
 	k.add(f.route.Name)
+	k.add(f.route.Endpoint)
 	k.add(f.route.MediaServer)
 	k.add(f.clientID)
 	if f.hasXM {
@@ -252,15 +282,18 @@ func (m *memo) keyOf(f *facts, expired bool) (*memoKey, bool) {
 	// The invitees come last: the encoding is unambiguous without their
 	// count, since every string carries its length and the flags fix how
 	// many strings come before them.
+	m.opaque = append(m.opaque[:0], f.path)
 	for _, inv := range f.invitees {
-		k.add(inv)
+		d, _ := matrix.UserDomain(inv)
+		k.add(d)
+		m.opaque = append(m.opaque, inv)
 	}
 	// Servers and invitees never come together (join versus invite
 	// routes, and the route is in the key).
 	for _, d := range f.servers {
 		k.add(d)
 	}
-	return k, !k.full()
+	return k, !k.full() && len(m.opaque) <= planvm.MaxOpaque
 }
 
 // Header keys. The facts are a function of the header values alone

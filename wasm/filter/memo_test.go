@@ -6,17 +6,19 @@ import (
 	"unsafe"
 
 	"github.com/timfd/fachdienst/wasm/matrix"
+	"github.com/timfd/fachdienst/wasm/planvm"
 )
 
 // TestMemoKeyDistinct: inputs that differ in any member of the input
-// document get different keys, also where plain concatenation would not
-// tell them apart.
+// document but the opaque strings get different keys, also where plain
+// concatenation would not tell them apart; the opaque strings (the path,
+// the invitees' user IDs) are handed to the lookup in their input numbers.
 func TestMemoKeyDistinct(t *testing.T) {
-	base := facts{method: "GET", path: "/_matrix/client/v3/sync", host: "a.de", hostPort: "a.de", clientID: "c", route: matrix.Route{Name: "client_other"}}
+	base := facts{method: "GET", path: "/_matrix/client/v3/sync", host: "a.de", hostPort: "a.de", clientID: "c", route: matrix.Route{Name: "client_other", Endpoint: "/_matrix/client/v3/sync"}}
 	variants := map[string]func(f *facts) bool{
 		"base":                 func(f *facts) bool { return false },
 		"method":               func(f *facts) bool { f.method = "PUT"; return false },
-		"path":                 func(f *facts) bool { f.path += "x"; return false },
+		"endpoint":             func(f *facts) bool { f.route.Endpoint += "x"; return false },
 		"host port":            func(f *facts) bool { f.hostPort = "a.de:8448"; return false },
 		"route":                func(f *facts) bool { f.route.Name = "login"; return false },
 		"media server":         func(f *facts) bool { f.route.MediaServer = "m.de"; return false },
@@ -29,9 +31,9 @@ func TestMemoKeyDistinct(t *testing.T) {
 		"invite swapped":       func(f *facts) bool { f.hasInvite, f.inviter, f.invitee = true, "@c:d.de", "@a:b.de"; return false },
 		"one invitee":          func(f *facts) bool { f.invitees = []string{"@a:b.de"}; return false },
 		"two invitees":         func(f *facts) bool { f.invitees = []string{"@a:b.de", "@c:d.de"}; return false },
-		"joined invitees":      func(f *facts) bool { f.invitees = []string{"@a:b.de@c:d.de"}; return false },
+		"invitee domain":       func(f *facts) bool { f.invitees = []string{"@a:c.de"}; return false },
 		"expired":              func(f *facts) bool { return true },
-		"path into method":     func(f *facts) bool { f.method, f.path = "GET/_matrix", "/client/v3/sync"; return false },
+		"endpoint into method": func(f *facts) bool { f.method, f.route.Endpoint = "GET/_matrix", "/client/v3/sync"; return false },
 	}
 	m := newMemo()
 	seen := map[string]string{}
@@ -48,6 +50,19 @@ func TestMemoKeyDistinct(t *testing.T) {
 		}
 		seen[enc] = name
 	}
+	// The opaque strings are not in the key: they are the lookup's.
+	f := base
+	f.path, f.invitees = "/_matrix/client/v3/sync/other", []string{"@x:b.de"}
+	g := f
+	g.invitees = []string{"@y:b.de"}
+	kf, _ := m.keyOf(&f, false)
+	encF := string(kf.encode(nil))
+	if got := strings.Join(m.opaque, " "); got != "/_matrix/client/v3/sync/other @x:b.de" {
+		t.Errorf("opaque strings %q", got)
+	}
+	if kg, _ := m.keyOf(&g, false); string(kg.encode(nil)) != encF || seen[encF] != "one invitee" {
+		t.Error("the path or an invitee's user ID is in the key")
+	}
 	// A key equals exactly its own encoding, read in place.
 	for name, change := range variants {
 		f := base
@@ -61,7 +76,7 @@ func TestMemoKeyDistinct(t *testing.T) {
 }
 
 func TestMemo(t *testing.T) {
-	f := facts{method: "GET", path: "/_matrix/client/v3/sync", hostPort: "a.de", clientID: "c"}
+	f := facts{method: "GET", path: "/_matrix/client/v3/sync", hostPort: "a.de", clientID: "c", route: matrix.Route{Endpoint: "/_matrix/client/v3/sync"}}
 	g := f
 	g.clientID = "other"
 	allow := decision{allow: true, check: checkDefault}
@@ -69,14 +84,14 @@ func TestMemo(t *testing.T) {
 
 	m := newMemo()
 	k, _ := m.keyOf(&f, false)
-	if _, h, ok := m.lookup(k); ok {
+	if _, h, ok := m.lookup(k, nil); ok {
 		t.Fatal("hit in an empty memo")
 	} else {
-		m.store(k, h, allow)
+		m.store(k, h, allow, nil)
 	}
 	k2, _ := m.keyOf(&g, false)
-	_, h2, _ := m.lookup(k2)
-	m.store(k2, h2, deny)
+	_, h2, _ := m.lookup(k2, nil)
+	m.store(k2, h2, deny, nil)
 
 	for _, r := range []struct {
 		name string
@@ -84,41 +99,55 @@ func TestMemo(t *testing.T) {
 		want decision
 	}{{"first", &f, allow}, {"second", &g, deny}} {
 		k, _ := m.keyOf(r.f, false)
-		d, _, ok := m.lookup(k)
+		d, _, ok := m.lookup(k, nil)
 		if !ok || d.allow != r.want.allow || d.check != r.want.check || string(d.body) != string(r.want.body) {
 			t.Errorf("%s: got %+v %v, want %+v", r.name, d, ok, r.want)
 		}
 	}
-	if k, _ := m.keyOf(&f, true); func() bool { _, _, ok := m.lookup(k); return ok }() {
+	if k, _ := m.keyOf(&f, true); func() bool { _, _, ok := m.lookup(k, nil); return ok }() {
 		t.Error("the decision of a current list answered for an expired one")
 	}
 
 	m.clear()
 	k, _ = m.keyOf(&f, false)
-	if _, _, ok := m.lookup(k); ok {
+	if _, _, ok := m.lookup(k, nil); ok {
 		t.Error("hit after clear")
 	}
 
 	long := f
-	long.path = "/" + strings.Repeat("a", memoMaxKey)
+	long.route.Endpoint = "/" + strings.Repeat("a", memoMaxKey)
 	if _, ok := m.keyOf(&long, false); ok {
 		t.Error("a key over memoMaxKey was accepted")
 	}
 	// Strings of 128 bytes and more have two-byte length prefixes.
 	mid := f
-	mid.path = "/" + strings.Repeat("b", 300)
+	mid.route.Endpoint = "/" + strings.Repeat("b", 300)
 	k, _ = m.keyOf(&mid, false)
-	if _, h, ok := m.lookup(k); ok {
-		t.Error("hit for a new long path")
+	if _, h, ok := m.lookup(k, nil); ok {
+		t.Error("hit for a new long endpoint")
 	} else {
-		m.store(k, h, deny)
+		m.store(k, h, deny, nil)
 	}
-	if k, _ = m.keyOf(&mid, false); func() bool { d, _, ok := m.lookup(k); return !ok || d.allow }() {
-		t.Error("a long path was not remembered")
+	if k, _ = m.keyOf(&mid, false); func() bool { d, _, ok := m.lookup(k, nil); return !ok || d.allow }() {
+		t.Error("a long endpoint was not remembered")
 	}
-	mid.path = "/" + strings.Repeat("b", 299) + "c"
-	if k, _ = m.keyOf(&mid, false); func() bool { _, _, ok := m.lookup(k); return ok }() {
-		t.Error("a long path answered for another of the same length")
+	mid.route.Endpoint = "/" + strings.Repeat("b", 299) + "c"
+	if k, _ = m.keyOf(&mid, false); func() bool { _, _, ok := m.lookup(k, nil); return ok }() {
+		t.Error("a long endpoint answered for another of the same length")
+	}
+	// A decision remembered for exactly its opaque strings (planvm.Exact)
+	// answers for those and no others.
+	exact := f
+	exact.route.Endpoint, exact.path = "/send/{txnId}", "/send/1"
+	k, _ = m.keyOf(&exact, false)
+	_, h, _ := m.lookup(k, m.opaque)
+	m.store(k, h, deny, planvm.Exact(nil, m.opaque))
+	for path, want := range map[string]bool{"/send/1": true, "/send/2": false, "/send/10": false} {
+		exact.path = path
+		k, _ = m.keyOf(&exact, false)
+		if _, _, ok := m.lookup(k, m.opaque); ok != want {
+			t.Errorf("exact decision for %s: hit %v", path, ok)
+		}
 	}
 	many := f
 	for i := 0; i < memoMaxFields; i++ {
@@ -140,8 +169,8 @@ func TestMemoBounded(t *testing.T) {
 	for i := 0; i < 10*memoSlots; i++ {
 		f.path = "/_matrix/client/v3/rooms/!r:a.de/send/m.room.message/" + itoa(i)
 		k, _ := m.keyOf(&f, false)
-		if _, h, ok := m.lookup(k); !ok {
-			m.store(k, h, decision{allow: true})
+		if _, h, ok := m.lookup(k, nil); !ok {
+			m.store(k, h, decision{allow: true}, nil)
 		}
 	}
 	if len(m.slots) != memoSlots {
@@ -150,8 +179,8 @@ func TestMemoBounded(t *testing.T) {
 	allocs := testing.AllocsPerRun(100, func() {
 		f.path = "/_matrix/client/v3/rooms/!r:a.de/send/m.room.message/x"
 		k, _ := m.keyOf(&f, false)
-		if _, h, ok := m.lookup(k); !ok {
-			m.store(k, h, decision{allow: true})
+		if _, h, ok := m.lookup(k, nil); !ok {
+			m.store(k, h, decision{allow: true}, nil)
 		}
 	})
 	if allocs != 0 {
@@ -253,20 +282,22 @@ func TestDetach(t *testing.T) {
 func TestMemoAdmission(t *testing.T) {
 	m := newMemo()
 	f := facts{method: "GET", hostPort: "a.de"}
+	// Each path stands for an endpoint of its own (the path itself is not in
+	// the key).
 	miss := func(path string) bool { // lookup, and store on a miss; reports a hit
-		f.path = path
+		f.route.Endpoint = path
 		k, _ := m.keyOf(&f, false)
-		if _, h, ok := m.lookup(k); ok {
+		if _, h, ok := m.lookup(k, nil); ok {
 			return true
 		} else {
-			m.store(k, h, decision{allow: true})
+			m.store(k, h, decision{allow: true}, nil)
 		}
 		return false
 	}
 	hits := func(path string) bool {
-		f.path = path
+		f.route.Endpoint = path
 		k, _ := m.keyOf(&f, false)
-		_, _, ok := m.lookup(k)
+		_, _, ok := m.lookup(k, nil)
 		return ok
 	}
 	var repeating []string
@@ -305,9 +336,9 @@ func TestMemoAdmission(t *testing.T) {
 	full := 0
 	for i := 0; i < 4*memoSlots && full == 0; i++ {
 		p := "/x/" + itoa(i)
-		f.path = p
+		f.route.Endpoint = p
 		k, _ := m.keyOf(&f, false)
-		if _, h, _ := m.lookup(k); m.slotOf(h).used {
+		if _, h, _ := m.lookup(k, nil); m.slotOf(h).used {
 			full++
 			if miss(p) || hits(p) {
 				t.Fatal("a first miss took an occupied slot")

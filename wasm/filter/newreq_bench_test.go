@@ -51,13 +51,13 @@ func BenchmarkNewRequest(b *testing.B) {
 				var hv headerValues
 				hv.collect(hs)
 				if k, ok := p.memo.rawKeyOf(&hv, false); ok {
-					p.memo.lookup(k)
+					p.memo.lookup(k, p.memo.opaque)
 				}
 				if err := s.f.fromValues(&hv, p.router); err != nil {
 					b.Fatal(err)
 				}
 				k, _ := p.memo.keyOf(&s.f, false)
-				p.memo.lookup(k)
+				p.memo.lookup(k, p.memo.opaque)
 				in := s.input(false)
 				res, ok, err := p.eval.Eval(Entrypoint, in, p.data)
 				if err != nil || !ok {

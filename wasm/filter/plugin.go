@@ -81,6 +81,9 @@ type plugin struct {
 	// memo remembers decisions by input; cleared whenever data or policy
 	// change (rebuildData).
 	memo *memo
+	// exact is storage for the observations of an evaluation that used
+	// the opaque strings in a way it did not record (stream.decide).
+	exact []planvm.Observation
 	list *listState
 	// router is the endpoint table of this listener from the policy data
 	// (config.endpoints[direction]); nil without one: every path is unknown.

@@ -114,10 +114,10 @@ func (s *stream) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
 	if p.ready() && p.shadow == nil {
 		expired := p.expired(p.clock)
 		if key, ok := p.memo.rawKeyOf(&hv, expired); ok {
-			d, h, hit := p.memo.lookup(key)
+			d, h, hit := p.memo.lookup(key, nil)
 			if hit {
 				if memoAudit {
-					s.auditRawHit(&hv, h, expired)
+					s.auditRawHit(&hv, h, expired, d)
 				}
 				if !d.allow || d.log { // a logged decision logs the facts
 					if err := s.f.fromValues(&hv, p.router); err != nil {
@@ -237,25 +237,26 @@ func (s *stream) decide(refetched bool) types.Action {
 	// host calls per request. The policy itself reads no clock; should it
 	// call time.now_ns, the plan VM reads the clock for that evaluation.
 	expired := p.expired(p.clock)
-	// Remembered under the header key (looked up and missed just now), else
-	// under the facts key. A second evaluation after a list fetch is not
-	// remembered: the header key's buffer holds another request's by then.
+	// Remembered under the facts key, and under the header key too when the
+	// request has one (looked up and missed just now), so that it is
+	// answered before its facts are read when it comes again. A second
+	// evaluation after a list fetch is not remembered: the header key's
+	// buffer holds another request's by then.
 	var key *memoKey
 	var h uint64
 	remember := false
-	switch {
-	case refetched, s.dl.consulted:
-	case s.rawKeyed:
-		key, h, remember = p.memo.rawKey(), s.rawHash, true
-	default:
+	if !refetched && !s.dl.consulted {
 		key, remember = p.memo.keyOf(&s.f, expired)
 	}
-	if remember && !s.rawKeyed {
+	if remember {
 		var d *decision
 		var ok bool
-		if d, h, ok = p.memo.lookup(key); ok {
+		if d, h, ok = p.memo.lookup(key, p.memo.opaque); ok {
 			if memoAudit {
-				s.auditHit(h, expired)
+				s.auditHit(h, expired, d)
+			}
+			if s.rawKeyed {
+				p.memo.store(p.memo.rawKey(), s.rawHash, *d, nil)
 			}
 			return s.apply(d, refetched, expired)
 		}
@@ -264,7 +265,14 @@ func (s *stream) decide(refetched bool) types.Action {
 		p.memo.stats.misses++
 	}
 	in := s.input(expired)
-	res, ok, err := p.eval.Eval(Entrypoint, in, p.data)
+	var res planvm.Value
+	var ok bool
+	var err error
+	if remember {
+		res, ok, err = p.eval.Eval(Entrypoint, in, p.data, planvm.Observe)
+	} else {
+		res, ok, err = p.eval.Eval(Entrypoint, in, p.data)
+	}
 	if err != nil || !ok {
 		p.m.count(checkDefault, outcomeError)
 		why := "policy undefined"
@@ -279,8 +287,16 @@ func (s *stream) decide(refetched bool) types.Action {
 		return s.failClosed(checkDefault, 500, "M_UNKNOWN", "The request could not be checked", "malformed decision")
 	}
 	if remember && !p.eval.DependsOnTime() {
-		if p.memo.store(key, h, s.detach(d)) && memoAudit {
-			p.memo.slotOf(h).input = inputJSON(in)
+		kept := s.detach(d)
+		obs, observed := p.eval.Observations()
+		if !observed {
+			// Remembered for exactly these opaque strings.
+			p.exact = planvm.Exact(p.exact[:0], p.memo.opaque)
+			obs = p.exact
+		}
+		p.memo.store(key, h, kept, obs)
+		if s.rawKeyed && p.memo.store(p.memo.rawKey(), s.rawHash, kept, nil) && memoAudit {
+			p.memo.slotOf(s.rawHash).input = inputJSON(in)
 		}
 	}
 	return s.apply(&d, refetched, expired)

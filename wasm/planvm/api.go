@@ -27,7 +27,12 @@ type evalConfig struct {
 	stepLimit int
 	now       time.Time
 	hasNow    bool
+	observe   bool
 }
+
+// Observe makes the evaluation record the uses of the input's opaque
+// strings (observe.go; Evaluator.Observations).
+var Observe EvalOption = func(c *evalConfig) { c.observe = true }
 
 // WithStepLimit bounds the number of statements one evaluation may execute.
 // n <= 0 selects DefaultStepLimit.

@@ -16,6 +16,13 @@ import (
 type builtin struct {
 	arity int // -1: not checked
 	fn    func(m *vm, a []Value) (Value, bool)
+	// predicate: a function of two strings to a boolean that uses no vm,
+	// which observations may call again (observe.go).
+	predicate bool
+	// passes: the arguments (a bit per position) that may be or hold
+	// opaque strings whose content the builtin does not read, only hands
+	// back (observe.go).
+	passes uint8
 }
 
 var builtins map[string]*builtin
@@ -335,6 +342,12 @@ func registerStrings() {
 	reg("startswith", 2, str2(func(s, p string) Value { return Bool(strings.HasPrefix(s, p)) }))
 	reg("endswith", 2, str2(func(s, p string) Value { return Bool(strings.HasSuffix(s, p)) }))
 	reg("contains", 2, str2(func(s, p string) Value { return Bool(strings.Contains(s, p)) }))
+	for _, name := range []string{"startswith", "endswith", "contains"} {
+		builtins[name].predicate = true
+	}
+	// object.get looks its key up among the object's keys (never opaque:
+	// an opaque object key spoils the evaluation) and returns a member or
+	// the default as they are.
 	reg("lower", 1, str1(strings.ToLower))
 	reg("upper", 1, str1(strings.ToUpper))
 	reg("trim_space", 1, str1(func(s string) string { return strings.TrimSpace(s) }))
@@ -593,6 +606,7 @@ func registerObjects() {
 		}
 		return cur, true
 	})
+	builtins["object.get"].passes = 1<<0 | 1<<2
 	reg("object.keys", 1, func(_ *vm, a []Value) (Value, bool) {
 		if a[0].k != KindObject {
 			return Value{}, false

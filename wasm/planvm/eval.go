@@ -46,6 +46,10 @@ type vm struct {
 	cfg       evalConfig
 	view      bool  // build composites in arena (Evaluator) or on the heap
 	arena     arena // see arena.go
+	// observing: the input may hold opaque strings, whose uses obs records
+	// (observe.go); obsBad: one was used in a way that is not recorded.
+	observing, obsBad bool
+	obs               []Observation
 }
 
 // Eval evaluates entrypoint entry with input and data. An undefined input
@@ -98,6 +102,11 @@ func (m *vm) eval(p *Program, entry string, input, data Value, opts []EvalOption
 		m.hints = make([]int32, len(p.consts))
 	}
 	m.hasNow, m.now = m.cfg.hasNow, 0
+	m.observing, m.obsBad = m.cfg.observe, false
+	if len(m.obs) > 0 {
+		clear(m.obs)
+		m.obs = m.obs[:0]
+	}
 	if m.cfg.hasNow {
 		m.now = m.cfg.now.UnixNano()
 	}
@@ -207,6 +216,12 @@ func lookupRef(src, key *Value) *Value {
 // so most lookups compare one key instead of scanning.
 func (m *vm) dot(src, key *Value, o operand) *Value {
 	if o >= 0 || src.k != KindObject || key.k != KindString || src.c.strIdx != nil || src.c.othIdx != nil {
+		if key.opq != 0 {
+			return m.observeLookup(src, key)
+		}
+		if m.observing && key.k >= KindArray && mayHoldOpaque(key) {
+			m.spoil() // a composite key is compared by content
+		}
 		return lookupRef(src, key)
 	}
 	es, k := src.c.elems, key.s
@@ -223,6 +238,14 @@ func (m *vm) dot(src, key *Value, o operand) *Value {
 		}
 	}
 	return nil
+}
+
+// equal is equalRef, observed while the input may hold opaque strings.
+func (m *vm) equal(a, b *Value) bool {
+	if m.observing {
+		return m.observeEqual(a, b)
+	}
+	return equalRef(a, b)
 }
 
 // equalRef is Equal with a fast path for scalars.
@@ -269,7 +292,7 @@ func (m *vm) exec(fr []Value, code []instr) int {
 		case opAssignVarOnce:
 			// Pointers, not copies (see opDot).
 			v, t := m.ref(fr, in.x), &fr[in.a]
-			if t.k != KindUndefined && !equalRef(t, v) {
+			if t.k != KindUndefined && !m.equal(t, v) {
 				return m.fail(ErrConflict)
 			}
 			*t = *v
@@ -294,12 +317,12 @@ func (m *vm) exec(fr []Value, code []instr) int {
 			fr[in.a] = *v
 		case opEqual:
 			a, b := m.ref(fr, in.x), m.ref(fr, in.y)
-			if a.k == KindUndefined || b.k == KindUndefined || !equalRef(a, b) {
+			if a.k == KindUndefined || b.k == KindUndefined || !m.equal(a, b) {
 				goto exit
 			}
 		case opNotEqual:
 			a, b := m.ref(fr, in.x), m.ref(fr, in.y)
-			if a.k == KindUndefined || b.k == KindUndefined || equalRef(a, b) {
+			if a.k == KindUndefined || b.k == KindUndefined || m.equal(a, b) {
 				goto exit
 			}
 		case opIsDefined:
@@ -330,6 +353,9 @@ func (m *vm) exec(fr []Value, code []instr) int {
 			k, v := m.ref(fr, in.x), m.ref(fr, in.y)
 			if k.k == KindUndefined || v.k == KindUndefined {
 				goto exit
+			}
+			if m.observing && mayHoldOpaque(k) {
+				m.spoil() // an object key is hashed and compared by content
 			}
 			obj.c.objInsertRef(k, v)
 		case opResetLocal:
@@ -393,6 +419,9 @@ func (m *vm) execRare(fr []Value, in *instr) int {
 		}
 	case opLen:
 		v := m.read(fr, in.x)
+		if v.opq != 0 {
+			m.spoil() // a string's length is its content's
+		}
 		fr[in.a] = Int(int64(v.Len()))
 	case opMakeArray:
 		if m.view {
@@ -541,6 +570,9 @@ func (m *vm) lookupDynamic(fr []Value, path []operand) *function {
 		if seg.k != KindString || n.children == nil {
 			return nil
 		}
+		if seg.opq != 0 {
+			m.spoil()
+		}
 		if n = n.children[seg.s]; n == nil {
 			return nil
 		}
@@ -645,6 +677,9 @@ func (m *vm) execCallBuiltin(fr []Value, in *instr) int {
 		m.args = append(m.args, v)
 	}
 	v, ok := in.ext.bi.fn(m, m.args[base:])
+	if m.observing {
+		m.observeCall(in.ext.bi, m.args[base:], v, ok)
+	}
 	clear(m.args[base:])
 	m.args = m.args[:base]
 	if m.err != nil {
@@ -693,6 +728,9 @@ func (m *vm) execObjectInsertOnce(fr []Value, in *instr) int {
 	if !k.IsDefined() || !v.IsDefined() {
 		return 0
 	}
+	if m.observing && (mayHoldOpaque(&k) || mayHoldOpaque(&v)) {
+		m.spoil() // keys are compared, and values on a conflict
+	}
 	if j := obj.c.find(k); j >= 0 {
 		if !Equal(obj.c.vals[j], v) {
 			return m.fail(ErrConflict)
@@ -710,6 +748,9 @@ func (m *vm) execResultSetAdd(fr []Value, in *instr) int {
 	v := fr[in.a]
 	if !v.IsDefined() {
 		return 0
+	}
+	if m.observing && mayHoldOpaque(&v) {
+		m.spoil() // the result would carry an opaque string's content
 	}
 	dup := false
 	for _, r := range m.results {
@@ -751,6 +792,9 @@ func (m *vm) execSetAdd(fr []Value, in *instr) int {
 	v := m.read(fr, in.x)
 	if !v.IsDefined() {
 		return 0
+	}
+	if m.observing && mayHoldOpaque(&v) {
+		m.spoil() // set elements are compared by content
 	}
 	set.c.setAdd(v)
 	return fellThrough

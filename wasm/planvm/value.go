@@ -44,7 +44,8 @@ func (k Kind) String() string {
 // and otherwise the JSON text of the number in s (arbitrary precision).
 type Value struct {
 	k    Kind
-	text bool // number held as text in s
+	text bool  // number held as text in s
+	opq  uint8 // an opaque string's number + 1 (observe.go); 0 for any other value
 	i    int64
 	s    string
 	c    *composite
@@ -65,8 +66,9 @@ type composite struct {
 	// MakeSet statement reached, so that the next evaluation allocates
 	// them at once at that size.
 	size *atomic.Int32
-	// scratch marks composites in a vm's arena (see arena).
-	scratch bool
+	// scratch marks composites in a vm's arena (see arena); transient those
+	// of a builder, which a caller fills anew for each input (observe.go).
+	scratch, transient bool
 }
 
 const smallLen = 8
@@ -280,7 +282,11 @@ type ObjectBuilder struct {
 const builderLinear = 16
 
 // NewObjectBuilder returns a builder with room for n members.
-func NewObjectBuilder(n int) *ObjectBuilder { return &ObjectBuilder{v: emptyObject(n)} }
+func NewObjectBuilder(n int) *ObjectBuilder {
+	v := emptyObject(n)
+	v.c.transient = true
+	return &ObjectBuilder{v: v}
+}
 
 // Set inserts or replaces a string-keyed member.
 func (b *ObjectBuilder) Set(key string, v Value) {
@@ -298,7 +304,7 @@ func (b *ObjectBuilder) Set(key string, v Value) {
 		}
 		c.elems = c.elems[:n+1]
 		e := &c.elems[n]
-		e.k, e.text, e.i, e.s, e.c = KindString, false, 0, key, nil
+		e.k, e.text, e.opq, e.i, e.s, e.c = KindString, false, 0, 0, key, nil
 		c.vals = c.vals[:n+1]
 		c.vals[n] = v
 		return
@@ -366,7 +372,7 @@ type ArrayBuilder struct{ v Value }
 
 // NewArrayBuilder returns a builder with room for n elements.
 func NewArrayBuilder(n int) *ArrayBuilder {
-	return &ArrayBuilder{v: Value{k: KindArray, c: &composite{elems: make([]Value, 0, max(n, 0))}}}
+	return &ArrayBuilder{v: Value{k: KindArray, c: &composite{elems: make([]Value, 0, max(n, 0)), transient: true}}}
 }
 
 // Append adds v at the end.
