@@ -120,9 +120,9 @@ func main() {
 
 var (
 	profileDir string
-	countN    int
-	noHeap    bool
-	countOnly bool
+	countN     int
+	noHeap     bool
+	countOnly  bool
 )
 
 type scenario struct {
@@ -229,9 +229,6 @@ func run(out string, heapN int, filterOnly bool) error {
 		list1k, err := pki.Sign(fedlisttest.Payload(1, domains))
 		if err != nil {
 			return err
-		}
-		if os.Getenv("XALLOW") != "" {
-			policyDoc = allowDoc
 		}
 		if err := countAll(&rep, fpath, ppath, pki, list1k, policyDoc, dir); err != nil {
 			return err
@@ -378,9 +375,6 @@ func run(out string, heapN int, filterOnly bool) error {
 		return err
 	}
 	if countN > 0 {
-		if os.Getenv("XALLOW") != "" {
-			policyDoc = allowDoc
-		}
 		if err := countAll(&rep, fpath, ppath, pki, list1k, policyDoc, dir); err != nil {
 			fmt.Println("instruction counts:", err)
 		}

@@ -29,7 +29,7 @@ func (s *stream) input(expired bool) planvm.Value {
 	b.Reset()
 	b.Set("direction", directionValues[s.p.cfg.Direction])
 	b.Set("method", planvm.String(f.method))
-	// The path and the invitees' user IDs are opaque (memo.keyOf).
+	// The path, the X-Matrix origin and the invitees are opaque (memo.keyOf).
 	b.Set("path", planvm.Opaque(f.path, 0))
 	b.Set("host", planvm.String(f.host))
 	if f.hostPort != f.host {
@@ -42,12 +42,13 @@ func (s *stream) input(expired bool) planvm.Value {
 	if f.clientID != "" {
 		b.Set("client_id", planvm.String(f.clientID))
 	}
+	originN, inviteeN := f.opaqueNumbers()
 	if f.hasXM {
 		xb := in.xmatrix
 		xb.Reset()
-		xb.Set("origin", planvm.String(f.origin))
+		xb.Set("origin", planvm.Opaque(f.origin, originN))
 		if d, ok := matrix.ServerDomain(f.origin); ok {
-			xb.Set("origin_domain", planvm.String(d))
+			xb.Set("origin_domain", planvm.Opaque(d, originN+1))
 		}
 		if f.destination != "" {
 			xb.Set("destination", planvm.String(f.destination))
@@ -67,8 +68,8 @@ func (s *stream) input(expired bool) planvm.Value {
 		arr.Reset()
 		for i, mxid := range f.invitees {
 			ob := in.invitee(i)
-			ob.Set("mxid", opaqueOrString(mxid, 1+i))
-			ob.Set("domain", planvm.String(userDomain(mxid)))
+			ob.Set("mxid", opaqueOrString(mxid, inviteeN+2*i))
+			ob.Set("domain", opaqueOrString(userDomain(mxid), inviteeN+2*i+1))
 			arr.Append(ob.Value())
 		}
 		b.Set("invitees", arr.Value())

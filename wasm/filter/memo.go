@@ -251,9 +251,9 @@ func keyFlags(expired, hasXM bool) byte {
 
 // keyOf sets m.key to the input's content but its opaque strings: every
 // member of the input document (docs/policy-contract.md) that the request
-// sets, the endpoint template in place of the path and the invitees'
-// domains in place of their user IDs; and m.opaque to the opaque strings,
-// numbered as input numbers them (the path 0, the invitees from 1). It
+// sets, with the endpoint template in place of the path, the X-Matrix
+// destination but not the origin, and the number of invitees; and m.opaque
+// to the opaque strings, numbered as input numbers them (opaqueNumbers). It
 // reports false when the key would exceed the bounds.
 func (m *memo) keyOf(f *facts, expired bool) (*memoKey, bool) {
 	flags := keyFlags(expired, f.hasXM)
@@ -262,6 +262,17 @@ func (m *memo) keyOf(f *facts, expired bool) (*memoKey, bool) {
 	}
 	if f.thirdParty {
 		flags |= 8
+	}
+	originDomain, hasOriginDomain := "", false
+	if f.hasXM {
+		// Whether the origin is a server name is in the key: the input
+		// then has an origin_domain member, else none.
+		if originDomain, hasOriginDomain = matrix.ServerDomain(f.origin); hasOriginDomain {
+			flags |= 16
+		}
+	}
+	if len(f.invitees) > memoMaxInvitees {
+		return nil, false
 	}
 	k := &m.key
 	k.reset(flags)
@@ -272,29 +283,50 @@ func (m *memo) keyOf(f *facts, expired bool) (*memoKey, bool) {
 	k.add(f.route.MediaServer)
 	k.add(f.clientID)
 	if f.hasXM {
-		k.add(f.origin)
 		k.add(f.destination)
 	}
 	if f.hasInvite {
 		k.add(f.inviter)
 		k.add(f.invitee)
 	}
-	// The invitees come last: the encoding is unambiguous without their
-	// count, since every string carries its length and the flags fix how
-	// many strings come before them.
-	m.opaque = append(m.opaque[:0], f.path)
-	for _, inv := range f.invitees {
-		d, _ := matrix.UserDomain(inv)
-		k.add(d)
-		m.opaque = append(m.opaque, inv)
-	}
+	k.add(inviteeCounts[len(f.invitees)])
 	// Servers and invitees never come together (join versus invite
 	// routes, and the route is in the key).
 	for _, d := range f.servers {
 		k.add(d)
 	}
-	return k, !k.full() && len(m.opaque) <= planvm.MaxOpaque
+	o := append(m.opaque[:0], f.path)
+	if f.hasXM {
+		o = append(o, f.origin, originDomain)
+	}
+	for _, inv := range f.invitees {
+		d, _ := matrix.UserDomain(inv)
+		o = append(o, inv, d)
+	}
+	m.opaque = o
+	return k, !k.full()
 }
+
+// opaqueNumbers are the numbers of the input's opaque strings: the path is
+// 0; with X-Matrix, the origin and its domain 1 and 2; invitee i's user ID
+// and domain invitee+2i and invitee+2i+1.
+func (f *facts) opaqueNumbers() (origin, invitee int) {
+	if f.hasXM {
+		return 1, 3
+	}
+	return -1, 1
+}
+
+// memoMaxInvitees bounds the invitees of a remembered input.
+const memoMaxInvitees = 16
+
+// inviteeCounts are the key's strings for 0…memoMaxInvitees invitees.
+var inviteeCounts = func() (c [memoMaxInvitees + 1]string) {
+	for i := range c {
+		c[i] = string(rune('a' + i))
+	}
+	return c
+}()
 
 // Header keys. The facts are a function of the header values alone
 // (facts.fromValues), the Authorization values counting only through the

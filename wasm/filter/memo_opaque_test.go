@@ -92,3 +92,35 @@ func TestMemoOpaqueStrings(t *testing.T) {
 		}
 	})
 }
+
+// TestMemoOpaqueOrigin: the X-Matrix origin is opaque too: a transaction of
+// one federated server gets the decision of another's; an origin outside
+// the list, or an exempt path, does not.
+func TestMemoOpaqueOrigin(t *testing.T) {
+	both(t, func(t *testing.T, e *env) {
+		e.startWith(config("federation", nil), opaqueDoc())
+		hits := func() int64 { return e.h.counter("tim_filter_memo_hits") }
+		for _, s := range []struct {
+			name, txn, origin string
+			pass, hit         bool
+		}{
+			{"partner.de", "10", "partner.de", true, false},
+			{"example.de: partner.de's decision", "11", "example.de", true, true},
+			{"evil.de: not in the list", "12", "evil.de", false, false},
+			{"Kasse.DE: partner.de's decision", "13", "Kasse.DE", true, true},
+			{"partner.de:8448: partner.de's decision", "14", "partner.de:8448", true, true},
+			{"partner.de, exempt path", "t2", "partner.de", true, false},
+		} {
+			before := hits()
+			id, _ := e.do(fedReq("PUT", "/_matrix/federation/v1/send/"+s.txn, s.origin), `{"pdus":[],"edus":[]}`)
+			o := e.settle(id)
+			e.h.done(id)
+			if o.passed != s.pass {
+				t.Errorf("%s: passed %v (status %d %s), want %v", s.name, o.passed, o.status, o.body, s.pass)
+			}
+			if hit := hits() > before; hit != s.hit {
+				t.Errorf("%s: memo hit %v, want %v", s.name, hit, s.hit)
+			}
+		}
+	})
+}

@@ -26,12 +26,11 @@ func TestMemoKeyDistinct(t *testing.T) {
 		"no client id":         func(f *facts) bool { f.clientID = ""; return false },
 		"x-matrix":             func(f *facts) bool { f.hasXM, f.origin = true, "o.de"; return false },
 		"x-matrix destination": func(f *facts) bool { f.hasXM, f.origin, f.destination = true, "o.de", "a.de"; return false },
-		"x-matrix shifted":     func(f *facts) bool { f.hasXM, f.origin, f.destination = true, "o.dea.de", ""; return false },
+		"x-matrix no domain":   func(f *facts) bool { f.hasXM, f.origin = true, "o o"; return false },
 		"invite":               func(f *facts) bool { f.hasInvite, f.inviter, f.invitee = true, "@a:b.de", "@c:d.de"; return false },
 		"invite swapped":       func(f *facts) bool { f.hasInvite, f.inviter, f.invitee = true, "@c:d.de", "@a:b.de"; return false },
 		"one invitee":          func(f *facts) bool { f.invitees = []string{"@a:b.de"}; return false },
 		"two invitees":         func(f *facts) bool { f.invitees = []string{"@a:b.de", "@c:d.de"}; return false },
-		"invitee domain":       func(f *facts) bool { f.invitees = []string{"@a:c.de"}; return false },
 		"expired":              func(f *facts) bool { return true },
 		"endpoint into method": func(f *facts) bool { f.method, f.route.Endpoint = "GET/_matrix", "/client/v3/sync"; return false },
 	}
@@ -54,14 +53,19 @@ func TestMemoKeyDistinct(t *testing.T) {
 	f := base
 	f.path, f.invitees = "/_matrix/client/v3/sync/other", []string{"@x:b.de"}
 	g := f
-	g.invitees = []string{"@y:b.de"}
+	g.invitees = []string{"@y:c.de"}
 	kf, _ := m.keyOf(&f, false)
 	encF := string(kf.encode(nil))
-	if got := strings.Join(m.opaque, " "); got != "/_matrix/client/v3/sync/other @x:b.de" {
+	if got := strings.Join(m.opaque, " "); got != "/_matrix/client/v3/sync/other @x:b.de b.de" {
 		t.Errorf("opaque strings %q", got)
 	}
 	if kg, _ := m.keyOf(&g, false); string(kg.encode(nil)) != encF || seen[encF] != "one invitee" {
-		t.Error("the path or an invitee's user ID is in the key")
+		t.Error("the path or an invitee is in the key")
+	}
+	f.hasXM, f.origin, f.destination = true, "o.de:8448", "a.de"
+	m.keyOf(&f, false)
+	if got := strings.Join(m.opaque, " "); got != "/_matrix/client/v3/sync/other o.de:8448 o.de @x:b.de b.de" {
+		t.Errorf("opaque strings with X-Matrix %q", got)
 	}
 	// A key equals exactly its own encoding, read in place.
 	for name, change := range variants {
@@ -150,11 +154,11 @@ func TestMemo(t *testing.T) {
 		}
 	}
 	many := f
-	for i := 0; i < memoMaxFields; i++ {
+	for i := 0; i <= memoMaxInvitees; i++ {
 		many.invitees = append(many.invitees, "@a:b.de")
 	}
 	if _, ok := m.keyOf(&many, false); ok {
-		t.Error("a key of more than memoMaxFields strings was accepted")
+		t.Error("a key of more than memoMaxInvitees invitees was accepted")
 	}
 	if k, ok := m.keyOf(&f, false); !ok || k.n == 0 {
 		t.Error("no key after a long one")

@@ -84,7 +84,7 @@ type plugin struct {
 	// exact is storage for the observations of an evaluation that used
 	// the opaque strings in a way it did not record (stream.decide).
 	exact []planvm.Observation
-	list *listState
+	list  *listState
 	// router is the endpoint table of this listener from the policy data
 	// (config.endpoints[direction]); nil without one: every path is unknown.
 	router *matrix.Router
@@ -335,7 +335,7 @@ func withDomains(data, domains planvm.Value) planvm.Value {
 		return true
 	})
 	b.Set("federation", planvm.NewObject(planvm.KV{Key: "domains", Value: domains}))
-	return b.Value()
+	return b.Stable()
 }
 
 var (
@@ -354,7 +354,7 @@ func domainsValue(l *fedlist.List) planvm.Value {
 			b.Set(d, entryOther)
 		}
 	}
-	return b.Value()
+	return b.Stable()
 }
 
 func (p *plugin) installPolicy(pol *Policy, from string) {

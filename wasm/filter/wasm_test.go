@@ -43,9 +43,10 @@ func TestSharedListServesAllVMs(t *testing.T) {
 // checks that the guest's linear memory stops growing: the filter yields to
 // the Go scheduler (and so to the GC's background work) only once per
 // yieldBudget requests, and this is what shows that often enough. Half the
-// requests repeat (memo hits), half are new (a send with a new transaction
-// id, a profile of a new user, a createRoom inviting a new user): each is
-// evaluated, and misses the memo.
+// requests repeat (memo hits); a sixth are new sends, answered from the
+// memo by replaying what the policy observed of their paths; a third are
+// new to the policy (a client id never seen, in a profile query and a
+// createRoom inviting a new user): each is evaluated, and misses the memo.
 func TestHeapStaysFlat(t *testing.T) {
 	if testing.Short() {
 		t.Skip("long")
@@ -70,9 +71,9 @@ func TestHeapStaysFlat(t *testing.T) {
 			case 3:
 				id, _ = e.do(clientReq("PUT", "/_matrix/client/v3/rooms/!r:example.de/send/m.room.message/t"+itoa(seq)), `{"msgtype":"m.text","body":"x"}`)
 			case 4:
-				id, _ = e.do(clientReq("GET", "/_matrix/client/v3/profile/"+u), "")
+				id, _ = e.do(withUA(clientReq("GET", "/_matrix/client/v3/profile/"+u), "X/1,c"+itoa(seq)), "")
 			default:
-				id, _ = e.do(clientReq("POST", "/_matrix/client/v3/createRoom"), `{"invite":["`+u+`"]}`)
+				id, _ = e.do(withUA(clientReq("POST", "/_matrix/client/v3/createRoom"), "X/1,c"+itoa(seq)), `{"invite":["`+u+`"]}`)
 			}
 			e.h.done(id)
 			delete(h.st, id)
@@ -88,11 +89,12 @@ func TestHeapStaysFlat(t *testing.T) {
 	if after60k > after10k+4<<20 {
 		t.Errorf("guest memory grew from %d to %d bytes over 50 000 requests", after10k, after60k)
 	}
-	// Half the requests were new: the memo answered at most the other half.
+	// A third of the requests were new to the policy; the sends with new
+	// transaction ids were answered from the memo.
 	hits, misses := e.h.counter("tim_filter_memo_hits"), e.h.counter("tim_filter_memo_misses")
 	t.Logf("memo: %d hits, %d misses", hits, misses)
-	if misses < 30_000 || hits+misses != 60_000 {
-		t.Errorf("memo hits %d, misses %d over 60 000 requests, half of them new", hits, misses)
+	if misses < 20_000 || hits < 39_000 || hits+misses != 60_000 {
+		t.Errorf("memo hits %d, misses %d over 60 000 requests, a third of them new to the policy", hits, misses)
 	}
 }
 

@@ -40,8 +40,9 @@ type Observation struct {
 	kind obsKind
 	arg  uint8 // the opaque string's number + 1
 	pos  uint8 // obsCall: the opaque string's argument position
-	res  int32 // obsLookup: the member's index or -1; else 0 false, 1 true, 2 undefined
+	res  int32 // obsLookup: 1 found, 0 not; else 0 false, 1 true, 2 undefined
 	c    *composite
+	val  *Value // obsLookup in an object: the member's value, which a replay's must equal
 	s    string // obsEqual: the other string; obsCall: the other argument
 	bi   *builtin
 }
@@ -81,7 +82,8 @@ func Replay(obs []Observation, opaque []string) bool {
 		s := opaque[n]
 		switch o.kind {
 		case obsLookup:
-			if int32(findKey(o.c, s)) != o.res {
+			j := findKey(o.c, s)
+			if b2i(j >= 0) != o.res || o.val != nil && !Equal(o.c.vals[j], *o.val) {
 				return false
 			}
 		case obsEqual:
@@ -125,7 +127,6 @@ func callOutcome(bi *builtin, a []Value) int32 {
 // spoil marks the evaluation unobservable.
 func (m *vm) spoil() { m.obsBad = true }
 
-
 // observeLookup records the lookup of opaque key in src; it returns what
 // lookupRef returns.
 func (m *vm) observeLookup(src, key *Value) *Value {
@@ -141,7 +142,17 @@ func (m *vm) observeLookup(src, key *Value) *Value {
 		m.spoil()
 		return r
 	}
-	m.record(Observation{kind: obsLookup, arg: key.opq, res: int32(src.c.find(*key)), c: src.c})
+	// Another key with a member of equal content does what this one did:
+	// the member's value is all the evaluation gets from the lookup (a
+	// set's member is the key itself, opaque as before).
+	o := Observation{kind: obsLookup, arg: key.opq, c: src.c}
+	if j := src.c.find(*key); j >= 0 {
+		o.res = 1
+		if src.k == KindObject {
+			o.val = &src.c.vals[j]
+		}
+	}
+	m.record(o)
 	return r
 }
 

@@ -187,7 +187,7 @@ func NewObject(kv ...KV) Value {
 	for _, e := range kv {
 		b.Set(e.Key, e.Value)
 	}
-	return b.Value()
+	return b.Stable()
 }
 
 // NewSet returns a set of vs.
@@ -343,6 +343,15 @@ func (b *ObjectBuilder) insert(k, v *Value) {
 
 // Value returns the object.
 func (b *ObjectBuilder) Value() Value { return b.v }
+
+// Stable returns the object as one the builder will not fill again (policy
+// data, not a per-request input): an evaluation that observes opaque
+// strings may record lookups in it (observe.go). The builder must not be
+// used afterwards.
+func (b *ObjectBuilder) Stable() Value {
+	b.v.c.transient = false
+	return b.v
+}
 
 // Reset empties the object and keeps its storage (member arrays, index
 // maps), so that a builder reused per request builds its object without
