@@ -29,7 +29,8 @@ func (s *stream) input(expired bool) planvm.Value {
 	b.Reset()
 	b.Set("direction", directionValues[s.p.cfg.Direction])
 	b.Set("method", planvm.String(f.method))
-	// The path, the X-Matrix origin and the invitees are opaque (memo.keyOf).
+	// The path, the X-Matrix origin, the invitees and the media server are
+	// opaque (memo.keyOf).
 	b.Set("path", planvm.Opaque(f.path, 0))
 	b.Set("host", planvm.String(f.host))
 	if f.hostPort != f.host {
@@ -87,7 +88,7 @@ func (s *stream) input(expired bool) planvm.Value {
 			b.Set("invite", ib.Value())
 		}
 	case matrix.RouteMedia:
-		b.Set("media_server", planvm.String(serverDomain(f.route.MediaServer)))
+		b.Set("media_server", planvm.Opaque(serverDomain(f.route.MediaServer), inviteeN))
 	case matrix.RouteJoin:
 		arr := in.servers
 		if len(f.servers) > reusedInvitees {

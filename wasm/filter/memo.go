@@ -252,7 +252,8 @@ func keyFlags(expired, hasXM bool) byte {
 // keyOf sets m.key to the input's content but its opaque strings: every
 // member of the input document (docs/policy-contract.md) that the request
 // sets, with the endpoint template in place of the path, the X-Matrix
-// destination but not the origin, and the number of invitees; and m.opaque
+// destination but not the origin, the number of invitees and no media
+// server; and m.opaque
 // to the opaque strings, numbered as input numbers them (opaqueNumbers). It
 // reports false when the key would exceed the bounds.
 func (m *memo) keyOf(f *facts, expired bool) (*memoKey, bool) {
@@ -280,7 +281,6 @@ func (m *memo) keyOf(f *facts, expired bool) (*memoKey, bool) {
 	k.add(f.hostPort)
 	k.add(f.route.Name)
 	k.add(f.route.Endpoint)
-	k.add(f.route.MediaServer)
 	k.add(f.clientID)
 	if f.hasXM {
 		k.add(f.destination)
@@ -303,14 +303,18 @@ func (m *memo) keyOf(f *facts, expired bool) (*memoKey, bool) {
 		d, _ := matrix.UserDomain(inv)
 		o = append(o, inv, d)
 	}
+	if f.route.Name == matrix.RouteMedia {
+		o = append(o, serverDomain(f.route.MediaServer))
+	}
 	m.opaque = o
 	return k, !k.full()
 }
 
 // opaqueNumbers are the numbers of the input's opaque strings: the path is
-// 0; with X-Matrix, the origin and its domain 1 and 2; invitee i's user ID
-// and domain invitee+2i and invitee+2i+1.
-func (f *facts) opaqueNumbers() (origin, invitee int) {
+// 0; with X-Matrix, the origin and its domain 1 and 2; then invitee i's user
+// ID and domain next+2i and next+2i+1, or the media server next (a route
+// has invitees or a media server, never both).
+func (f *facts) opaqueNumbers() (origin, next int) {
 	if f.hasXM {
 		return 1, 3
 	}
@@ -335,18 +339,22 @@ var inviteeCounts = func() (c [memoMaxInvitees + 1]string) {
 // earlier one has the earlier one's decision, and the filter can answer it
 // without reading the facts. GET and HEAD requests get a header key: they
 // repeat (sync, versions, profiles, push rules, media) and have no body. So
-// do requests with X-Matrix: a server's requests (queries, keys, media,
-// transactions) are all signed, and the key leaves out the signature, which
-// differs per request. Other methods' paths carry transaction ids, and their
-// routes may need the body, so a header key would only cost them a lookup
-// that never finds anything. The first byte keeps header keys apart from
+// do other requests with X-Matrix but PUT: a server's queries and key
+// requests are signed, and the key leaves out the signature, which differs
+// per request. Other methods' paths carry transaction ids (every federation
+// PUT: transactions, invites, joins), so a header key would only cost them
+// a lookup that never finds anything; the facts key, which leaves the path
+// out, answers them. The first byte keeps header keys apart from
 // facts keys (whose flags stay below rawFlag).
 const rawFlag = 0x80
 
 // rawKeyOf sets m.raw to the header key of r; false when it would exceed
 // the bounds or the request gets none (see above).
 func (m *memo) rawKeyOf(r *headerValues, expired bool) (*memoKey, bool) {
-	if !r.hasXM && r.method != "GET" && r.method != "HEAD" {
+	switch {
+	case r.method == "GET", r.method == "HEAD":
+	case r.hasXM && r.method != "PUT":
+	default:
 		return nil, false
 	}
 	flags := rawFlag | keyFlags(expired, r.hasXM)

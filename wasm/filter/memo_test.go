@@ -21,7 +21,6 @@ func TestMemoKeyDistinct(t *testing.T) {
 		"endpoint":             func(f *facts) bool { f.route.Endpoint += "x"; return false },
 		"host port":            func(f *facts) bool { f.hostPort = "a.de:8448"; return false },
 		"route":                func(f *facts) bool { f.route.Name = "login"; return false },
-		"media server":         func(f *facts) bool { f.route.MediaServer = "m.de"; return false },
 		"client id":            func(f *facts) bool { f.clientID = "d"; return false },
 		"no client id":         func(f *facts) bool { f.clientID = ""; return false },
 		"x-matrix":             func(f *facts) bool { f.hasXM, f.origin = true, "o.de"; return false },
@@ -217,7 +216,7 @@ func TestMemoHeaderKey(t *testing.T) {
 		"x-matrix dest.":    func(r *headerValues) bool { withXM(r, "b.de", "d.de"); return false },
 		"x-matrix no dest.": func(r *headerValues) bool { withXM(r, "b.de", ""); return false },
 		"x-matrix shifted":  func(r *headerValues) bool { withXM(r, "b.dea.de", ""); return false },
-		"x-matrix PUT":      func(r *headerValues) bool { r.method = "PUT"; withXM(r, "b.de", "a.de"); return false },
+		"x-matrix POST":     func(r *headerValues) bool { r.method = "POST"; withXM(r, "b.de", "a.de"); return false },
 	}
 	m := newMemo()
 	seen := map[string]string{}
@@ -252,6 +251,12 @@ func TestMemoHeaderKey(t *testing.T) {
 		if _, ok := m.rawKeyOf(&r, false); ok {
 			t.Errorf("a header key for %s without X-Matrix", method)
 		}
+	}
+	// Federation PUTs carry an id in the path: never a header key.
+	r.method = "PUT"
+	withXM(&r, "b.de", "a.de")
+	if _, ok := m.rawKeyOf(&r, false); ok {
+		t.Error("a header key for PUT with X-Matrix")
 	}
 	var f facts
 	f.fromHeaders([][2]string{{":method", "GET"}, {":path", "/"}}, "client")

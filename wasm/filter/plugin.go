@@ -81,6 +81,8 @@ type plugin struct {
 	// memo remembers decisions by input; cleared whenever data or policy
 	// change (rebuildData).
 	memo *memo
+	// expiredAt is the last answer of expired.
+	expiredAt expiredAnswer
 	// exact is storage for the observations of an evaluation that used
 	// the opaque strings in a way it did not record (stream.decide).
 	exact []planvm.Observation
@@ -290,9 +292,26 @@ func (p *plugin) yieldAfter(s *stream) {
 // ready reports whether the filter has what it needs to decide.
 func (p *plugin) ready() bool { return p.policy != nil && p.list != nil }
 
-// expired reports whether the federation list is older than the TTL.
+// expired reports whether the federation list is older than the TTL. It is
+// asked twice per request with the same clock reading (the last tick's), so
+// the answer is kept for that reading and the list's confirmation: time's
+// arithmetic is several calls in Wasm.
 func (p *plugin) expired(now time.Time) bool {
-	return p.list != nil && now.Sub(p.list.confirmedAt) > FederationListTTL
+	if p.list == nil {
+		return false
+	}
+	c := &p.expiredAt
+	if c.now != now || c.confirmed != p.list.confirmedAt {
+		c.now, c.confirmed = now, p.list.confirmedAt
+		c.expired = now.Sub(p.list.confirmedAt) > FederationListTTL
+	}
+	return c.expired
+}
+
+// expiredAnswer is expired's last answer and what it was for.
+type expiredAnswer struct {
+	now, confirmed time.Time
+	expired        bool
 }
 
 // checkExpiry logs the incident once when the list expires.
