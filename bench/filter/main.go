@@ -203,11 +203,7 @@ func run(out string, heapN int, filterOnly bool) error {
 		return err
 	}
 	if profileDir != "" {
-		domains := make([]fedlisttest.Domain, 1000)
-		for i := range domains {
-			domains[i] = fedlisttest.Domain{Domain: fmt.Sprintf("d%d.example.de", i), TelematikID: fmt.Sprintf("1-%d", i)}
-		}
-		list1k, err := pki.Sign(fedlisttest.Payload(1, domains))
+		list1k, err := pki.Sign(fedlisttest.Payload(1, fedlisttest.Numbered(1000)))
 		if err != nil {
 			return err
 		}
@@ -222,11 +218,7 @@ func run(out string, heapN int, filterOnly bool) error {
 		for _, sc := range scenarios {
 			rep.Results = append(rep.Results, result{Scenario: sc.name, Domains: 1000})
 		}
-		domains := make([]fedlisttest.Domain, 1000)
-		for i := range domains {
-			domains[i] = fedlisttest.Domain{Domain: fmt.Sprintf("d%d.example.de", i), TelematikID: fmt.Sprintf("1-%d", i)}
-		}
-		list1k, err := pki.Sign(fedlisttest.Payload(1, domains))
+		list1k, err := pki.Sign(fedlisttest.Payload(1, fedlisttest.Numbered(1000)))
 		if err != nil {
 			return err
 		}
@@ -264,11 +256,7 @@ func run(out string, heapN int, filterOnly bool) error {
 	byName := map[string]map[int]float64{}
 	var list1k []byte
 	for _, n := range []int{1000, 100_000} {
-		domains := make([]fedlisttest.Domain, n)
-		for i := range domains {
-			domains[i] = fedlisttest.Domain{Domain: fmt.Sprintf("d%d.example.de", i), TelematikID: fmt.Sprintf("1-%d", i)}
-		}
-		jws, err := pki.Sign(fedlisttest.Payload(1, domains))
+		jws, err := pki.Sign(fedlisttest.Payload(1, fedlisttest.Numbered(n)))
 		if err != nil {
 			return err
 		}

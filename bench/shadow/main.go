@@ -133,10 +133,7 @@ func run(out string, n, rounds int) error {
 	if err != nil {
 		return err
 	}
-	domains := make([]fedlisttest.Domain, 1000)
-	for i := range domains {
-		domains[i] = fedlisttest.Domain{Domain: fmt.Sprintf("d%d.example.de", i), TelematikID: fmt.Sprintf("1-%d", i)}
-	}
+	domains := fedlisttest.Numbered(1000)
 	jws, err := pki.Sign(fedlisttest.Payload(1, domains))
 	if err != nil {
 		return err

@@ -3,7 +3,6 @@ package planvm
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 )
@@ -12,14 +11,7 @@ import (
 // case with n generated federation domains added (d<i>.example.de).
 func proxyData(t testing.TB, n int) []byte {
 	t.Helper()
-	raw, err := os.ReadFile("testdata/golden.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cases []goldenCase
-	if err := json.Unmarshal(raw, &cases); err != nil {
-		t.Fatal(err)
-	}
+	cases := loadGolden(t)
 	var base map[string]any
 	for _, c := range cases {
 		if c.Plan == "proxy" {

@@ -21,6 +21,20 @@ type goldenCase struct {
 	Error   bool            `json:"error"`
 }
 
+// loadGolden reads testdata/golden.json.
+func loadGolden(t testing.TB) []goldenCase {
+	t.Helper()
+	raw, err := os.ReadFile("testdata/golden.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cases []goldenCase
+	if err := json.Unmarshal(raw, &cases); err != nil {
+		t.Fatal(err)
+	}
+	return cases
+}
+
 func loadPlan(t testing.TB, name string) *Program {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("testdata", name+".plan.json"))
@@ -60,14 +74,7 @@ func canonical(t testing.TB, raw []byte) string {
 // plan, reused across all cases, so that its arena is reset and reused
 // between evaluations of different shapes.
 func TestGoldenAgainstOPA(t *testing.T) {
-	raw, err := os.ReadFile("testdata/golden.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cases []goldenCase
-	if err := json.Unmarshal(raw, &cases); err != nil {
-		t.Fatal(err)
-	}
+	cases := loadGolden(t)
 	if len(cases) < 100 {
 		t.Fatalf("only %d golden cases", len(cases))
 	}

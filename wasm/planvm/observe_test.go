@@ -1,9 +1,7 @@
 package planvm
 
 import (
-	"encoding/json"
 	"math/rand/v2"
-	"os"
 	"testing"
 	"time"
 )
@@ -18,14 +16,7 @@ import (
 // enough cases were observable and enough changed inputs replayed to show
 // it.
 func TestObservationsSound(t *testing.T) {
-	raw, err := os.ReadFile("testdata/golden.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cases []goldenCase
-	if err := json.Unmarshal(raw, &cases); err != nil {
-		t.Fatal(err)
-	}
+	cases := loadGolden(t)
 	rng := rand.New(rand.NewPCG(7, 11))
 	progs := map[string]*Program{}
 	now := WithNow(time.Unix(1700000000, 0))

@@ -360,6 +360,16 @@ type Domain struct {
 	IsInsurance bool     `json:"isInsurance"`
 }
 
+// Numbered returns n domains d0.example.de … d<n-1>.example.de with
+// Telematik-IDs 1-0 …, as the benchmarks use them.
+func Numbered(n int) []Domain {
+	ds := make([]Domain, n)
+	for i := range ds {
+		ds[i] = Domain{Domain: fmt.Sprintf("d%d.example.de", i), TelematikID: fmt.Sprintf("1-%d", i)}
+	}
+	return ds
+}
+
 // Payload encodes a federation list payload as the VZD does.
 func Payload(version int64, domains []Domain) []byte {
 	if domains == nil {
