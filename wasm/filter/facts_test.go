@@ -2,6 +2,7 @@ package filter
 
 import (
 	"os"
+	"unsafe"
 
 	"github.com/timfd/fachdienst/wasm/matrix"
 	"github.com/timfd/fachdienst/wasm/planvm"
@@ -16,7 +17,7 @@ import (
 func (f *facts) fromHeaders(hs [][2]string, direction string) bool {
 	var r headerValues
 	r.collect(hs)
-	return f.fromValues(&r, defaultRouter(direction)) == nil
+	return f.fromValues(&r, defaultRouter(direction), nil) == nil
 }
 
 var routers = map[string]*matrix.Router{}
@@ -79,5 +80,30 @@ func TestCollect(t *testing.T) {
 	r.collect([][2]string{{"authorization", `X-Matrix origin=`}})
 	if !r.xmatrix || r.hasXM {
 		t.Errorf("collect = %+v", r)
+	}
+}
+
+// TestHostCache: the cached names equal the computed ones, follow a changed
+// :authority, and are copies (the request's buffer is wiped when it ends).
+func TestHostCache(t *testing.T) {
+	var c hostCache
+	buf := []byte("Matrix.Home.example.de:443")
+	for i := 0; i < 2; i++ {
+		hp, h := c.names(string(buf[:]))
+		if hp != "matrix.home.example.de:443" || h != "matrix.home.example.de" {
+			t.Fatalf("names %q %q", hp, h)
+		}
+	}
+	raw := unsafe.String(&buf[0], len(buf))
+	hp, h := c.names(raw)
+	clear(buf)
+	if hp != "matrix.home.example.de:443" || h != "matrix.home.example.de" {
+		t.Errorf("cached names changed with the request's buffer: %q %q", hp, h)
+	}
+	for _, raw := range []string{"partner.de", "[::1]:8448", "not a host", ""} {
+		wantHP, wantH := (*hostCache)(nil).names(raw)
+		if hp, h := c.names(raw); hp != wantHP || h != wantH {
+			t.Errorf("%q: cached %q %q, computed %q %q", raw, hp, h, wantHP, wantH)
+		}
 	}
 }

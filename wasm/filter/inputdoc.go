@@ -42,7 +42,7 @@ func (m *InputMaker) Input(headers [][2]string, body []byte) ([]byte, error) {
 	s.f = facts{}
 	var hv headerValues
 	hv.collect(headers)
-	if err := s.f.fromValues(&hv, m.p.router); err != nil {
+	if err := s.f.fromValues(&hv, m.p.router, nil); err != nil {
 		return nil, ErrRefused
 	}
 	if s.f.route.Name == matrix.RouteJoin {

@@ -37,7 +37,7 @@ func (s *stream) auditHit(h uint64, expired bool, d *decision) {
 // auditRawHit checks a hit under the header key: the facts of the header
 // values give the remembered input.
 func (s *stream) auditRawHit(hv *headerValues, h uint64, expired bool, d *decision) {
-	if err := s.f.fromValues(hv, s.p.router); err != nil {
+	if err := s.f.fromValues(hv, s.p.router, nil); err != nil {
 		panic("memo: a header key hit for a request without facts: " + err.Error())
 	}
 	s.auditHit(h, expired, d)

@@ -53,7 +53,7 @@ func BenchmarkNewRequest(b *testing.B) {
 				if k, ok := p.memo.rawKeyOf(&hv, false); ok {
 					p.memo.lookup(k, p.memo.opaque)
 				}
-				if err := s.f.fromValues(&hv, p.router); err != nil {
+				if err := s.f.fromValues(&hv, p.router, &p.hosts); err != nil {
 					b.Fatal(err)
 				}
 				k, _ := p.memo.keyOf(&s.f, false)

@@ -81,6 +81,8 @@ type plugin struct {
 	// memo remembers decisions by input; cleared whenever data or policy
 	// change (rebuildData).
 	memo *memo
+	// hosts keeps the last :authority's names (stream.fromValues).
+	hosts hostCache
 	// expiredAt is the last answer of expired.
 	expiredAt expiredAnswer
 	// exact is storage for the observations of an evaluation that used

@@ -120,7 +120,7 @@ func (s *stream) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
 					s.auditRawHit(&hv, h, expired, d)
 				}
 				if !d.allow || d.log { // a logged decision logs the facts
-					if err := s.f.fromValues(&hv, p.router); err != nil {
+					if err := s.f.fromValues(&hv, p.router, &p.hosts); err != nil {
 						return s.rejectPath(err)
 					}
 				}
@@ -129,7 +129,7 @@ func (s *stream) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
 			s.rawKeyed, s.rawHash = true, h
 		}
 	}
-	if err := s.f.fromValues(&hv, p.router); err != nil {
+	if err := s.f.fromValues(&hv, p.router, &p.hosts); err != nil {
 		return s.rejectPath(err)
 	}
 	if !p.ready() {
@@ -618,6 +618,34 @@ func parseDecision(v planvm.Value) (decision, bool) {
 	return d, true
 }
 
+// hostCache keeps the last :authority and the names fromValues made of it:
+// nearly every request of a listener names the same host (the provider's
+// own; the egress's peers come in runs), and lower-casing and parsing it
+// again was a good part of the facts of a request that the memo answers by
+// its facts key. It keeps copies: the request's buffers are wiped when the
+// request ends. A nil cache computes every time.
+type hostCache struct{ raw, hostPort, host string }
+
+// names returns the host[:port] lower-cased and its domain (port removed).
+func (c *hostCache) names(raw string) (hostPort, host string) {
+	if c != nil && len(raw) == len(c.raw) && word.Equal(raw, c.raw) {
+		return c.hostPort, c.host
+	}
+	if c != nil {
+		raw = strings.Clone(raw)
+	}
+	hostPort = strings.ToLower(raw)
+	if d, ok := matrix.ServerDomain(hostPort); ok {
+		host = d
+	} else {
+		host = stripPort(hostPort)
+	}
+	if c != nil {
+		c.raw, c.hostPort, c.host = raw, hostPort, host
+	}
+	return hostPort, host
+}
+
 // stripPort removes the port of a host[:port] (IPv6 literals keep their
 // brackets).
 func stripPort(hp string) string {
@@ -724,14 +752,9 @@ func (r *headerValues) collect(hs [][2]string) {
 // alone and of the endpoint table (which clears the memo when it changes;
 // see memo.rawKeyOf), except the join servers of the query, read only for
 // joins, which the header key never holds.
-func (f *facts) fromValues(r *headerValues, router *matrix.Router) error {
+func (f *facts) fromValues(r *headerValues, router *matrix.Router, hosts *hostCache) error {
 	f.method = strings.ToUpper(r.method)
-	f.hostPort = strings.ToLower(r.hostPort)
-	if d, ok := matrix.ServerDomain(f.hostPort); ok {
-		f.host = d
-	} else {
-		f.host = stripPort(f.hostPort)
-	}
+	f.hostPort, f.host = hosts.names(r.hostPort)
 	if f.method == "CONNECT" && r.rawPath == "" {
 		// A tunnel (egress): no path, only the host it connects to.
 		r.rawPath = "/"
