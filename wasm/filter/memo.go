@@ -25,28 +25,39 @@ import (
 // decision when its opaque strings give every observed outcome (a lookup
 // of the path among the exempt paths that found nothing, a prefix test
 // that failed, an invitee not among the blocked users). An evaluation that
-// used them otherwise is remembered for exactly its own opaque strings. The strings are views into the request's buffers, hashed
-// and compared where they are; a slot stores its key encoded (each string
+// used them otherwise is remembered for exactly its own opaque strings.
+//
+// The strings are views into the request's buffers, hashed and compared
+// where they are; a slot stores its key encoded (each string
 // length-prefixed, so no two lists share an encoding) in a buffer it
-// reuses. The table is direct-mapped with a fixed number of slots, so
-// neither a hit nor a miss allocates once the slots have grown to their
-// keys' length. The table never holds more than memoSlots keys of at most
+// reuses. The table is two-way set-associative with a fixed number of
+// slots: a hash picks a pair of slots, and a key goes into either. With
+// one slot per hash, two keys that repeat and share a slot evicted each
+// other for good, and which keys shared one depended on the random seed
+// (one VM in six lost 6 % of a client-server mix's hits that way). Two
+// variants of one key (an exempt path beside ordinary ones) can be held
+// side by side as well. Neither a hit nor a miss allocates once the slots
+// have grown to their keys' length. The table never holds more than memoSlots keys of at most
 // memoMaxKey bytes (512 KiB).
 //
-// Admission: most keys never repeat (a send's path carries a new
-// transaction id, a federation transaction a new id), and each of them
-// would evict a key that does. So a key takes an empty slot at once, but
-// replaces another key only when it missed before: the seen table holds a
-// tag of the keys that missed once (a doorkeeper), and a one-off key leaves
-// nothing behind but its tag.
+// Admission: most header keys never repeat (a GET of an event or a media
+// file by a new id), and each of them would evict a key that does. So a
+// key takes an empty slot of its pair at once, but replaces the one not hit
+// last only when it missed before: the seen table holds a tag of the keys
+// that missed once (a doorkeeper), and a one-off key leaves nothing behind
+// but its tag.
 type memo struct {
 	seed  uint64
 	slots []memoSlot
-	seen  []uint32
+	// last is, per pair of slots, the one hit or filled last (0 or 1).
+	last []uint8
+	seen []uint32
 	key   memoKey // the current request's facts key
 	raw   memoKey // the current request's header key
 	// opaque are the current request's opaque strings (keyOf), by number.
 	opaque []string
+	// hit is the slot of the last hit (for the audit).
+	hit *memoSlot
 	stats  memoStats
 }
 
@@ -108,7 +119,7 @@ func newMemo() *memo {
 	// from outside (a colliding input only evicts, but evicting on purpose
 	// would make every request evaluate).
 	seed := maphash.String(maphash.MakeSeed(), "memo")
-	return &memo{seed: seed, slots: make([]memoSlot, memoSlots), seen: make([]uint32, memoSeen)}
+	return &memo{seed: seed, slots: make([]memoSlot, memoSlots), last: make([]uint8, memoSlots/2), seen: make([]uint32, memoSeen)}
 }
 
 // clear forgets every decision.
@@ -130,39 +141,52 @@ func (m *memo) clear() {
 // into one buffer first cost more than the rest of a remembered request.
 func (m *memo) lookup(k *memoKey, opaque []string) (*decision, uint64, bool) {
 	h := word.Hash(m.seed^uint64(k.flags), k.f[:k.n])
-	s := &m.slots[h&(memoSlots-1)]
-	if s.used && s.hash == h && k.equal(s.key) && planvm.Replay(s.obs, opaque) {
-		m.stats.hits++
-		return &s.dec, h, true
+	pair := h & (memoSlots/2 - 1)
+	for w := range 2 {
+		s := &m.slots[2*pair+uint64(w)]
+		if s.used && s.hash == h && k.equal(s.key) && planvm.Replay(s.obs, opaque) {
+			m.stats.hits++
+			m.last[pair] = uint8(w)
+			m.hit = s
+			return &s.dec, h, true
+		}
 	}
 	return nil, h, false
 }
 
 // store remembers d for k, which lookup just missed, with what its
-// evaluation observed of the opaque strings, unless the slot holds another
-// key and k has not missed before (see memo). It reports whether d was
-// stored.
-func (m *memo) store(k *memoKey, h uint64, d decision, obs []planvm.Observation) bool {
-	s := &m.slots[h&(memoSlots-1)]
-	if s.used {
+// evaluation observed of the opaque strings, unless both slots of its pair
+// are taken and k has not missed before (see memo). It returns the slot,
+// nil when d was not stored.
+func (m *memo) store(k *memoKey, h uint64, d decision, obs []planvm.Observation) *memoSlot {
+	pair := h & (memoSlots/2 - 1)
+	w := uint64(0)
+	switch {
+	case !m.slots[2*pair].used:
+	case !m.slots[2*pair+1].used:
+		w = 1
+	default:
 		// The tag's index uses the hash's other half: keys that share a
-		// slot rarely share a tag's place, and a tag is never 0 (empty).
+		// pair rarely share a tag's place, and a tag is never 0 (empty).
 		i, tag := (h>>32)&(memoSeen-1), uint32(h)|1
 		if m.seen[i] != tag {
 			m.seen[i] = tag
 			m.stats.skipped++
-			return false
+			return nil
 		}
 		m.seen[i] = 0
 		m.stats.evictions++
+		w = 1 - uint64(m.last[pair])
 	}
+	s := &m.slots[2*pair+w]
+	m.last[pair] = uint8(w)
 	s.used, s.hash, s.key, s.dec = true, h, k.encode(s.key[:0]), d
 	s.obs = clearObs(s.obs)
 	for _, o := range obs {
 		s.obs = append(s.obs, o.Detach())
 	}
 	s.input = nil
-	return true
+	return s
 }
 
 // clearObs empties obs, dropping the data and strings it refers to.
@@ -171,8 +195,11 @@ func clearObs(obs []planvm.Observation) []planvm.Observation {
 	return obs[:0]
 }
 
-// slotOf is the slot of hash h (for the audit).
-func (m *memo) slotOf(h uint64) *memoSlot { return &m.slots[h&(memoSlots-1)] }
+// full reports whether both slots of hash h's pair are taken.
+func (m *memo) full(h uint64) bool {
+	pair := h & (memoSlots/2 - 1)
+	return m.slots[2*pair].used && m.slots[2*pair+1].used
+}
 
 // takeStats returns the counts since the last call and resets them.
 func (m *memo) takeStats() memoStats {

@@ -347,7 +347,7 @@ func TestMemoAdmission(t *testing.T) {
 		p := "/x/" + itoa(i)
 		f.route.Endpoint = p
 		k, _ := m.keyOf(&f, false)
-		if _, h, _ := m.lookup(k, nil); m.slotOf(h).used {
+		if _, h, _ := m.lookup(k, nil); m.full(h) {
 			full++
 			if miss(p) || hits(p) {
 				t.Fatal("a first miss took an occupied slot")
@@ -359,5 +359,43 @@ func TestMemoAdmission(t *testing.T) {
 	}
 	if full == 0 {
 		t.Fatal("no occupied slot found")
+	}
+}
+
+// TestMemoPairHoldsTwo: two keys that repeat and whose hashes pick the
+// same pair of slots are both held, whatever else misses in between.
+func TestMemoPairHoldsTwo(t *testing.T) {
+	m := newMemo()
+	f := facts{method: "GET", hostPort: "a.de"}
+	hashOf := func(ep string) uint64 {
+		f.route.Endpoint = ep
+		k, _ := m.keyOf(&f, false)
+		_, h, _ := m.lookup(k, nil)
+		return h
+	}
+	pair := func(h uint64) uint64 { return h & (memoSlots/2 - 1) }
+	a := "/a"
+	var b string
+	for i := 0; b == ""; i++ {
+		if ep := "/b" + itoa(i); pair(hashOf(ep)) == pair(hashOf(a)) {
+			b = ep
+		}
+	}
+	for _, ep := range []string{a, b} {
+		f.route.Endpoint = ep
+		k, _ := m.keyOf(&f, false)
+		_, h, _ := m.lookup(k, nil)
+		if m.store(k, h, decision{allow: true, reason: ep}, nil) == nil {
+			t.Fatalf("%s not stored in an empty pair", ep)
+		}
+	}
+	for round := 0; round < 3; round++ {
+		for _, ep := range []string{a, b} {
+			f.route.Endpoint = ep
+			k, _ := m.keyOf(&f, false)
+			if d, _, ok := m.lookup(k, nil); !ok || d.reason != ep {
+				t.Fatalf("round %d: %s not held beside the other key of its pair", round, ep)
+			}
+		}
 	}
 }

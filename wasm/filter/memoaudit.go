@@ -18,7 +18,7 @@ import (
 func (s *stream) auditHit(h uint64, expired bool, d *decision) {
 	p := s.p
 	in := s.input(expired)
-	if slot := p.memo.slotOf(h); slot.input != nil {
+	if slot := p.memo.hit; slot.input != nil {
 		if got := inputJSON(in); !bytes.Equal(got, slot.input) {
 			panic("memo: header key equal, input differs:\n" + string(got) + "\n" + string(slot.input))
 		}

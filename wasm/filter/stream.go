@@ -295,8 +295,10 @@ func (s *stream) decide(refetched bool) types.Action {
 			obs = p.exact
 		}
 		p.memo.store(key, h, kept, obs)
-		if s.rawKeyed && p.memo.store(p.memo.rawKey(), s.rawHash, kept, nil) && memoAudit {
-			p.memo.slotOf(s.rawHash).input = inputJSON(in)
+		if s.rawKeyed {
+			if slot := p.memo.store(p.memo.rawKey(), s.rawHash, kept, nil); slot != nil && memoAudit {
+				slot.input = inputJSON(in)
+			}
 		}
 	}
 	return s.apply(&d, refetched, expired)
