@@ -52,13 +52,13 @@ type memo struct {
 	// last is, per pair of slots, the one hit or filled last (0 or 1).
 	last []uint8
 	seen []uint32
-	key   memoKey // the current request's facts key
-	raw   memoKey // the current request's header key
+	key  memoKey // the current request's facts key
+	raw  memoKey // the current request's header key
 	// opaque are the current request's opaque strings (keyOf), by number.
 	opaque []string
 	// hit is the slot of the last hit (for the audit).
-	hit *memoSlot
-	stats  memoStats
+	hit   *memoSlot
+	stats memoStats
 }
 
 // memoStats count since the last flush: hits are requests answered from the
