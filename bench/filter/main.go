@@ -133,8 +133,8 @@ type scenario struct {
 	target  float64
 	// unique: "{n}" in the path and body becomes a number that differs
 	// from request to request, as transaction ids, rooms and invitees do,
-	// so that no request repeats an earlier one's input (the filter's
-	// decision memo never answers; the policy runs for every request).
+	// so that no request repeats an earlier one's input (no header key
+	// answers; the facts key does when the policy's observations hold).
 	unique bool
 }
 
@@ -150,7 +150,8 @@ var scenarios = []scenario{
 	// transaction id, so it is measured new only).
 	{name: "federation_query", role: "federation", headers: [][2]string{{":method", "GET"}, {":path", "/_matrix/federation/v1/query/profile?user_id=@u1:home.example.de"}, {":authority", "home.example.de:8448"}, {"authorization", fedAuth}}, target: 3000},
 	{name: "createroom_one_invitee", role: "client", headers: [][2]string{{":method", "POST"}, {":path", "/_matrix/client/v3/createRoom"}, {":authority", "matrix.home.example.de"}, {"user-agent", "TIM-Client/1.0 (Linux),tim-client-1.0"}, {"content-type", "application/json"}}, body: []byte(`{"preset":"private_chat","invite":["@bob:d500.example.de"],"is_direct":true}`), target: 25000},
-	// Requests that are new every time: the policy is evaluated for each.
+	// Requests that are new every time: no header key answers them; the
+	// facts key does, by what the policy observed of path and invitee.
 	{name: "client_send_new", role: "client", unique: true, headers: [][2]string{{":method", "PUT"}, {":path", "/_matrix/client/v3/rooms/!room:home.example.de/send/m.room.encrypted/txn{n}"}, {":authority", "matrix.home.example.de"}, {"user-agent", "TIM-Client/1.0 (Linux),tim-client-1.0"}, {"authorization", "Bearer abc"}}, body: []byte(`{"algorithm":"m.megolm.v1.aes-sha2","ciphertext":"AwgAEnAA"}`)},
 	{name: "federation_send_new", role: "federation", unique: true, headers: [][2]string{{":method", "PUT"}, {":path", "/_matrix/federation/v1/send/{n}"}, {":authority", "home.example.de:8448"}, {"authorization", fedAuth}}, body: []byte(pduBody)},
 	{name: "createroom_new_invitee", role: "client", unique: true, headers: [][2]string{{":method", "POST"}, {":path", "/_matrix/client/v3/createRoom"}, {":authority", "matrix.home.example.de"}, {"user-agent", "TIM-Client/1.0 (Linux),tim-client-1.0"}, {"content-type", "application/json"}}, body: []byte(`{"preset":"private_chat","invite":["@bob{n}:d500.example.de"],"is_direct":true}`), target: 25000},
